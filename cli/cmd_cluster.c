@@ -1,0 +1,473 @@
+/* `kseg cluster`: reads customer features from HDF5, runs k-means, and writes the model
+ * (centroids, statistics, options) and the labels to a result file, atomically. */
+#include <getopt.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const char *const cluster_usage =
+    "usage: kseg cluster INPUT.h5[:/path] -k K -o RESULT.h5 [options]\n"
+    "\n"
+    "Cluster the rows of INPUT (a 2-D dataset [n, d], or a group of equal-length 1-D column\n"
+    "datasets; default path /customers/features, or the file's only 2-D dataset) with k-means\n"
+    "and write RESULT.h5: /model/centroids [k, d] (attributes columns, inertia, n_iter, seed,\n"
+    "options, kseg_version), /model/iterations (per-iteration table), /labels/cluster [n] int32\n"
+    "and /labels/id when the input has ids. RESULT is written under a temporary name and renamed.\n"
+    "\n"
+    "options:\n"
+    "  -k, --clusters K      number of clusters (required unless --init FILE gives them)\n"
+    "  -o, --output FILE     result file (required; must differ from INPUT)\n"
+    "      --init METHOD     k-means++ (default; greedy, 2 + floor(ln k) trials), random, or\n"
+    "                        FILE.h5:/path with initial centers [k, d]\n"
+    "      --n-init N        initializations, the lowest inertia wins (default: 1 for k-means++\n"
+    "                        and given centers, 10 for random)\n"
+    "      --max-iter N      maximum iterations per initialization (default 300)\n"
+    "      --tol T           stop when the total squared center shift is at most T times the mean\n"
+    "                        feature variance (default 1e-4); a run also stops when no label\n"
+    "                        changes\n"
+    "      --seed S          random seed (default 0); results are identical for any --threads\n"
+    "      --threads T       OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+    "      --columns a,b,c   use only these columns, in this order\n"
+    "      --weights F:/p    per-row sample weights (1-D, n values, finite, >= 0, positive sum)\n"
+    "      --dtype TYPE      float32, float64 or native (default native: float64 sources stay\n"
+    "                        float64, everything else is read as float32)\n"
+    "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, gemm)\n"
+    "      --log-json FILE   append one JSON object per iteration and a final summary\n"
+    "  -q, --quiet           no progress lines and no summary\n"
+    "  -h, --help            show this help\n";
+
+typedef struct progress_state {
+    FILE *log;
+    int show;
+} progress_state;
+
+static int report_progress(const kseg_progress_event *event, void *user_data)
+{
+    progress_state *state = user_data;
+    if (event->stats) {
+        const kseg_iteration_stats *s = event->stats;
+        if (state->show)
+            fprintf(stderr,
+                    "run %d/%d  iter %4d  objective %.9g  shift %.3e  changed %lld  repairs %lld  "
+                    "%.3f s\n",
+                    event->init_run + 1, event->n_init, s->iteration, s->objective,
+                    s->center_shift, (long long)s->changed_labels, (long long)s->empty_repairs,
+                    s->seconds);
+        if (state->log)
+            fprintf(state->log,
+                    "{\"event\":\"iteration\",\"run\":%d,\"iteration\":%d,\"objective\":%.17g,"
+                    "\"center_shift\":%.17g,\"changed_labels\":%lld,\"empty_repairs\":%lld,"
+                    "\"seconds\":%.9f}\n",
+                    event->init_run, s->iteration, s->objective, s->center_shift,
+                    (long long)s->changed_labels, (long long)s->empty_repairs, s->seconds);
+    } else if (state->log) {
+        fprintf(state->log, "{\"event\":\"run\",\"run\":%d,\"inertia\":%.17g}\n", event->init_run,
+                event->run_inertia);
+    }
+    return 0;
+}
+
+static const char *convergence_name(kseg_convergence convergence)
+{
+    switch (convergence) {
+    case KSEG_CONVERGED_STRICT:
+        return "strict (no label changed)";
+    case KSEG_CONVERGED_TOL:
+        return "tolerance";
+    default:
+        return "max_iter reached";
+    }
+}
+
+/* Writes the result file; everything goes to a temporary file that only commit renames. */
+static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result,
+                        const kseg_table *table, const kseg_kmeans_options *options,
+                        const char *options_json, kseg_error *error)
+{
+    size_t k = result->n_clusters, d = result->n_features, n = result->n_rows;
+    size_t centroid_dims[2] = {k, d};
+    int status;
+    if ((status = kseg_h5_write_dataset(writer, "/model/centroids", KSEG_STORE_FLOAT64, 2,
+                                        centroid_dims, result->centroids, 0, 0, error)) ||
+        (status = kseg_h5_write_attribute_strings(writer, "/model/centroids", "columns",
+                                                  (const char *const *)table->column_names, d,
+                                                  error)) ||
+        (status = kseg_h5_write_attribute_double(writer, "/model/centroids", "inertia",
+                                                 result->inertia, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/model/centroids", "n_iter",
+                                                result->n_iter, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/model/centroids", "seed",
+                                                (int64_t)options->seed, error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "options",
+                                                 options_json, error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "kseg_version",
+                                                 kseg_version_string(), error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "convergence",
+                                                 convergence_name(result->convergence), error)) ||
+        (status = kseg_h5_write_attribute_double(writer, "/model/centroids", "tolerance",
+                                                 result->tolerance, error)))
+        return status;
+
+    /* The per-iteration table as a group of equal-length columns (pandas/h5py friendly). */
+    size_t iterations = (size_t)result->n_iter;
+    size_t dims[1] = {iterations};
+    int32_t *index = malloc((iterations ? iterations : 1) * sizeof *index);
+    double *values = malloc((iterations ? iterations : 1) * 4 * sizeof *values);
+    int64_t *counts = malloc((iterations ? iterations : 1) * 2 * sizeof *counts);
+    if (!index || !values || !counts) {
+        free(index);
+        free(values);
+        free(counts);
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory writing iterations");
+    }
+    for (size_t i = 0; i < iterations; i++) {
+        const kseg_iteration_stats *s = &result->iterations[i];
+        index[i] = s->iteration;
+        values[i] = s->objective;
+        values[iterations + i] = s->center_shift;
+        values[2 * iterations + i] = s->seconds;
+        counts[i] = s->changed_labels;
+        counts[iterations + i] = s->empty_repairs;
+    }
+    status = kseg_h5_write_dataset(writer, "/model/iterations/iteration", KSEG_STORE_INT32, 1,
+                                   dims, index, 0, 0, error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/objective", KSEG_STORE_FLOAT64,
+                                       1, dims, values, 0, 0, error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/center_shift",
+                                       KSEG_STORE_FLOAT64, 1, dims, values + iterations, 0, 0,
+                                       error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/seconds", KSEG_STORE_FLOAT64, 1,
+                                       dims, values + 2 * iterations, 0, 0, error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/changed_labels",
+                                       KSEG_STORE_INT64, 1, dims, counts, 0, 0, error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/empty_repairs",
+                                       KSEG_STORE_INT64, 1, dims, counts + iterations, 0, 0,
+                                       error);
+    free(index);
+    free(values);
+    free(counts);
+    if (status)
+        return status;
+
+    size_t label_dims[1] = {n};
+    size_t chunk = n < 65536 ? n : 65536;
+    if ((status = kseg_h5_write_dataset(writer, "/labels/cluster", KSEG_STORE_INT32, 1,
+                                        label_dims, result->labels, chunk, 4, error)))
+        return status;
+    if (table->ids &&
+        (status = kseg_h5_write_dataset(writer, "/labels/id", KSEG_STORE_INT64, 1, label_dims,
+                                        table->ids, chunk, 4, error)))
+        return status;
+    return 0;
+}
+
+/* Reads the initial centers [k, d] from "FILE.h5:/path". */
+static int read_init_centers(const char *location, size_t d, int64_t *k, double **centers,
+                             kseg_error *error)
+{
+    char *file = NULL, *path = NULL;
+    kseg_table init;
+    kseg_table_init(&init);
+    int status = kseg_split_location(location, &file, &path, error);
+    if (status)
+        return status;
+    kseg_read_options read_options;
+    kseg_read_options_defaults(&read_options);
+    read_options.type = KSEG_READ_FLOAT64;
+    if ((status = kseg_h5_read_table(file, path, &read_options, &init, error)))
+        goto done;
+    if (init.matrix.cols != d) {
+        status = kseg_error_set(error, KSEG_ESHAPE,
+                                "%s: initial centers have %zu columns, the data has %zu", location,
+                                init.matrix.cols, d);
+        goto done;
+    }
+    if (*k > 0 && (size_t)*k != init.matrix.rows) {
+        status = kseg_error_set(error, KSEG_ESHAPE,
+                                "%s: %zu initial centers given but -k is %lld", location,
+                                init.matrix.rows, (long long)*k);
+        goto done;
+    }
+    *k = (int64_t)init.matrix.rows;
+    *centers = malloc(init.matrix.rows * d * sizeof **centers);
+    if (!*centers) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(*centers, init.data, init.matrix.rows * d * sizeof **centers);
+done:
+    kseg_table_destroy(&init);
+    free(file);
+    free(path);
+    return status;
+}
+
+int kseg_cmd_cluster(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"clusters", required_argument, NULL, 'k'}, {"output", required_argument, NULL, 'o'},
+        {"init", required_argument, NULL, 'I'},     {"n-init", required_argument, NULL, 'N'},
+        {"max-iter", required_argument, NULL, 'M'}, {"tol", required_argument, NULL, 'T'},
+        {"seed", required_argument, NULL, 'S'},     {"threads", required_argument, NULL, 'j'},
+        {"columns", required_argument, NULL, 'c'},  {"weights", required_argument, NULL, 'w'},
+        {"dtype", required_argument, NULL, 'D'},    {"kernel", required_argument, NULL, 'K'},
+        {"log-json", required_argument, NULL, 'L'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    const char *command = "cluster";
+    kseg_kmeans_options options;
+    kseg_kmeans_options_defaults(&options);
+    int64_t k = 0, value;
+    const char *output = NULL, *init = NULL, *columns = NULL, *weights_location = NULL;
+    const char *log_path = NULL, *dtype = "native";
+    int quiet = 0;
+
+    optind = 1;
+    opterr = 0;
+    int option;
+    while ((option = getopt_long(argc, argv, ":k:o:qh", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'k':
+            if (cli_parse_int64(command, "-k", optarg, 1, INT32_MAX, &k))
+                return KSEG_EXIT_USAGE;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'I':
+            init = optarg;
+            break;
+        case 'N':
+            if (cli_parse_int64(command, "--n-init", optarg, 1, 100000, &value))
+                return KSEG_EXIT_USAGE;
+            options.n_init = (int32_t)value;
+            break;
+        case 'M':
+            if (cli_parse_int64(command, "--max-iter", optarg, 1, INT32_MAX, &value))
+                return KSEG_EXIT_USAGE;
+            options.max_iter = (int32_t)value;
+            break;
+        case 'T':
+            if (cli_parse_double(command, "--tol", optarg, 0.0, 1e300, &options.tol))
+                return KSEG_EXIT_USAGE;
+            break;
+        case 'S':
+            if (cli_parse_uint64(command, "--seed", optarg, &options.seed))
+                return KSEG_EXIT_USAGE;
+            break;
+        case 'j':
+            if (cli_parse_int64(command, "--threads", optarg, 1, 4096, &value))
+                return KSEG_EXIT_USAGE;
+            options.n_threads = (int32_t)value;
+            break;
+        case 'c':
+            columns = optarg;
+            break;
+        case 'w':
+            weights_location = optarg;
+            break;
+        case 'D':
+            dtype = optarg;
+            break;
+        case 'K':
+            options.kernel = optarg;
+            break;
+        case 'L':
+            log_path = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(cluster_usage, stdout);
+            return KSEG_EXIT_OK;
+        case ':':
+            return cli_failf(command, KSEG_EXIT_USAGE, "option %s needs a value",
+                             argv[optind - 1]);
+        default:
+            return cli_failf(command, KSEG_EXIT_USAGE,
+                             "unknown option '%s' (run 'kseg cluster --help')", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return cli_failf(command, KSEG_EXIT_USAGE,
+                         optind >= argc ? "missing INPUT (run 'kseg cluster --help')"
+                                        : "expected one INPUT, got extra argument '%s'",
+                         argv[optind >= argc ? 0 : argc - 1]);
+    if (!output)
+        return cli_failf(command, KSEG_EXIT_USAGE, "missing -o RESULT.h5");
+    if (k == 0 && !(init && strchr(init, ':')))
+        return cli_failf(command, KSEG_EXIT_USAGE, "missing -k K (number of clusters)");
+
+    kseg_read_options read_options;
+    kseg_read_options_defaults(&read_options);
+    if (strcmp(dtype, "float32") == 0)
+        read_options.type = KSEG_READ_FLOAT32;
+    else if (strcmp(dtype, "float64") == 0)
+        read_options.type = KSEG_READ_FLOAT64;
+    else if (strcmp(dtype, "native") != 0)
+        return cli_failf(command, KSEG_EXIT_USAGE,
+                         "--dtype: expected float32, float64 or native, got '%s'", dtype);
+    if (init) {
+        if (strcmp(init, "k-means++") == 0 || strcmp(init, "random") == 0)
+            kseg_init_method_parse(init, &options.init);
+        else if (strstr(init, ":/"))
+            options.init = KSEG_INIT_GIVEN;
+        else
+            return cli_failf(command, KSEG_EXIT_USAGE,
+                             "--init: expected k-means++, random or FILE.h5:/path, got '%s'",
+                             init);
+    }
+
+    int exit_code = KSEG_EXIT_FAILURE;
+    kseg_error error;
+    kseg_error_clear(&error);
+    char *input_file = NULL, *input_path = NULL, **column_list = NULL;
+    size_t column_count = 0;
+    double *init_centers = NULL, *weights = NULL;
+    FILE *log = NULL;
+    kseg_h5_writer *writer = NULL;
+    kseg_table table;
+    kseg_table_init(&table);
+    kseg_kmeans_result result;
+    kseg_kmeans_result_init(&result);
+
+    if (kseg_split_location(argv[optind], &input_file, &input_path, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    if (kseg_same_file(input_file, output)) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                              "output %s is the input file: refusing to overwrite the input",
+                              output);
+        goto done;
+    }
+    if (columns) {
+        if (cli_split_list(command, "--columns", columns, &column_list, &column_count)) {
+            exit_code = KSEG_EXIT_USAGE;
+            goto done;
+        }
+        read_options.columns = (const char *const *)column_list;
+        read_options.n_columns = column_count;
+    }
+    /* Open the output first: an unwritable destination fails before any expensive work. */
+    if (kseg_h5_writer_open(&writer, output, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    double started = omp_get_wtime();
+    if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    double loaded = omp_get_wtime();
+    size_t n = table.matrix.rows, d = table.matrix.cols;
+    if (options.init == KSEG_INIT_GIVEN) {
+        if (read_init_centers(init, d, &k, &init_centers, &error)) {
+            exit_code = cli_fail(command, &error);
+            goto done;
+        }
+        options.init_centers = init_centers;
+    }
+    options.n_clusters = k;
+    if (weights_location) {
+        char *weights_file = NULL, *weights_path = NULL;
+        size_t length;
+        int status = kseg_split_location(weights_location, &weights_file, &weights_path, &error);
+        if (!status && !weights_path)
+            status = kseg_error_set(&error, KSEG_EINVAL,
+                                    "--weights: expected FILE.h5:/path, got '%s'",
+                                    weights_location);
+        if (!status)
+            status = kseg_h5_read_vector(weights_file, weights_path, n, &weights, &length, &error);
+        free(weights_file);
+        free(weights_path);
+        if (status) {
+            exit_code = cli_fail(command, &error);
+            goto done;
+        }
+        options.sample_weight = weights;
+    }
+    if (log_path && !(log = fopen(log_path, "a"))) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "cannot open log file %s for appending",
+                              log_path);
+        goto done;
+    }
+    progress_state progress = {log, !quiet && cli_stderr_is_terminal()};
+    if (progress.log || progress.show) {
+        options.progress = report_progress;
+        options.progress_data = &progress;
+    }
+    if (kseg_kmeans_fit(&table.matrix, &options, &result, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    double fitted = omp_get_wtime();
+    if (result.warnings & KSEG_WARN_FEWER_DISTINCT_ROWS)
+        cli_warnf(command, "%s", result.warning_message);
+
+    char options_json[1024];
+    snprintf(options_json, sizeof options_json,
+             "{\"n_clusters\":%lld,\"init\":\"%s\",\"n_init\":%d,\"max_iter\":%d,\"tol\":%.17g,"
+             "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\"}",
+             (long long)k, kseg_init_method_name(options.init), options.n_init, options.max_iter,
+             options.tol, (unsigned long long)options.seed, weights ? "true" : "false",
+             table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64",
+             options.kernel ? options.kernel : "auto");
+    if (write_result(writer, &result, &table, &options, options_json, &error) ||
+        kseg_h5_writer_commit(writer, &error)) {
+        writer = NULL; /* commit frees the writer even when it fails */
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    writer = NULL;
+    double finished = omp_get_wtime();
+    if (log)
+        fprintf(log,
+                "{\"event\":\"done\",\"n\":%zu,\"d\":%zu,\"k\":%lld,\"inertia\":%.17g,"
+                "\"n_iter\":%d,\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"write_seconds\":%.6f}\n",
+                n, d, (long long)k, result.inertia, result.n_iter, loaded - started,
+                fitted - loaded, finished - fitted);
+    if (!quiet) {
+        printf("kseg cluster: %zu rows x %zu columns (%s) -> %lld clusters\n", n, d,
+               table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64", (long long)k);
+        printf("  inertia %.9g after %d iterations (%s, run %d of the best inertia)\n",
+               result.inertia, result.n_iter, convergence_name(result.convergence),
+               result.best_init + 1);
+        printf("  time: load %.3f s, fit %.3f s, write %.3f s\n", loaded - started,
+               fitted - loaded, finished - fitted);
+        size_t *sizes = calloc((size_t)k, sizeof *sizes);
+        if (sizes) {
+            for (size_t i = 0; i < n; i++)
+                sizes[result.labels[i]]++;
+            printf("  cluster sizes:");
+            for (int64_t c = 0; c < k; c++)
+                printf(" %zu", sizes[c]);
+            printf("\n");
+            free(sizes);
+        }
+        printf("  written to %s\n", output);
+    }
+    if (result.warnings & KSEG_WARN_NOT_CONVERGED && !quiet)
+        cli_warnf(command, "%s", result.warning_message);
+    exit_code = KSEG_EXIT_OK;
+done:
+    kseg_h5_writer_abort(writer);
+    if (log)
+        fclose(log);
+    kseg_kmeans_result_destroy(&result);
+    kseg_table_destroy(&table);
+    cli_free_list(column_list, column_count);
+    free(init_centers);
+    free(weights);
+    free(input_file);
+    free(input_path);
+    return exit_code;
+}

@@ -1,0 +1,169 @@
+/* `kseg predict`: assigns the rows of a new input to the nearest centroid of a saved model. The
+ * model's column names select the input's columns, so a file with another feature set is refused
+ * by name rather than silently misread. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const char *const predict_usage =
+    "usage: kseg predict --model RESULT.h5 INPUT.h5[:/path] -o LABELS.h5 [options]\n"
+    "\n"
+    "Assign every row of INPUT to the nearest centroid of the model written by 'kseg cluster'\n"
+    "(ties go to the lowest cluster id). The input's columns are selected by the model's column\n"
+    "names. LABELS.h5 gets /labels/cluster [n] int32, /labels/distance [n] float64 (squared\n"
+    "distance to the centroid) and /labels/id when the input has ids. On the training data the\n"
+    "labels equal the training labels.\n"
+    "\n"
+    "options:\n"
+    "  -m, --model FILE     result file of 'kseg cluster' (required)\n"
+    "  -o, --output FILE    labels file (required; must differ from INPUT and the model)\n"
+    "      --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+    "      --dtype TYPE     float32, float64 or native (default native), as for 'kseg cluster';\n"
+    "                       use the training run's dtype to reproduce its labels exactly\n"
+    "  -q, --quiet          no summary\n"
+    "  -h, --help           show this help\n";
+
+int kseg_cmd_predict(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"model", required_argument, NULL, 'm'},   {"output", required_argument, NULL, 'o'},
+        {"threads", required_argument, NULL, 'j'}, {"dtype", required_argument, NULL, 'D'},
+        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *command = "predict";
+    const char *model_file = NULL, *output = NULL, *dtype = "native";
+    int64_t threads = 0;
+    int quiet = 0;
+    optind = 1;
+    opterr = 0;
+    int option;
+    while ((option = getopt_long(argc, argv, ":m:o:qh", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'm':
+            model_file = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'j':
+            if (cli_parse_int64(command, "--threads", optarg, 1, 4096, &threads))
+                return KSEG_EXIT_USAGE;
+            break;
+        case 'D':
+            dtype = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(predict_usage, stdout);
+            return KSEG_EXIT_OK;
+        case ':':
+            return cli_failf(command, KSEG_EXIT_USAGE, "option %s needs a value",
+                             argv[optind - 1]);
+        default:
+            return cli_failf(command, KSEG_EXIT_USAGE,
+                             "unknown option '%s' (run 'kseg predict --help')", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return cli_failf(command, KSEG_EXIT_USAGE, "expected exactly one INPUT (run 'kseg predict --help')");
+    if (!model_file)
+        return cli_failf(command, KSEG_EXIT_USAGE, "missing --model RESULT.h5");
+    if (!output)
+        return cli_failf(command, KSEG_EXIT_USAGE, "missing -o LABELS.h5");
+    kseg_read_options read_options;
+    kseg_read_options_defaults(&read_options);
+    if (strcmp(dtype, "float32") == 0)
+        read_options.type = KSEG_READ_FLOAT32;
+    else if (strcmp(dtype, "float64") == 0)
+        read_options.type = KSEG_READ_FLOAT64;
+    else if (strcmp(dtype, "native") != 0)
+        return cli_failf(command, KSEG_EXIT_USAGE,
+                         "--dtype: expected float32, float64 or native, got '%s'", dtype);
+
+    int exit_code = KSEG_EXIT_FAILURE;
+    kseg_error error;
+    kseg_error_clear(&error);
+    char *input_file = NULL, *input_path = NULL;
+    kseg_h5_writer *writer = NULL;
+    kseg_table model, table;
+    kseg_table_init(&model);
+    kseg_table_init(&table);
+    int32_t *labels = NULL;
+    double *distances = NULL;
+
+    if (kseg_split_location(argv[optind], &input_file, &input_path, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    if (kseg_same_file(input_file, output) || kseg_same_file(model_file, output)) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                              "output %s is an input file: refusing to overwrite it", output);
+        goto done;
+    }
+    kseg_read_options model_options;
+    kseg_read_options_defaults(&model_options);
+    model_options.type = KSEG_READ_FLOAT64;
+    if (kseg_h5_read_table(model_file, "/model/centroids", &model_options, &model, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    if (kseg_h5_writer_open(&writer, output, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    read_options.columns = (const char *const *)model.column_names;
+    read_options.n_columns = model.matrix.cols;
+    if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "%s (the model %s needs these columns)",
+                              error.message, model_file);
+        goto done;
+    }
+    size_t n = table.matrix.rows;
+    labels = malloc((n ? n : 1) * sizeof *labels);
+    distances = malloc((n ? n : 1) * sizeof *distances);
+    if (!labels || !distances) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory for %zu rows", n);
+        goto done;
+    }
+    if (kseg_kmeans_predict(&table.matrix, model.data, model.matrix.rows, (int32_t)threads,
+                            labels, distances, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    size_t dims[1] = {n};
+    size_t chunk = n < 65536 ? n : 65536;
+    if (kseg_h5_write_dataset(writer, "/labels/cluster", KSEG_STORE_INT32, 1, dims, labels, chunk,
+                              4, &error) ||
+        kseg_h5_write_dataset(writer, "/labels/distance", KSEG_STORE_FLOAT64, 1, dims, distances,
+                              chunk, 4, &error) ||
+        (table.ids && kseg_h5_write_dataset(writer, "/labels/id", KSEG_STORE_INT64, 1, dims,
+                                            table.ids, chunk, 4, &error)) ||
+        kseg_h5_write_attribute_string(writer, "/labels/cluster", "model", model_file, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    int status = kseg_h5_writer_commit(writer, &error);
+    writer = NULL;
+    if (status) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    if (!quiet)
+        printf("kseg predict: %zu rows assigned to %zu clusters, written to %s\n", n,
+               model.matrix.rows, output);
+    exit_code = KSEG_EXIT_OK;
+done:
+    kseg_h5_writer_abort(writer);
+    kseg_table_destroy(&model);
+    kseg_table_destroy(&table);
+    free(labels);
+    free(distances);
+    free(input_file);
+    free(input_path);
+    return exit_code;
+}

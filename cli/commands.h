@@ -1,0 +1,51 @@
+/* The kseg subcommands and the helpers they share. Each subcommand parses its own arguments
+ * (argv[0] is the subcommand name), prints its own --help, and returns the process exit code. */
+#ifndef KSEG_CLI_COMMANDS_H
+#define KSEG_CLI_COMMANDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kseg/kseg.h"
+
+/* Exit codes, documented in README.md and `kseg --help`. */
+enum kseg_exit_code {
+    KSEG_EXIT_OK = 0,
+    KSEG_EXIT_FAILURE = 1, /* bad input or a failed run: the message says why */
+    KSEG_EXIT_USAGE = 2    /* bad command line */
+};
+
+int kseg_cmd_cluster(int argc, char **argv);
+int kseg_cmd_predict(int argc, char **argv);
+int kseg_cmd_inspect(int argc, char **argv);
+int kseg_cmd_generate(int argc, char **argv);
+
+/* Prints "kseg COMMAND: message" on stderr for a failed library call and returns
+ * KSEG_EXIT_FAILURE. */
+int cli_fail(const char *command, const kseg_error *error);
+
+/* Prints "kseg COMMAND: <formatted>" on stderr and returns exit_code. */
+int cli_failf(const char *command, int exit_code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prints a warning line "kseg COMMAND: warning: <formatted>" on stderr. */
+void cli_warnf(const char *command, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing for option values: the whole text must be a number in range.
+ * They return 0 on success and print a usage error naming the option otherwise (returning -1). */
+int cli_parse_int64(const char *command, const char *option, const char *text, int64_t min,
+                    int64_t max, int64_t *value);
+int cli_parse_uint64(const char *command, const char *option, const char *text, uint64_t *value);
+int cli_parse_double(const char *command, const char *option, const char *text, double min,
+                     double max, double *value);
+
+/* Splits "a,b,c" into a NULL-terminated malloc'd array of malloc'd strings; *count gets the
+ * number. Empty names are rejected (returns -1 after printing a usage error). */
+int cli_split_list(const char *command, const char *option, const char *text, char ***items,
+                   size_t *count);
+void cli_free_list(char **items, size_t count);
+
+/* Non-zero when stderr is a terminal (progress lines are shown only then, unless --quiet). */
+int cli_stderr_is_terminal(void);
+
+#endif

@@ -1,0 +1,134 @@
+/* Helpers shared by the subcommands: error lines, strict number parsing, list splitting. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+
+int cli_fail(const char *command, const kseg_error *error)
+{
+    fprintf(stderr, "kseg %s: %s\n", command,
+            error->message[0] ? error->message : kseg_strerror(error->code));
+    return KSEG_EXIT_FAILURE;
+}
+
+int cli_failf(const char *command, int exit_code, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    fprintf(stderr, "kseg %s: ", command);
+    vfprintf(stderr, format, arguments);
+    fputc('\n', stderr);
+    va_end(arguments);
+    return exit_code;
+}
+
+void cli_warnf(const char *command, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    fprintf(stderr, "kseg %s: warning: ", command);
+    vfprintf(stderr, format, arguments);
+    fputc('\n', stderr);
+    va_end(arguments);
+}
+
+int cli_parse_int64(const char *command, const char *option, const char *text, int64_t min,
+                    int64_t max, int64_t *value)
+{
+    char *end;
+    errno = 0;
+    long long parsed = strtoll(text, &end, 10);
+    if (errno || end == text || *end != '\0' || parsed < min || parsed > max) {
+        cli_failf(command, KSEG_EXIT_USAGE, "%s: expected an integer in [%lld, %lld], got '%s'",
+                  option, (long long)min, (long long)max, text);
+        return -1;
+    }
+    *value = parsed;
+    return 0;
+}
+
+int cli_parse_uint64(const char *command, const char *option, const char *text, uint64_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long parsed = strtoull(text, &end, 10);
+    if (errno || end == text || *end != '\0' || text[0] == '-') {
+        cli_failf(command, KSEG_EXIT_USAGE, "%s: expected a non-negative integer, got '%s'",
+                  option, text);
+        return -1;
+    }
+    *value = parsed;
+    return 0;
+}
+
+int cli_parse_double(const char *command, const char *option, const char *text, double min,
+                     double max, double *value)
+{
+    char *end;
+    errno = 0;
+    double parsed = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(parsed) || parsed < min ||
+        parsed > max) {
+        cli_failf(command, KSEG_EXIT_USAGE, "%s: expected a number in [%g, %g], got '%s'", option,
+                  min, max, text);
+        return -1;
+    }
+    *value = parsed;
+    return 0;
+}
+
+int cli_split_list(const char *command, const char *option, const char *text, char ***items,
+                   size_t *count)
+{
+    size_t capacity = 1;
+    for (const char *c = text; *c; c++)
+        capacity += *c == ',';
+    char **list = calloc(capacity + 1, sizeof *list);
+    if (!list) {
+        cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    const char *start = text;
+    for (;;) {
+        const char *end = strchr(start, ',');
+        size_t length = end ? (size_t)(end - start) : strlen(start);
+        if (length == 0) {
+            cli_failf(command, KSEG_EXIT_USAGE, "%s: empty name in list '%s'", option, text);
+            cli_free_list(list, n);
+            return -1;
+        }
+        list[n] = strndup(start, length);
+        if (!list[n]) {
+            cli_free_list(list, n);
+            cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+            return -1;
+        }
+        n++;
+        if (!end)
+            break;
+        start = end + 1;
+    }
+    *items = list;
+    *count = n;
+    return 0;
+}
+
+void cli_free_list(char **items, size_t count)
+{
+    if (!items)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free(items[i]);
+    free(items);
+}
+
+int cli_stderr_is_terminal(void)
+{
+    return isatty(STDERR_FILENO);
+}

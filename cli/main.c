@@ -1,0 +1,60 @@
+/* The kseg command: dispatches to subcommands, prints the top-level help and version. The CLI
+ * owns printing and exit codes; the library only returns errors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"cluster", kseg_cmd_cluster, "cluster customer features with k-means and write a model"},
+    {"predict", kseg_cmd_predict, "assign new customers to the clusters of a saved model"},
+    {"generate", kseg_cmd_generate, "write a synthetic customer population (or test blobs)"},
+    {"inspect", kseg_cmd_inspect, "list the groups, datasets, shapes and columns of an HDF5 file"},
+};
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: kseg COMMAND [OPTIONS]\n"
+            "\n"
+            "kseg turns a customer base into named, mutually exclusive segments.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(out,
+            "\n"
+            "Run 'kseg COMMAND --help' for the options of a command.\n"
+            "\n"
+            "exit status: 0 success, 1 bad input or failed run (one line on stderr says why),\n"
+            "             2 bad command line.\n"
+            "environment: OMP_NUM_THREADS sets the default thread count (--threads overrides).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return KSEG_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_help(stdout);
+        return KSEG_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kseg %s\n", kseg_version_string());
+        return KSEG_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (strcmp(argv[1], subcommands[i].name) == 0)
+            return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kseg: unknown command '%s' (run 'kseg --help' for the list)\n", argv[1]);
+    return KSEG_EXIT_USAGE;
+}

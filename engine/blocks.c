@@ -1,0 +1,211 @@
+/* Parallel block processing and the deterministic reductions across threads and ranks. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blocks.h"
+
+int kseg_blocks_init(kseg_blocks *blocks, const kseg_comm *comm, size_t n_local, int n_threads,
+                     kseg_error *error)
+{
+    memset(blocks, 0, sizeof *blocks);
+    if (comm->row_offset % KSEG_BLOCK_ROWS != 0)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "rank %d starts at row %zu, which is not a multiple of the block "
+                              "size %zu (split rows at block boundaries)",
+                              comm->rank, comm->row_offset, KSEG_BLOCK_ROWS);
+    blocks->comm = comm;
+    blocks->n_local = n_local;
+    blocks->first_block = comm->row_offset / KSEG_BLOCK_ROWS;
+    blocks->n_blocks_local = (n_local + KSEG_BLOCK_ROWS - 1) / KSEG_BLOCK_ROWS;
+    blocks->n_blocks_global = (comm->n_global + KSEG_BLOCK_ROWS - 1) / KSEG_BLOCK_ROWS;
+    blocks->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+    if (blocks->n_threads < 1)
+        blocks->n_threads = 1;
+    return 0;
+}
+
+int kseg_vector_reducer_init(kseg_vector_reducer *reducer, const kseg_blocks *blocks,
+                             size_t max_width, kseg_error *error)
+{
+    memset(reducer, 0, sizeof *reducer);
+    reducer->max_width = max_width;
+    reducer->n_threads = blocks->n_threads;
+    size_t capacity = kseg_tree_stack_capacity(blocks->n_blocks_global);
+    reducer->stacks = calloc((size_t)reducer->n_threads, sizeof *reducer->stacks);
+    reducer->scratch =
+        malloc(kseg_tree_combine_scratch(blocks->n_blocks_global, max_width) * sizeof(double));
+    if (!reducer->stacks || !reducer->scratch)
+        goto out_of_memory;
+    for (int t = 0; t < reducer->n_threads; t++)
+        if (kseg_tree_stack_init(&reducer->stacks[t], max_width, capacity) != 0)
+            goto out_of_memory;
+    return 0;
+out_of_memory:
+    kseg_vector_reducer_destroy(reducer);
+    return kseg_error_set(error, KSEG_ENOMEM,
+                          "out of memory allocating reduction buffers (%d threads x %zu values)",
+                          blocks->n_threads, max_width);
+}
+
+void kseg_vector_reducer_destroy(kseg_vector_reducer *reducer)
+{
+    if (reducer->stacks)
+        for (int t = 0; t < reducer->n_threads; t++)
+            kseg_tree_stack_destroy(&reducer->stacks[t]);
+    free(reducer->stacks);
+    free(reducer->gather);
+    free(reducer->send);
+    free(reducer->scratch);
+    free(reducer->nodes);
+    memset(reducer, 0, sizeof *reducer);
+}
+
+/* Serialized node: start, level, then width payload doubles. */
+static size_t node_bytes(size_t width)
+{
+    return 2 * sizeof(uint64_t) + width * sizeof(double);
+}
+
+static int ensure_capacity(void **buffer, size_t *capacity, size_t needed)
+{
+    if (needed <= *capacity)
+        return 0;
+    void *grown = realloc(*buffer, needed);
+    if (!grown)
+        return -1;
+    *buffer = grown;
+    *capacity = needed;
+    return 0;
+}
+
+int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, size_t width,
+                       kseg_block_fn fn, void *context, double *out, kseg_error *error)
+{
+    if (width > reducer->max_width)
+        return kseg_error_set(error, KSEG_EINTERNAL, "reduction width %zu exceeds %zu", width,
+                              reducer->max_width);
+    const kseg_comm *comm = blocks->comm;
+    int n_threads = reducer->n_threads;
+    size_t n_blocks = blocks->n_blocks_local;
+    int overflow = 0;
+
+#pragma omp parallel num_threads(n_threads) reduction(| : overflow)
+    {
+        int thread = omp_get_thread_num();
+        kseg_tree_stack *stack = &reducer->stacks[thread];
+        stack->width = width;
+        kseg_tree_stack_reset(stack);
+        /* Static scheduling hands each thread increasing block indices, as the stack needs. */
+#pragma omp for schedule(static)
+        for (size_t b = 0; b < n_blocks; b++) {
+            double *payload = kseg_tree_stack_push_begin(stack, blocks->first_block + b);
+            if (!payload) {
+                overflow = 1;
+                continue;
+            }
+            fn(context, b, payload, thread);
+            kseg_tree_stack_push_end(stack);
+        }
+    }
+
+    if (overflow)
+        return kseg_error_set(error, KSEG_EINTERNAL,
+                              "reduction stack overflow: blocks were not split contiguously");
+
+    /* Serialize this rank's nodes and share them with every rank. */
+    size_t local_nodes = 0;
+    for (int t = 0; t < n_threads; t++)
+        local_nodes += reducer->stacks[t].count;
+    size_t stride = node_bytes(width);
+    int64_t *counts = calloc((size_t)comm->size, sizeof *counts);
+    size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
+    int status = 0;
+    if (!counts || !lengths)
+        goto out_of_memory;
+    counts[comm->rank] = (int64_t)local_nodes;
+    status = comm->ops->allreduce_sum_i64(comm, counts, (size_t)comm->size);
+    if (status)
+        goto transport_failed;
+    size_t total_nodes = 0;
+    for (int r = 0; r < comm->size; r++)
+        total_nodes += (size_t)counts[r];
+    if (ensure_capacity(&reducer->send, &reducer->send_capacity, local_nodes * stride) ||
+        ensure_capacity(&reducer->gather, &reducer->gather_capacity, total_nodes * stride + 1))
+        goto out_of_memory;
+    unsigned char *cursor = reducer->send;
+    for (int t = 0; t < n_threads; t++) {
+        const kseg_tree_stack *stack = &reducer->stacks[t];
+        for (size_t i = 0; i < stack->count; i++) {
+            uint64_t header[2] = {stack->starts[i], stack->levels[i]};
+            memcpy(cursor, header, sizeof header);
+            memcpy(cursor + sizeof header, stack->payloads + i * width, width * sizeof(double));
+            cursor += stride;
+        }
+    }
+    status = comm->ops->allgatherv(comm, reducer->send, local_nodes * stride, reducer->gather,
+                                   reducer->gather_capacity, lengths);
+    if (status)
+        goto transport_failed;
+
+    if (total_nodes > reducer->nodes_capacity) {
+        kseg_tree_node *grown = realloc(reducer->nodes, total_nodes * sizeof *grown);
+        if (!grown)
+            goto out_of_memory;
+        reducer->nodes = grown;
+        reducer->nodes_capacity = total_nodes;
+    }
+    /* Payloads are read in place from the gather buffer; copy headers out for alignment. */
+    const unsigned char *in = reducer->gather;
+    for (size_t i = 0; i < total_nodes; i++) {
+        uint64_t header[2];
+        memcpy(header, in + i * stride, sizeof header);
+        reducer->nodes[i].start = header[0];
+        reducer->nodes[i].level = (uint32_t)header[1];
+        reducer->nodes[i].payload = (const double *)(const void *)(in + i * stride + sizeof header);
+    }
+    free(counts);
+    free(lengths);
+    if (kseg_tree_combine(reducer->nodes, total_nodes, blocks->n_blocks_global, width, out,
+                          reducer->scratch) != 0)
+        return kseg_error_set(error, KSEG_EINTERNAL,
+                              "partial sums do not cover the %zu row blocks exactly",
+                              blocks->n_blocks_global);
+    return 0;
+
+out_of_memory:
+    free(counts);
+    free(lengths);
+    return kseg_error_set(error, KSEG_ENOMEM, "out of memory gathering partial sums");
+transport_failed:
+    free(counts);
+    free(lengths);
+    return kseg_error_set(error, status, "communicator failed while gathering partial sums");
+}
+
+int kseg_gather_block_scalars(const kseg_blocks *blocks, const double *local, size_t stride,
+                              double *global, kseg_error *error)
+{
+    const kseg_comm *comm = blocks->comm;
+    size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
+    if (!lengths)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory gathering block values");
+    /* Ranks hold contiguous block ranges in rank order, so rank-order concatenation is global
+       block order. */
+    int status = comm->ops->allgatherv(comm, local, blocks->n_blocks_local * stride * sizeof(double),
+                                       global, blocks->n_blocks_global * stride * sizeof(double),
+                                       lengths);
+    free(lengths);
+    if (status)
+        return kseg_error_set(error, status, "communicator failed while gathering block values");
+    return 0;
+}
+
+int kseg_allreduce_i64(const kseg_blocks *blocks, int64_t *values, size_t count,
+                       kseg_error *error)
+{
+    int status = blocks->comm->ops->allreduce_sum_i64(blocks->comm, values, count);
+    if (status)
+        return kseg_error_set(error, status, "communicator failed while summing counts");
+    return 0;
+}

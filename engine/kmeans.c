@@ -1,0 +1,850 @@
+/* The k-means driver: validates inputs up front, runs n_init initializations of Lloyd's algorithm
+ * with scikit-learn's convergence semantics, repairs empty clusters deterministically, and returns
+ * centroids, labels and per-iteration statistics. Hot loops live in kernels/; every reduction over
+ * rows goes through blocks.h, which makes results independent of threads and ranks. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kmeans_internal.h"
+
+/* ------------------------------------------------------------------ options and results */
+
+void kseg_kmeans_options_defaults(kseg_kmeans_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->n_clusters = 8;
+    options->init = KSEG_INIT_KMEANS_PLUSPLUS;
+    options->n_init = 0;
+    options->max_iter = 300;
+    options->tol = 1e-4;
+    options->seed = 0;
+}
+
+int kseg_init_method_parse(const char *text, kseg_init_method *method)
+{
+    if (strcmp(text, "k-means++") == 0)
+        *method = KSEG_INIT_KMEANS_PLUSPLUS;
+    else if (strcmp(text, "random") == 0)
+        *method = KSEG_INIT_RANDOM;
+    else
+        return KSEG_EINVAL;
+    return 0;
+}
+
+const char *kseg_init_method_name(kseg_init_method method)
+{
+    switch (method) {
+    case KSEG_INIT_KMEANS_PLUSPLUS:
+        return "k-means++";
+    case KSEG_INIT_RANDOM:
+        return "random";
+    case KSEG_INIT_GIVEN:
+        return "given";
+    }
+    return "unknown";
+}
+
+void kseg_kmeans_result_init(kseg_kmeans_result *result)
+{
+    memset(result, 0, sizeof *result);
+}
+
+void kseg_kmeans_result_destroy(kseg_kmeans_result *result)
+{
+    free(result->centroids);
+    free(result->labels);
+    free(result->iterations);
+    memset(result, 0, sizeof *result);
+}
+
+/* ------------------------------------------------------------------ aligned buffers */
+
+static void *aligned_buffer(size_t bytes)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+/* ------------------------------------------------------------------ validation */
+
+/* Finds the first non-finite value in global order; *found_index = row * d + column or -1. */
+static int first_nonfinite(kmeans_context *context, int64_t *found_index, kseg_error *error)
+{
+    const kseg_blocks *blocks = &context->blocks;
+    size_t d = context->d;
+    double *local = malloc((blocks->n_blocks_local + 1) * sizeof *local);
+    double *global = malloc((blocks->n_blocks_global + 1) * sizeof *global);
+    int status = 0;
+    if (!local || !global) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory checking the data");
+        goto done;
+    }
+#pragma omp parallel for schedule(static) num_threads(blocks->n_threads)
+    for (size_t b = 0; b < blocks->n_blocks_local; b++) {
+        size_t begin = kseg_block_begin(blocks, b) * d;
+        size_t end = begin + kseg_block_rows(blocks, b) * d;
+        double found = -1.0;
+        if (context->dtype == KSEG_FLOAT32) {
+            const float *values = (const float *)(const void *)context->rows;
+            for (size_t i = begin; i < end; i++)
+                if (!isfinite(values[i])) {
+                    found = (double)i;
+                    break;
+                }
+        } else {
+            const double *values = (const double *)(const void *)context->rows;
+            for (size_t i = begin; i < end; i++)
+                if (!isfinite(values[i])) {
+                    found = (double)i;
+                    break;
+                }
+        }
+        /* Local element index -> global element index (exact in a double below 2^53). */
+        local[b] = found < 0 ? -1.0 : found + (double)(blocks->comm->row_offset * d);
+    }
+    if ((status = kseg_gather_block_scalars(blocks, local, 1, global, error)))
+        goto done;
+    *found_index = -1;
+    for (size_t b = 0; b < blocks->n_blocks_global; b++)
+        if (global[b] >= 0) {
+            *found_index = (int64_t)global[b];
+            break;
+        }
+done:
+    free(local);
+    free(global);
+    return status;
+}
+
+static int validate(kmeans_context *context, const kseg_matrix *data,
+                    const kseg_kmeans_options *options, kseg_error *error)
+{
+    if (!data || !data->data || !options)
+        return kseg_error_set(error, KSEG_EINVAL, "no data or options given");
+    if (data->dtype != KSEG_FLOAT32 && data->dtype != KSEG_FLOAT64)
+        return kseg_error_set(error, KSEG_ETYPE, "data must be float32 or float64");
+    if (data->cols == 0)
+        return kseg_error_set(error, KSEG_EEMPTY, "data has no columns (d = 0)");
+    if (context->blocks.comm->n_global == 0)
+        return kseg_error_set(error, KSEG_EEMPTY, "data has no rows (n = 0)");
+    if (options->n_clusters < 1)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "number of clusters must be at least 1, got %lld",
+                              (long long)options->n_clusters);
+    if ((uint64_t)options->n_clusters > context->blocks.comm->n_global)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "number of clusters (%lld) exceeds the number of rows (%zu)",
+                              (long long)options->n_clusters, context->blocks.comm->n_global);
+    if (options->n_clusters > INT32_MAX)
+        return kseg_error_set(error, KSEG_ETOOBIG, "number of clusters %lld exceeds 2^31 - 1",
+                              (long long)options->n_clusters);
+    if (options->max_iter < 1)
+        return kseg_error_set(error, KSEG_EINVAL, "max_iter must be at least 1, got %d",
+                              options->max_iter);
+    if (!(options->tol >= 0) || !isfinite(options->tol))
+        return kseg_error_set(error, KSEG_EINVAL, "tol must be finite and >= 0, got %g",
+                              options->tol);
+    if (options->n_init < 0)
+        return kseg_error_set(error, KSEG_EINVAL, "n_init must be >= 0 (0 = auto), got %d",
+                              options->n_init);
+    if (options->local_trials < 0)
+        return kseg_error_set(error, KSEG_EINVAL, "local_trials must be >= 0, got %d",
+                              options->local_trials);
+    if (options->init == KSEG_INIT_GIVEN) {
+        if (!options->init_centers)
+            return kseg_error_set(error, KSEG_EINVAL, "init is 'given' but no centers were passed");
+        size_t count = (size_t)options->n_clusters * data->cols;
+        for (size_t i = 0; i < count; i++)
+            if (!isfinite(options->init_centers[i]))
+                return kseg_error_set(error, KSEG_ENONFINITE,
+                                      "initial center %zu, column %zu: value is not finite",
+                                      i / data->cols, i % data->cols);
+    } else if (options->init != KSEG_INIT_KMEANS_PLUSPLUS && options->init != KSEG_INIT_RANDOM) {
+        return kseg_error_set(error, KSEG_EINVAL, "unknown init method %d", (int)options->init);
+    }
+
+    int64_t bad;
+    int status = first_nonfinite(context, &bad, error);
+    if (status)
+        return status;
+    if (bad >= 0)
+        return kseg_error_set(error, KSEG_ENONFINITE,
+                              "row %lld, column %lld: value is NaN or infinite (expected a "
+                              "finite number)",
+                              (long long)(bad / (int64_t)data->cols),
+                              (long long)(bad % (int64_t)data->cols));
+
+    if (options->sample_weight) {
+        int64_t counts[2] = {0, 0}; /* rows with a positive weight, first bad row + 1 */
+        for (size_t i = 0; i < context->n; i++) {
+            double w = options->sample_weight[i];
+            if (!isfinite(w) || w < 0)
+                return kseg_error_set(error, KSEG_EINVAL,
+                                      "sample weight of row %zu is %g (expected a finite "
+                                      "number >= 0)",
+                                      context->blocks.comm->row_offset + i, w);
+            if (w > 0)
+                counts[0]++;
+        }
+        if ((status = kseg_allreduce_i64(&context->blocks, counts, 2, error)))
+            return status;
+        if (counts[0] == 0)
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "all sample weights are zero (expected a positive sum)");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ statistics */
+
+typedef struct moment_pass {
+    kmeans_context *context;
+    const double *mean; /* NULL: sum the values; else sum squared deviations from mean */
+} moment_pass;
+
+static void moment_block(void *opaque, size_t b, double *payload, int thread)
+{
+    (void)thread;
+    const moment_pass *pass = opaque;
+    const kmeans_context *context = pass->context;
+    size_t d = context->d, begin = kseg_block_begin(&context->blocks, b);
+    size_t rows = kseg_block_rows(&context->blocks, b);
+    double *row = context->row_buffers[thread];
+    for (size_t i = begin; i < begin + rows; i++) {
+        kmeans_row_as_double(context, i, row);
+        if (pass->mean)
+            for (size_t j = 0; j < d; j++) {
+                double diff = row[j] - pass->mean[j];
+                payload[j] += diff * diff;
+            }
+        else
+            for (size_t j = 0; j < d; j++)
+                payload[j] += row[j];
+    }
+}
+
+/* Unweighted mean and variance of every feature (as numpy's var, population form): the mean
+ * centers the expanded-form kernels and the variance scales tol, as in scikit-learn. */
+static int feature_moments(kmeans_context *context, kseg_error *error)
+{
+    size_t d = context->d;
+    double n = (double)context->blocks.comm->n_global;
+    double *variance = malloc(d * sizeof *variance);
+    if (!variance)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    moment_pass pass = {context, NULL};
+    int status = kseg_reduce_vector(&context->reducer, &context->blocks, d, moment_block, &pass,
+                                    context->column_mean, error);
+    if (!status) {
+        for (size_t j = 0; j < d; j++)
+            context->column_mean[j] /= n;
+        pass.mean = context->column_mean;
+        status = kseg_reduce_vector(&context->reducer, &context->blocks, d, moment_block, &pass,
+                                    variance, error);
+    }
+    if (!status) {
+        double sum = 0.0;
+        for (size_t j = 0; j < d; j++)
+            sum += variance[j] / n;
+        context->mean_variance = sum / (double)d;
+    }
+    free(variance);
+    return status;
+}
+
+/* ------------------------------------------------------------------ Lloyd passes */
+
+/* Payload of the fused pass: sums [k x d], weights [k], inertia, changed labels. */
+static size_t lloyd_width(const kmeans_context *context)
+{
+    return context->k * context->d + context->k + 2;
+}
+
+typedef struct lloyd_pass {
+    kmeans_context *context;
+    int32_t *labels;
+} lloyd_pass;
+
+static void lloyd_block(void *opaque, size_t b, double *payload, int thread)
+{
+    const lloyd_pass *pass = opaque;
+    const kmeans_context *context = pass->context;
+    size_t k = context->k, d = context->d;
+    size_t begin = kseg_block_begin(&context->blocks, b);
+    size_t rows = kseg_block_rows(&context->blocks, b);
+    kseg_block_sums sums = {payload, payload + k * d, 0.0, 0};
+    context->kernel->assign_accumulate(context->rows + begin * d * context->element_size, rows, d,
+                                       context->weights ? context->weights + begin : NULL,
+                                       context->packed, k, pass->labels + begin, &sums,
+                                       context->scratch[thread]);
+    payload[k * d + k] = sums.inertia;
+    /* A count below 2^53 is exact in a double, and so is its tree sum. */
+    payload[k * d + k + 1] = (double)sums.changed;
+}
+
+static void assign_block(void *opaque, size_t b, double *payload, int thread)
+{
+    const lloyd_pass *pass = opaque;
+    const kmeans_context *context = pass->context;
+    size_t d = context->d;
+    size_t begin = kseg_block_begin(&context->blocks, b);
+    size_t rows = kseg_block_rows(&context->blocks, b);
+    double *distances = context->row_buffers[thread];
+    context->kernel->assign(context->rows + begin * d * context->element_size, rows, d,
+                            context->packed, context->k, pass->labels + begin, distances,
+                            context->scratch[thread]);
+    double inertia = 0.0;
+    for (size_t i = 0; i < rows; i++)
+        inertia += (context->weights ? context->weights[begin + i] : 1.0) * distances[i];
+    payload[0] = inertia;
+}
+
+/* ------------------------------------------------------------------ empty clusters */
+
+typedef struct far_row {
+    double distance;
+    uint64_t row;
+} far_row;
+
+static int far_before(const far_row *a, const far_row *b)
+{
+    return a->distance > b->distance || (a->distance == b->distance && a->row < b->row);
+}
+
+static int compare_far(const void *a, const void *b)
+{
+    const far_row *x = a, *y = b;
+    return far_before(x, y) ? -1 : (far_before(y, x) ? 1 : 0);
+}
+
+/* Empty-cluster repair (documented in README): the empty clusters, in increasing index, are
+ * re-seeded with the rows farthest from their assigned centers (ties: lower row), each row moving
+ * its weighted contribution from its old cluster to the empty one; a row whose cluster would be
+ * left empty is skipped. Labels stay until the next assignment, as in scikit-learn. Returns the
+ * number of repairs in *repairs. */
+static int repair_empty_clusters(kmeans_context *context, const double *centers,
+                                 const int32_t *labels, double *payload, int64_t *repairs,
+                                 kseg_error *error)
+{
+    size_t k = context->k, d = context->d;
+    double *sums = payload, *weights = payload + k * d;
+    size_t empty = 0;
+    for (size_t c = 0; c < k; c++)
+        if (weights[c] == 0)
+            empty++;
+    *repairs = 0;
+    if (empty == 0)
+        return 0;
+
+    const kseg_blocks *blocks = &context->blocks;
+    const kseg_comm *comm = blocks->comm;
+    size_t wanted = empty + 8; /* spares for rows that cannot move */
+    size_t per_block = wanted;
+    far_row *local = malloc((blocks->n_blocks_local * per_block + 1) * sizeof *local);
+    size_t *local_counts = calloc(blocks->n_blocks_local + 1, sizeof *local_counts);
+    far_row *gathered = malloc((blocks->n_blocks_global * per_block + 1) * sizeof *gathered);
+    size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
+    double *row = malloc(d * sizeof *row);
+    int status = 0;
+    if (!local || !local_counts || !gathered || !lengths || !row) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory repairing empty clusters");
+        goto done;
+    }
+#pragma omp parallel for schedule(static) num_threads(blocks->n_threads)
+    for (size_t b = 0; b < blocks->n_blocks_local; b++) {
+        size_t begin = kseg_block_begin(blocks, b), rows = kseg_block_rows(blocks, b);
+        far_row *best = local + b * per_block;
+        size_t count = 0;
+        for (size_t i = begin; i < begin + rows; i++) {
+            double weight = context->weights ? context->weights[i] : 1.0;
+            if (weight <= 0)
+                continue;
+            far_row candidate = {kmeans_row_distance(context, i, centers + (size_t)labels[i] * d),
+                                 comm->row_offset + i};
+            /* Insertion into a short sorted list: only `wanted` rows are kept. */
+            if (count == per_block && !far_before(&candidate, &best[count - 1]))
+                continue;
+            size_t position = count < per_block ? count++ : count - 1;
+            while (position > 0 && far_before(&candidate, &best[position - 1])) {
+                best[position] = best[position - 1];
+                position--;
+            }
+            best[position] = candidate;
+        }
+        local_counts[b] = count;
+    }
+    /* Compact the per-block lists and gather them from every rank. */
+    size_t local_total = 0;
+    for (size_t b = 0; b < blocks->n_blocks_local; b++)
+        for (size_t i = 0; i < local_counts[b]; i++)
+            local[local_total++] = local[b * per_block + i];
+    status = comm->ops->allgatherv(comm, local, local_total * sizeof *local, gathered,
+                                   (blocks->n_blocks_global * per_block + 1) * sizeof *gathered,
+                                   lengths);
+    if (status) {
+        kseg_error_set(error, status, "communicator failed repairing empty clusters");
+        goto done;
+    }
+    size_t total = 0;
+    for (int r = 0; r < comm->size; r++)
+        total += lengths[r] / sizeof *gathered;
+    qsort(gathered, total, sizeof *gathered, compare_far);
+
+    size_t next = 0;
+    for (size_t c = 0; c < k; c++) {
+        if (weights[c] != 0)
+            continue;
+        while (next < total) {
+            far_row candidate = gathered[next++];
+            /* Label and weight of the candidate live on its owning rank: share them. */
+            int64_t owner_info[2] = {0, 0};
+            if (candidate.row >= comm->row_offset && candidate.row < comm->row_offset + context->n) {
+                size_t i = (size_t)(candidate.row - comm->row_offset);
+                owner_info[0] = labels[i] + 1;
+                owner_info[1] = 1;
+            }
+            if ((status = kseg_allreduce_i64(blocks, owner_info, 2, error)))
+                goto done;
+            size_t old = (size_t)(owner_info[0] - 1);
+            double weight = 1.0;
+            if (context->weights) {
+                double shared[1] = {0};
+                if (candidate.row >= comm->row_offset &&
+                    candidate.row < comm->row_offset + context->n)
+                    shared[0] = context->weights[candidate.row - comm->row_offset];
+                /* Weights travel as bytes from the owner, like rows. */
+                size_t owner_bytes = (candidate.row >= comm->row_offset &&
+                                      candidate.row < comm->row_offset + context->n)
+                                         ? sizeof shared
+                                         : 0;
+                double received[1];
+                if ((status = comm->ops->allgatherv(comm, shared, owner_bytes, received,
+                                                    sizeof received, lengths))) {
+                    kseg_error_set(error, status, "communicator failed repairing empty clusters");
+                    goto done;
+                }
+                weight = received[0];
+            }
+            if (weights[old] - weight <= 0)
+                continue; /* moving it would empty its own cluster */
+            if ((status = kmeans_fetch_row(context, candidate.row, row, error)))
+                goto done;
+            for (size_t j = 0; j < d; j++) {
+                sums[old * d + j] -= weight * row[j];
+                sums[c * d + j] = weight * row[j];
+            }
+            weights[old] -= weight;
+            weights[c] = weight;
+            (*repairs)++;
+            break;
+        }
+    }
+done:
+    free(local);
+    free(local_counts);
+    free(gathered);
+    free(lengths);
+    free(row);
+    return status;
+}
+
+/* ------------------------------------------------------------------ one run */
+
+typedef struct run_output {
+    double inertia;
+    int32_t n_iter;
+    kseg_convergence convergence;
+    int64_t empty_repairs;
+    kseg_iteration_stats *iterations; /* [max_iter], filled for n_iter */
+} run_output;
+
+static int pack_centers(kmeans_context *context, const double *centers)
+{
+    context->kernel->pack(centers, context->k, context->d, context->column_mean, context->packed);
+    return 0;
+}
+
+static int run_lloyd(kmeans_context *context, int32_t run, double *centers, int32_t *labels,
+                     double *payload, run_output *output, kseg_error *error)
+{
+    const kseg_kmeans_options *options = context->options;
+    size_t k = context->k, d = context->d;
+    (void)run;
+    double tolerance = options->tol * context->mean_variance;
+    lloyd_pass pass = {context, labels};
+    int status = 0;
+    output->convergence = KSEG_CONVERGED_NONE;
+    output->empty_repairs = 0;
+    for (size_t i = 0; i < context->n; i++)
+        labels[i] = -1;
+
+    int32_t iteration;
+    for (iteration = 0; iteration < options->max_iter; iteration++) {
+        double started = omp_get_wtime();
+        pack_centers(context, centers);
+        if ((status = kseg_reduce_vector(&context->reducer, &context->blocks, lloyd_width(context),
+                                         lloyd_block, &pass, payload, error)))
+            return status;
+        double objective = payload[k * d + k];
+        int64_t changed = (int64_t)payload[k * d + k + 1];
+        int64_t repairs = 0;
+        if ((status = repair_empty_clusters(context, centers, labels, payload, &repairs, error)))
+            return status;
+        /* Update: centers become the weighted means; a cluster that stays empty keeps its
+           center. The squared shift is summed over all centers. */
+        double shift = 0.0;
+        for (size_t c = 0; c < k; c++) {
+            double weight = payload[k * d + c];
+            if (weight <= 0)
+                continue;
+            for (size_t j = 0; j < d; j++) {
+                double updated = payload[c * d + j] / weight;
+                double move = updated - centers[c * d + j];
+                shift += move * move;
+                centers[c * d + j] = updated;
+            }
+        }
+        kseg_iteration_stats *stats = &output->iterations[iteration];
+        stats->iteration = iteration + 1;
+        stats->objective = objective;
+        stats->center_shift = shift;
+        stats->changed_labels = changed;
+        stats->empty_repairs = repairs;
+        stats->seconds = omp_get_wtime() - started;
+        output->empty_repairs += repairs;
+        if (options->progress) {
+            kseg_progress_event event = {run, context->n_init, stats, 0.0};
+            if (options->progress(&event, options->progress_data))
+                return kseg_error_set(error, KSEG_ECANCELED, "canceled at iteration %d of run %d",
+                                      iteration + 1, run + 1);
+        }
+        if (changed == 0 && repairs == 0) {
+            output->convergence = KSEG_CONVERGED_STRICT;
+            break;
+        }
+        if (shift <= tolerance) {
+            output->convergence = KSEG_CONVERGED_TOL;
+            break;
+        }
+    }
+    output->n_iter = iteration < options->max_iter ? iteration + 1 : options->max_iter;
+
+    /* Final assignment so that labels match the returned centers (and the inertia is theirs). */
+    pack_centers(context, centers);
+    double inertia;
+    if ((status = kseg_reduce_vector(&context->reducer, &context->blocks, 1, assign_block, &pass,
+                                     &inertia, error)))
+        return status;
+    output->inertia = inertia;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ fit */
+
+static void context_destroy(kmeans_context *context)
+{
+    if (context->scratch)
+        for (int t = 0; t < context->blocks.n_threads; t++)
+            free(context->scratch[t]);
+    if (context->row_buffers)
+        for (int t = 0; t < context->blocks.n_threads; t++)
+            free(context->row_buffers[t]);
+    free(context->scratch);
+    free(context->row_buffers);
+    free(context->packed);
+    free(context->column_mean);
+    kseg_vector_reducer_destroy(&context->reducer);
+}
+
+static int context_init(kmeans_context *context, const kseg_matrix *data,
+                        const kseg_kmeans_options *options, const kseg_comm *comm,
+                        kseg_error *error)
+{
+    memset(context, 0, sizeof *context);
+    context->options = options;
+    context->rows = data->data;
+    context->dtype = data->dtype;
+    context->element_size = kseg_dtype_size(data->dtype);
+    context->n = data->rows;
+    context->d = data->cols;
+    context->k = options->n_clusters > 0 ? (size_t)options->n_clusters : 1;
+    context->weights = options->sample_weight;
+    int status = kseg_blocks_init(&context->blocks, comm, data->rows, options->n_threads, error);
+    if (status)
+        return status;
+    int n_threads = context->blocks.n_threads;
+    size_t width = context->k * context->d + context->k + 2;
+    if (width < context->d)
+        width = context->d;
+    if ((status = kseg_vector_reducer_init(&context->reducer, &context->blocks, width, error)))
+        return status;
+    context->scratch = calloc((size_t)n_threads, sizeof *context->scratch);
+    context->row_buffers = calloc((size_t)n_threads, sizeof *context->row_buffers);
+    context->column_mean = calloc(context->d, sizeof *context->column_mean);
+    if (!context->scratch || !context->row_buffers || !context->column_mean)
+        goto out_of_memory;
+    size_t row_buffer = KSEG_BLOCK_ROWS > context->d ? KSEG_BLOCK_ROWS : context->d;
+    for (int t = 0; t < n_threads; t++)
+        if (!(context->row_buffers[t] = malloc(row_buffer * sizeof(double))))
+            goto out_of_memory;
+    return 0;
+out_of_memory:
+    return kseg_error_set(error, KSEG_ENOMEM, "out of memory setting up k-means");
+}
+
+static int select_kernel(kmeans_context *context, kseg_error *error)
+{
+    const char *name = context->options->kernel;
+    context->kernel = kseg_assign_kernel_select(context->dtype, context->k, context->d, name);
+    if (!context->kernel)
+        return kseg_error_set(error, KSEG_ENOTSUP,
+                              "kernel '%s' is unknown or not supported by this CPU for %s data",
+                              name ? name : "(auto)",
+                              context->dtype == KSEG_FLOAT32 ? "float32" : "float64");
+    context->packed = aligned_buffer(context->kernel->packed_size(context->k, context->d));
+    if (!context->packed)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory for packed centers");
+    size_t scratch = context->kernel->scratch_size(context->k, context->d);
+    for (int t = 0; t < context->blocks.n_threads; t++)
+        if (!(context->scratch[t] = aligned_buffer(scratch)))
+            return kseg_error_set(error, KSEG_ENOMEM, "out of memory for kernel scratch");
+    return 0;
+}
+
+/* Counts distinct centers (bitwise equal coordinates count as one). */
+static int count_distinct_centers(const double *centers, size_t k, size_t d, size_t *distinct)
+{
+    /* A quadratic scan is fine for the k of segmentation (k^2 d comparisons only at the end);
+       beyond that the warning is skipped rather than spending time on it. */
+    if (k > 4096) {
+        *distinct = k;
+        return 0;
+    }
+    size_t count = 0;
+    for (size_t a = 0; a < k; a++) {
+        int duplicate = 0;
+        for (size_t b = 0; b < a && !duplicate; b++)
+            duplicate = memcmp(centers + a * d, centers + b * d, d * sizeof *centers) == 0;
+        count += !duplicate;
+    }
+    *distinct = count;
+    return 0;
+}
+
+int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
+                    kseg_kmeans_result *result, kseg_error *error)
+{
+    kmeans_context context;
+    kseg_comm serial;
+    const kseg_comm *comm = options ? options->comm : NULL;
+    if (!comm) {
+        kseg_comm_serial(&serial, data ? data->rows : 0);
+        comm = &serial;
+    }
+    kseg_kmeans_result_init(result);
+    if (!data || !options)
+        return kseg_error_set(error, KSEG_EINVAL, "no data or options given");
+
+    double *centers = NULL, *best_centers = NULL, *payload = NULL;
+    int32_t *labels = NULL, *best_labels = NULL;
+    run_output output = {0};
+    kseg_iteration_stats *best_iterations = NULL;
+    int status = context_init(&context, data, options, comm, error);
+    if (status)
+        goto done;
+    if ((status = validate(&context, data, options, error)))
+        goto done;
+    if ((status = select_kernel(&context, error)))
+        goto done;
+
+    size_t n = context.n, d = context.d, k = context.k;
+    int32_t n_init = options->n_init > 0 ? options->n_init
+                                         : (options->init == KSEG_INIT_RANDOM ? 10 : 1);
+    if (options->init == KSEG_INIT_GIVEN)
+        n_init = 1; /* the same centers would give the same run */
+    context.n_init = n_init;
+    centers = malloc(k * d * sizeof *centers);
+    best_centers = malloc(k * d * sizeof *best_centers);
+    payload = malloc(lloyd_width(&context) * sizeof *payload);
+    labels = malloc((n ? n : 1) * sizeof *labels);
+    best_labels = n_init > 1 ? malloc((n ? n : 1) * sizeof *best_labels) : NULL;
+    output.iterations = calloc((size_t)options->max_iter, sizeof *output.iterations);
+    best_iterations = calloc((size_t)options->max_iter, sizeof *best_iterations);
+    if (!centers || !best_centers || !payload || !labels || (n_init > 1 && !best_labels) ||
+        !output.iterations || !best_iterations) {
+        status = kseg_error_set(error, KSEG_ENOMEM,
+                                "out of memory for k-means buffers (n = %zu, k = %zu, d = %zu)", n,
+                                k, d);
+        goto done;
+    }
+
+    /* OpenBLAS must not start its own threads inside our OpenMP regions. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+
+    if ((status = feature_moments(&context, error)))
+        goto restore_blas;
+    result->tolerance = options->tol * context.mean_variance;
+
+    double best_inertia = INFINITY;
+    for (int32_t run = 0; run < n_init; run++) {
+        if (options->init == KSEG_INIT_GIVEN)
+            memcpy(centers, options->init_centers, k * d * sizeof *centers);
+        else if (options->init == KSEG_INIT_RANDOM)
+            status = kmeans_init_random(&context, run, centers, error);
+        else
+            status = kmeans_init_plusplus(&context, run, centers, error);
+        if (status)
+            goto restore_blas;
+        if ((status = run_lloyd(&context, run, centers, labels, payload, &output, error)))
+            goto restore_blas;
+        result->total_empty_repairs += output.empty_repairs;
+        if (options->progress) {
+            kseg_progress_event event = {run, n_init, NULL, output.inertia};
+            if (options->progress(&event, options->progress_data)) {
+                status = kseg_error_set(error, KSEG_ECANCELED, "canceled after run %d", run + 1);
+                goto restore_blas;
+            }
+        }
+        if (output.inertia < best_inertia) { /* ties keep the earlier run */
+            best_inertia = output.inertia;
+            memcpy(best_centers, centers, k * d * sizeof *centers);
+            memcpy(best_iterations, output.iterations,
+                   (size_t)output.n_iter * sizeof *best_iterations);
+            result->n_iter = output.n_iter;
+            result->best_init = run;
+            result->convergence = output.convergence;
+            if (best_labels) {
+                int32_t *swap = best_labels;
+                best_labels = labels;
+                labels = swap;
+            }
+        }
+    }
+
+    result->n_clusters = k;
+    result->n_features = d;
+    result->n_rows = n;
+    result->centroids = best_centers;
+    best_centers = NULL;
+    result->labels = best_labels ? best_labels : labels;
+    if (best_labels)
+        best_labels = NULL;
+    else
+        labels = NULL;
+    result->inertia = best_inertia;
+    result->iterations = best_iterations;
+    best_iterations = NULL;
+
+    size_t distinct;
+    count_distinct_centers(result->centroids, k, d, &distinct);
+    size_t used = 0;
+    if (distinct < k) {
+        result->warnings |= KSEG_WARN_FEWER_DISTINCT_ROWS;
+        used = (size_t)snprintf(result->warning_message, sizeof result->warning_message,
+                                "only %zu distinct centers for k = %zu: the data has fewer "
+                                "distinct rows than clusters. ",
+                                distinct, k);
+    }
+    if (result->convergence == KSEG_CONVERGED_NONE) {
+        result->warnings |= KSEG_WARN_NOT_CONVERGED;
+        if (used < sizeof result->warning_message)
+            snprintf(result->warning_message + used, sizeof result->warning_message - used,
+                     "max_iter (%d) reached before convergence.", options->max_iter);
+    }
+
+restore_blas:
+    openblas_set_num_threads(blas_threads);
+done:
+    if (status)
+        kseg_kmeans_result_destroy(result);
+    free(centers);
+    free(best_centers);
+    free(payload);
+    free(labels);
+    free(best_labels);
+    free(output.iterations);
+    free(best_iterations);
+    context_destroy(&context);
+    return status;
+}
+
+/* ------------------------------------------------------------------ predict and inertia */
+
+int kseg_kmeans_predict(const kseg_matrix *data, const double *centroids, size_t n_clusters,
+                        int32_t n_threads, int32_t *labels, double *distances, kseg_error *error)
+{
+    if (!data || !data->data || !centroids || !labels)
+        return kseg_error_set(error, KSEG_EINVAL, "predict needs data, centroids and labels");
+    if (n_clusters < 1 || data->cols == 0)
+        return kseg_error_set(error, KSEG_EINVAL, "predict needs k >= 1 and d >= 1");
+    size_t d = data->cols, n = data->rows, k = n_clusters;
+    const kseg_assign_kernel *kernel = kseg_assign_kernel_select(data->dtype, k, d, NULL);
+    if (!kernel)
+        return kseg_error_set(error, KSEG_ETYPE, "data must be float32 or float64");
+    int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+    size_t element_size = kseg_dtype_size(data->dtype);
+    void *packed = aligned_buffer(kernel->packed_size(k, d));
+    double *shift = calloc(d, sizeof *shift);
+    void **scratch = calloc((size_t)threads, sizeof *scratch);
+    int status = 0;
+    if (!packed || !shift || !scratch)
+        goto out_of_memory;
+    for (int t = 0; t < threads; t++)
+        if (!(scratch[t] = aligned_buffer(kernel->scratch_size(k, d))))
+            goto out_of_memory;
+    /* Centering on the centroids' mean keeps the expanded-form kernels accurate. */
+    for (size_t c = 0; c < k; c++)
+        for (size_t j = 0; j < d; j++)
+            shift[j] += centroids[c * d + j] / (double)k;
+    kernel->pack(centroids, k, d, shift, packed);
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    size_t n_blocks = (n + KSEG_BLOCK_ROWS - 1) / KSEG_BLOCK_ROWS;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t begin = b * KSEG_BLOCK_ROWS;
+        size_t rows = begin + KSEG_BLOCK_ROWS > n ? n - begin : KSEG_BLOCK_ROWS;
+        kernel->assign((const unsigned char *)data->data + begin * d * element_size, rows, d,
+                       packed, k, labels + begin, distances ? distances + begin : NULL,
+                       scratch[omp_get_thread_num()]);
+    }
+    openblas_set_num_threads(blas_threads);
+    goto done;
+out_of_memory:
+    status = kseg_error_set(error, KSEG_ENOMEM, "out of memory in predict");
+done:
+    if (scratch)
+        for (int t = 0; t < threads; t++)
+            free(scratch[t]);
+    free(scratch);
+    free(packed);
+    free(shift);
+    return status;
+}
+
+int kseg_kmeans_inertia(const kseg_matrix *data, const double *centroids, size_t n_clusters,
+                        const int32_t *labels, const double *sample_weight, double *inertia,
+                        kseg_error *error)
+{
+    if (!data || !data->data || !centroids || !labels || !inertia)
+        return kseg_error_set(error, KSEG_EINVAL, "inertia needs data, centroids and labels");
+    size_t d = data->cols;
+    double total = 0.0;
+    for (size_t i = 0; i < data->rows; i++) {
+        if (labels[i] < 0 || (size_t)labels[i] >= n_clusters)
+            return kseg_error_set(error, KSEG_EINVAL, "label %d of row %zu is outside [0, %zu)",
+                                  labels[i], i, n_clusters);
+        double sum = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            double diff = kseg_matrix_get(data, i, j) - centroids[(size_t)labels[i] * d + j];
+            sum += diff * diff;
+        }
+        total += (sample_weight ? sample_weight[i] : 1.0) * sum;
+    }
+    *inertia = total;
+    return 0;
+}

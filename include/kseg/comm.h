@@ -1,0 +1,47 @@
+/* The communicator: every reduction across rows goes through it, so the serial build and the MPI
+ * build run the same algorithm code. Floating-point sums are never reduced by the transport;
+ * the engine gathers partial results and combines them in a fixed order (see kernels/reduce.h). */
+#ifndef KSEG_COMM_H
+#define KSEG_COMM_H
+
+#include "kseg/export.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kseg_comm kseg_comm;
+
+typedef struct kseg_comm_ops {
+    /* Sums count int64 values element-wise across ranks, in place. */
+    int (*allreduce_sum_i64)(const kseg_comm *comm, int64_t *values, size_t count);
+    /* Every rank contributes send_bytes bytes; afterwards every rank holds all contributions
+       concatenated in rank order in recv (at most recv_capacity bytes) and each rank's length
+       in recv_lengths[size]. */
+    int (*allgatherv)(const kseg_comm *comm, const void *send, size_t send_bytes, void *recv,
+                      size_t recv_capacity, size_t *recv_lengths);
+    /* Copies bytes from root to every rank. */
+    int (*broadcast)(const kseg_comm *comm, void *buffer, size_t bytes, int root);
+} kseg_comm_ops;
+
+struct kseg_comm {
+    int rank;
+    int size;
+    /* This rank's rows are global rows [row_offset, row_offset + local rows); the global count is
+       n_global. Splits are contiguous and in rank order. */
+    size_t row_offset;
+    size_t n_global;
+    const kseg_comm_ops *ops;
+    void *impl; /* transport state (an MPI communicator, ...) */
+};
+
+/* A single-process communicator for n rows: rank 0 of 1. */
+KSEG_API void kseg_comm_serial(kseg_comm *comm, size_t n_rows);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

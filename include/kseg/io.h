@@ -1,0 +1,135 @@
+/* HDF5 input and output: reading customer matrices (a 2-D dataset or a group of 1-D columns) into
+ * the engine's buffer, and writing result files atomically (temporary name, then rename).
+ * Part of libkseg, used by the CLI; the engine itself never touches files. */
+#ifndef KSEG_IO_H
+#define KSEG_IO_H
+
+#include "kseg/export.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kseg/error.h"
+#include "kseg/matrix.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- reading */
+
+/* How kseg_h5_read_matrix chooses the element type of the returned buffer. */
+typedef enum kseg_read_type {
+    /* float64 for float64, int32, uint32, int64 and uint64 sources (exact); float32 otherwise. */
+    KSEG_READ_NATIVE = 0,
+    KSEG_READ_FLOAT32 = 1,
+    KSEG_READ_FLOAT64 = 2
+} kseg_read_type;
+
+typedef struct kseg_read_options {
+    /* Select and order columns by name (attribute "columns" on a 2-D dataset, dataset names in a
+       group). NULL = all columns (in a group: every 1-D numeric dataset except "id", in name
+       order). */
+    const char *const *columns;
+    size_t n_columns;
+    kseg_read_type type;     /* Default KSEG_READ_NATIVE. */
+    int check_finite;        /* Non-zero: fail with KSEG_ENONFINITE naming the first NaN/Inf by
+                                row and column. Default 1. */
+    /* Read only global rows [row_offset, row_offset + row_count); row_count 0 = to the end. */
+    size_t row_offset;
+    size_t row_count;
+} kseg_read_options;
+
+KSEG_API void kseg_read_options_defaults(kseg_read_options *options);
+
+/* A matrix read from a file; owns its buffers. Initialize with kseg_table_init. */
+typedef struct kseg_table {
+    kseg_matrix matrix;      /* view of data, rows x cols */
+    void *data;              /* owned, 64-byte aligned, free with kseg_table_destroy */
+    char **column_names;     /* [cols] owned strings ("column0", ... when the file names none) */
+    int64_t *ids;            /* [rows] the "id" dataset beside the data, or NULL */
+    size_t total_rows;       /* rows in the file (before row_offset/row_count) */
+} kseg_table;
+
+KSEG_API void kseg_table_init(kseg_table *table);
+KSEG_API void kseg_table_destroy(kseg_table *table);
+
+/* Reads FILE's object at path. path may be NULL or "": then "/customers/features" if it exists,
+ * else the only 2-D numeric dataset in the file (an error lists the candidates otherwise).
+ * Accepts any integer or floating type, chunked or contiguous, compressed or not. The "id"
+ * dataset is looked up beside a 2-D dataset (same group) or inside a column group. */
+KSEG_API int kseg_h5_read_table(const char *file, const char *path, const kseg_read_options *options,
+                       kseg_table *table, kseg_error *error);
+
+/* Reads a 1-D numeric dataset of exactly expected_length values (0 = any) as double. *values is
+ * malloc'd; *length receives its length. */
+KSEG_API int kseg_h5_read_vector(const char *file, const char *path, size_t expected_length,
+                        double **values, size_t *length, kseg_error *error);
+
+/* Reads a string attribute (fixed or variable length) of object path; *value is malloc'd. */
+KSEG_API int kseg_h5_read_attribute_string(const char *file, const char *object_path, const char *name,
+                                  char **value, kseg_error *error);
+
+/* "FILE.h5:/path" -> file and path (both malloc'd; *path NULL when there is no ':/' suffix). */
+KSEG_API int kseg_split_location(const char *location, char **file, char **path, kseg_error *error);
+
+/* Non-zero when both paths name the same existing file (device and inode). */
+KSEG_API int kseg_same_file(const char *path_a, const char *path_b);
+
+/* Writes a human-readable listing of every group and dataset (shape, type, columns attribute) to
+ * a malloc'd string. */
+KSEG_API int kseg_h5_describe(const char *file, char **listing, kseg_error *error);
+
+/* ---------------------------------------------------------------- writing */
+
+typedef enum kseg_store_type {
+    KSEG_STORE_FLOAT32 = 1,
+    KSEG_STORE_FLOAT64 = 2,
+    KSEG_STORE_INT32 = 3,
+    KSEG_STORE_INT64 = 4
+} kseg_store_type;
+
+/* A result file being written under a temporary name in the destination's directory. Nothing
+ * appears under the final name until kseg_h5_writer_commit succeeds; _abort (or a crash) leaves
+ * any existing file at the final name untouched. */
+typedef struct kseg_h5_writer kseg_h5_writer;
+
+KSEG_API int kseg_h5_writer_open(kseg_h5_writer **writer, const char *final_path, kseg_error *error);
+
+/* Creates dataset path (intermediate groups created) of rank 1 or 2 with dims, and writes all of
+ * data (may be NULL to leave it for kseg_h5_write_rows). chunk_rows > 0 makes it chunked with
+ * that many rows per chunk, gzip_level 1..9 compresses (0 = none). */
+KSEG_API int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_type type,
+                          int rank, const size_t *dims, const void *data, size_t chunk_rows,
+                          int gzip_level, kseg_error *error);
+
+/* Writes rows [row_offset, row_offset + rows) of an existing dataset created above; data holds
+ * rows x (dims[1] or 1) elements of the dataset's type. Used for streaming writes. */
+KSEG_API int kseg_h5_write_rows(kseg_h5_writer *writer, const char *path, size_t row_offset, size_t rows,
+                       const void *data, kseg_error *error);
+
+/* Attributes on an existing object (group or dataset). */
+KSEG_API int kseg_h5_write_attribute_string(kseg_h5_writer *writer, const char *object_path,
+                                   const char *name, const char *value, kseg_error *error);
+KSEG_API int kseg_h5_write_attribute_strings(kseg_h5_writer *writer, const char *object_path,
+                                    const char *name, const char *const *values, size_t count,
+                                    kseg_error *error);
+KSEG_API int kseg_h5_write_attribute_double(kseg_h5_writer *writer, const char *object_path,
+                                   const char *name, double value, kseg_error *error);
+KSEG_API int kseg_h5_write_attribute_int64(kseg_h5_writer *writer, const char *object_path,
+                                  const char *name, int64_t value, kseg_error *error);
+
+/* A 1-D dataset of variable-length UTF-8 strings. */
+KSEG_API int kseg_h5_write_strings(kseg_h5_writer *writer, const char *path, const char *const *values,
+                          size_t count, kseg_error *error);
+
+/* Closes, flushes to disk and renames the temporary file to the final name; frees writer. */
+KSEG_API int kseg_h5_writer_commit(kseg_h5_writer *writer, kseg_error *error);
+
+/* Closes and removes the temporary file; frees writer. Safe with NULL. */
+KSEG_API void kseg_h5_writer_abort(kseg_h5_writer *writer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,144 @@
+/* k-means clustering: options with documented defaults, the result with per-iteration
+ * statistics, fit and predict. Semantics follow scikit-learn's KMeans where the concept matches
+ * (tol relative to the mean feature variance, strict convergence, final assignment step,
+ * sample weights everywhere, greedy k-means++). */
+#ifndef KSEG_KMEANS_H
+#define KSEG_KMEANS_H
+
+#include "kseg/export.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kseg/comm.h"
+#include "kseg/error.h"
+#include "kseg/matrix.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kseg_init_method {
+    /* Greedy k-means++ (Arthur & Vassilvitskii), local_trials candidates per center, weighted. */
+    KSEG_INIT_KMEANS_PLUSPLUS = 0,
+    /* k distinct rows drawn with probability proportional to their weight. */
+    KSEG_INIT_RANDOM = 1,
+    /* The caller's centers in kseg_kmeans_options.init_centers. */
+    KSEG_INIT_GIVEN = 2
+} kseg_init_method;
+
+/* Parse "k-means++" / "random" (case-sensitive); returns 0 or KSEG_EINVAL. */
+KSEG_API int kseg_init_method_parse(const char *text, kseg_init_method *method);
+KSEG_API const char *kseg_init_method_name(kseg_init_method method);
+
+/* Statistics of one Lloyd iteration. The objective is the weighted sum of squared distances of
+ * the rows to the centers they were assigned to in this iteration (the centers before update). */
+typedef struct kseg_iteration_stats {
+    int32_t iteration;       /* 1-based */
+    double objective;        /* inertia w.r.t. the centers used for the assignment */
+    double center_shift;     /* sum over centers of the squared move of the update */
+    int64_t changed_labels;  /* rows whose label differs from the previous iteration */
+    int64_t empty_repairs;   /* empty clusters re-seeded in this iteration */
+    double seconds;          /* wall time of the iteration */
+} kseg_iteration_stats;
+
+/* What the progress callback receives: after each iteration, and once per finished init run. */
+typedef struct kseg_progress_event {
+    int32_t init_run;                  /* 0-based index of the current initialization */
+    int32_t n_init;                    /* total initializations */
+    const kseg_iteration_stats *stats; /* the iteration just finished, NULL for a run summary */
+    double run_inertia;                /* set for a run summary (stats == NULL) */
+} kseg_progress_event;
+
+/* Return non-zero to cancel the fit, which then fails with KSEG_ECANCELED. */
+typedef int (*kseg_progress_fn)(const kseg_progress_event *event, void *user_data);
+
+/* Options; initialize with kseg_kmeans_options_defaults() and override fields. */
+typedef struct kseg_kmeans_options {
+    int64_t n_clusters;        /* k. Default 8. */
+    kseg_init_method init;     /* Default KSEG_INIT_KMEANS_PLUSPLUS. */
+    const double *init_centers;/* [k x d] row-major, used when init == KSEG_INIT_GIVEN. */
+    int32_t n_init;            /* Initializations run; the lowest final inertia wins (ties: the
+                                  earliest). 0 = auto: 1 for k-means++ and given centers, 10 for
+                                  random (scikit-learn's n_init="auto"). Default 0. */
+    int32_t max_iter;          /* Maximum Lloyd iterations per run. Default 300. */
+    double tol;                /* Convergence when the total squared center shift is at most
+                                  tol * mean over features of the (unweighted) variance. Default
+                                  1e-4. Independently, a run stops when no label changes. */
+    uint64_t seed;             /* Seed of the counter-based random streams. Default 0. */
+    const double *sample_weight; /* [n] non-negative weights with a positive sum, or NULL for
+                                    all ones; used in init, updates and inertia. Default NULL. */
+    int32_t local_trials;      /* k-means++ candidates per center; 0 = 2 + floor(ln k). */
+    int32_t n_threads;         /* OpenMP threads; 0 = the OpenMP default. Results do not depend
+                                  on it. Default 0. */
+    kseg_progress_fn progress; /* Optional progress callback. Default NULL. */
+    void *progress_data;       /* Passed to progress. */
+    const kseg_comm *comm;     /* Communicator for cross-row reductions; NULL = serial. */
+    const char *kernel;        /* Assignment kernel by name ("reference", "avx2", "avx512",
+                                  "gemm"); NULL = chosen from the CPU and the shape. Default
+                                  NULL. Results are bitwise stable for a given kernel. */
+} kseg_kmeans_options;
+
+KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
+
+/* Warning flags in kseg_kmeans_result.warnings: the fit succeeded but the caller should know. */
+enum kseg_kmeans_warning {
+    /* Fewer distinct rows than k: some centers coincide (duplicate centers are kept, labels go to
+       the lowest-numbered of equal centers). */
+    KSEG_WARN_FEWER_DISTINCT_ROWS = 1 << 0,
+    /* max_iter was reached before convergence in the winning run. */
+    KSEG_WARN_NOT_CONVERGED = 1 << 1
+};
+
+typedef enum kseg_convergence {
+    KSEG_CONVERGED_NONE = 0,   /* max_iter reached */
+    KSEG_CONVERGED_STRICT = 1, /* no label changed */
+    KSEG_CONVERGED_TOL = 2     /* center shift below the tolerance */
+} kseg_convergence;
+
+/* The result of a fit; caller-owned, kseg_kmeans_result_init before and _destroy after. */
+typedef struct kseg_kmeans_result {
+    size_t n_clusters;
+    size_t n_features;
+    size_t n_rows;                  /* local rows (the labels' length) */
+    double *centroids;              /* [k x d] row-major, in the input's units */
+    int32_t *labels;                /* [n] index of the nearest centroid (ties: lowest index) */
+    double inertia;                 /* weighted sum of squared distances to the centroids */
+    int32_t n_iter;                 /* Lloyd iterations of the winning run */
+    int32_t best_init;              /* 0-based index of the winning run */
+    kseg_convergence convergence;   /* how the winning run stopped */
+    double tolerance;               /* the absolute tolerance used (tol x mean variance) */
+    kseg_iteration_stats *iterations; /* [n_iter] statistics of the winning run */
+    int64_t total_empty_repairs;    /* over all runs */
+    unsigned warnings;              /* KSEG_WARN_* flags */
+    char warning_message[256];      /* a sentence describing the warnings, "" if none */
+} kseg_kmeans_result;
+
+KSEG_API void kseg_kmeans_result_init(kseg_kmeans_result *result);
+KSEG_API void kseg_kmeans_result_destroy(kseg_kmeans_result *result);
+
+/* Clusters the rows of data. On success result holds centroids, labels and statistics; on failure
+ * it is left empty and error says why. Validates everything up front: n, d, k (1 <= k <= n),
+ * finite data (the first NaN/Inf is named by row and column), weights (finite, non-negative,
+ * positive sum), options. With options->comm, data holds this rank's contiguous block of rows
+ * and the result is identical on every rank count. */
+KSEG_API int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
+                    kseg_kmeans_result *result, kseg_error *error);
+
+/* Assigns each row of data to its nearest of the k centroids [k x d] (ties: lowest index).
+ * labels [n] is written; distances [n], if not NULL, receives the squared distances.
+ * n_threads 0 = the OpenMP default. */
+KSEG_API int kseg_kmeans_predict(const kseg_matrix *data, const double *centroids, size_t n_clusters,
+                        int32_t n_threads, int32_t *labels, double *distances,
+                        kseg_error *error);
+
+/* Weighted sum of squared distances of the rows to the centroids given by labels, computed in
+ * double (an independent check of a result's inertia). weights may be NULL. */
+KSEG_API int kseg_kmeans_inertia(const kseg_matrix *data, const double *centroids, size_t n_clusters,
+                        const int32_t *labels, const double *sample_weight, double *inertia,
+                        kseg_error *error);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,15 @@
+/* kseg: customer segmentation engine. The umbrella header; include this or the individual ones. */
+#ifndef KSEG_KSEG_H
+#define KSEG_KSEG_H
+
+#include "kseg/export.h"
+
+#include "kseg/version.h"
+#include "kseg/error.h"
+#include "kseg/matrix.h"
+#include "kseg/comm.h"
+#include "kseg/kmeans.h"
+#include "kseg/generate.h"
+#include "kseg/io.h"
+
+#endif

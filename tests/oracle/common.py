@@ -1,0 +1,42 @@
+"""Shared helpers for the Python tests: run the kseg command, make scratch dirs, report cases."""
+import os
+import subprocess
+import sys
+import tempfile
+
+KSEG = os.environ.get("KSEG", "kseg")
+
+
+def run_kseg(*args, check=True):
+    """Runs kseg with args; returns the CompletedProcess (text mode)."""
+    result = subprocess.run([KSEG, *map(str, args)], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kseg {' '.join(map(str, args))} failed ({result.returncode}): "
+                             f"{result.stderr.strip()}")
+    return result
+
+
+class Cases:
+    """Counts passed and failed cases and prints the 'N passed, N failed' closing line."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, name, function, *args):
+        try:
+            function(*args)
+        except Exception as error:  # a failing case must not stop the others
+            self.failed += 1
+            print(f"FAIL {name}: {error}")
+        else:
+            self.passed += 1
+            print(f"ok   {name}")
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)
+
+
+def scratch_dir():
+    return tempfile.TemporaryDirectory(prefix="kseg-test-")

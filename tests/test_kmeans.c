@@ -1,0 +1,426 @@
+/* k-means engine behaviour: validation errors, determinism across thread counts, recovery of
+ * well-separated blobs, empty-cluster repair, sample weights, predict, and warnings. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kseg/kseg.h"
+
+/* ------------------------------------------------------------------ test data */
+
+static uint64_t splitmix(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *state)
+{
+    return ((double)(splitmix(state) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+static double gaussian(uint64_t *state)
+{
+    return sqrt(-2.0 * log(uniform(state))) * cos(2.0 * M_PI * uniform(state));
+}
+
+/* Blobs with centers on a grid spaced `spacing` apart and unit noise; truth in [0, blobs). */
+static float *make_blobs(size_t n, size_t d, size_t blobs, double spacing, uint64_t seed,
+                         int32_t *truth)
+{
+    float *x = malloc(n * d * sizeof *x);
+    uint64_t state = seed;
+    for (size_t i = 0; i < n; i++) {
+        size_t blob = i % blobs;
+        if (truth)
+            truth[i] = (int32_t)blob;
+        for (size_t j = 0; j < d; j++) {
+            double center = spacing * (double)((blob >> j) & 1) + spacing * (double)(blob * (j + 1) % 3);
+            x[i * d + j] = (float)(center + gaussian(&state));
+        }
+    }
+    return x;
+}
+
+/* Adjusted Rand index between two labelings (Hubert & Arabie). */
+static double adjusted_rand(const int32_t *a, const int32_t *b, size_t n, size_t ka, size_t kb)
+{
+    double *table = calloc(ka * kb, sizeof *table), *rows = calloc(ka, sizeof *rows),
+           *cols = calloc(kb, sizeof *cols);
+    for (size_t i = 0; i < n; i++) {
+        table[(size_t)a[i] * kb + (size_t)b[i]] += 1;
+        rows[a[i]] += 1;
+        cols[b[i]] += 1;
+    }
+    double index = 0, sum_rows = 0, sum_cols = 0;
+    for (size_t i = 0; i < ka * kb; i++)
+        index += table[i] * (table[i] - 1) / 2;
+    for (size_t i = 0; i < ka; i++)
+        sum_rows += rows[i] * (rows[i] - 1) / 2;
+    for (size_t j = 0; j < kb; j++)
+        sum_cols += cols[j] * (cols[j] - 1) / 2;
+    double pairs = (double)n * (double)(n - 1) / 2;
+    double expected = sum_rows * sum_cols / pairs, maximum = (sum_rows + sum_cols) / 2;
+    free(table);
+    free(rows);
+    free(cols);
+    return (index - expected) / (maximum - expected);
+}
+
+static kseg_matrix view(const void *data, kseg_dtype dtype, size_t n, size_t d)
+{
+    kseg_matrix m = {data, dtype, n, d};
+    return m;
+}
+
+/* ------------------------------------------------------------------ validation */
+
+static int fit_code(kseg_matrix *m, kseg_kmeans_options *o, const char *expect_in_message)
+{
+    kseg_kmeans_result r;
+    kseg_error e;
+    kseg_error_clear(&e);
+    int code = kseg_kmeans_fit(m, o, &r, &e);
+    if (expect_in_message)
+        cr_assert(strstr(e.message, expect_in_message), "message '%s' lacks '%s'", e.message,
+                  expect_in_message);
+    cr_assert_null(r.centroids, "a failed fit must leave the result empty");
+    return code;
+}
+
+Test(kmeans, rejects_bad_input_with_precise_messages)
+{
+    float x[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    kseg_matrix m = view(x, KSEG_FLOAT32, 6, 2);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+
+    o.n_clusters = 0;
+    cr_assert_eq(fit_code(&m, &o, "at least 1"), KSEG_EINVAL);
+    o.n_clusters = 7;
+    cr_assert_eq(fit_code(&m, &o, "exceeds the number of rows (6)"), KSEG_EINVAL);
+    o.n_clusters = 2;
+
+    kseg_matrix empty = view(x, KSEG_FLOAT32, 0, 2);
+    cr_assert_eq(fit_code(&empty, &o, "n = 0"), KSEG_EEMPTY);
+    kseg_matrix no_columns = view(x, KSEG_FLOAT32, 6, 0);
+    cr_assert_eq(fit_code(&no_columns, &o, "d = 0"), KSEG_EEMPTY);
+
+    x[7] = NAN; /* row 3, column 1 */
+    cr_assert_eq(fit_code(&m, &o, "row 3, column 1"), KSEG_ENONFINITE);
+    x[7] = INFINITY;
+    cr_assert_eq(fit_code(&m, &o, "row 3, column 1"), KSEG_ENONFINITE);
+    x[7] = 7;
+
+    double weights[6] = {1, 1, -1, 1, 1, 1};
+    o.sample_weight = weights;
+    cr_assert_eq(fit_code(&m, &o, "row 2"), KSEG_EINVAL);
+    memset(weights, 0, sizeof weights);
+    cr_assert_eq(fit_code(&m, &o, "all sample weights are zero"), KSEG_EINVAL);
+    o.sample_weight = NULL;
+
+    o.max_iter = 0;
+    cr_assert_eq(fit_code(&m, &o, "max_iter"), KSEG_EINVAL);
+    o.max_iter = 300;
+    o.tol = -1;
+    cr_assert_eq(fit_code(&m, &o, "tol"), KSEG_EINVAL);
+    o.tol = 1e-4;
+
+    double centers[4] = {0, 1, NAN, 3};
+    o.init = KSEG_INIT_GIVEN;
+    o.init_centers = centers;
+    cr_assert_eq(fit_code(&m, &o, "initial center 1, column 0"), KSEG_ENONFINITE);
+
+    o.init = KSEG_INIT_KMEANS_PLUSPLUS;
+    o.kernel = "no-such-kernel";
+    cr_assert_eq(fit_code(&m, &o, "no-such-kernel"), KSEG_ENOTSUP);
+}
+
+/* ------------------------------------------------------------------ determinism */
+
+static void fit_or_fail(const kseg_matrix *m, const kseg_kmeans_options *o, kseg_kmeans_result *r)
+{
+    kseg_error e;
+    kseg_error_clear(&e);
+    int code = kseg_kmeans_fit(m, o, r, &e);
+    cr_assert_eq(code, 0, "fit failed: %s", e.message);
+}
+
+static void assert_bitwise_equal(const kseg_kmeans_result *a, const kseg_kmeans_result *b,
+                                 const char *what)
+{
+    cr_assert_eq(a->n_iter, b->n_iter, "%s: iterations differ", what);
+    cr_assert(memcmp(&a->inertia, &b->inertia, sizeof a->inertia) == 0, "%s: inertia differs",
+              what);
+    cr_assert(memcmp(a->centroids, b->centroids,
+                     a->n_clusters * a->n_features * sizeof *a->centroids) == 0,
+              "%s: centroids differ", what);
+    cr_assert(memcmp(a->labels, b->labels, a->n_rows * sizeof *a->labels) == 0,
+              "%s: labels differ", what);
+}
+
+Test(kmeans, bitwise_identical_for_1_2_and_4_threads)
+{
+    const size_t n = 70001, d = 5;
+    float *x = make_blobs(n, d, 7, 3.0, 42, NULL);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    double *weights = malloc(n * sizeof *weights);
+    uint64_t state = 7;
+    for (size_t i = 0; i < n; i++)
+        weights[i] = 0.5 + uniform(&state);
+    for (int weighted = 0; weighted <= 1; weighted++)
+        for (int init = 0; init <= 1; init++) {
+            kseg_kmeans_options o;
+            kseg_kmeans_options_defaults(&o);
+            o.n_clusters = 9;
+            o.seed = 3;
+            o.init = init ? KSEG_INIT_RANDOM : KSEG_INIT_KMEANS_PLUSPLUS;
+            o.n_init = 2;
+            o.sample_weight = weighted ? weights : NULL;
+            kseg_kmeans_result base;
+            o.n_threads = 1;
+            fit_or_fail(&m, &o, &base);
+            for (int threads = 2; threads <= 4; threads += 2) {
+                kseg_kmeans_result other;
+                o.n_threads = threads;
+                fit_or_fail(&m, &o, &other);
+                assert_bitwise_equal(&base, &other, threads == 2 ? "2 threads" : "4 threads");
+                kseg_kmeans_result_destroy(&other);
+            }
+            kseg_kmeans_result_destroy(&base);
+        }
+    free(weights);
+    free(x);
+}
+
+/* ------------------------------------------------------------------ quality */
+
+Test(kmeans, recovers_well_separated_blobs)
+{
+    const size_t n = 20000, d = 4, k = 6;
+    int32_t *truth = malloc(n * sizeof *truth);
+    float *x = make_blobs(n, d, k, 12.0, 5, truth);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    o.n_init = 3;
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    double ari = adjusted_rand(truth, r.labels, n, k, k);
+    cr_assert_geq(ari, 0.99, "adjusted Rand index %.4f < 0.99", ari);
+    cr_assert_neq(r.convergence, KSEG_CONVERGED_NONE);
+    /* The reported inertia is the inertia of the returned labels and centroids. */
+    double check;
+    cr_assert_eq(kseg_kmeans_inertia(&m, r.centroids, k, r.labels, NULL, &check, NULL), 0);
+    cr_assert_float_eq(r.inertia, check, 1e-6 * check);
+    /* Objectives never increase from one iteration to the next (Lloyd's monotonicity). */
+    for (int i = 1; i < r.n_iter; i++)
+        cr_assert_leq(r.iterations[i].objective, r.iterations[i - 1].objective * (1 + 1e-6));
+    kseg_kmeans_result_destroy(&r);
+    free(truth);
+    free(x);
+}
+
+Test(kmeans, float64_input_matches_float32_clusters)
+{
+    const size_t n = 5000, d = 3, k = 4;
+    int32_t *truth = malloc(n * sizeof *truth);
+    float *x = make_blobs(n, d, k, 10.0, 9, truth);
+    double *x64 = malloc(n * d * sizeof *x64);
+    for (size_t i = 0; i < n * d; i++)
+        x64[i] = x[i];
+    kseg_matrix m32 = view(x, KSEG_FLOAT32, n, d), m64 = view(x64, KSEG_FLOAT64, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    kseg_kmeans_result a, b;
+    fit_or_fail(&m32, &o, &a);
+    fit_or_fail(&m64, &o, &b);
+    cr_assert_geq(adjusted_rand(a.labels, b.labels, n, k, k), 0.999);
+    cr_assert_float_eq(a.inertia, b.inertia, 1e-5 * b.inertia);
+    kseg_kmeans_result_destroy(&a);
+    kseg_kmeans_result_destroy(&b);
+    free(truth);
+    free(x);
+    free(x64);
+}
+
+/* ------------------------------------------------------------------ empty clusters */
+
+Test(kmeans, empty_cluster_is_repaired_with_the_farthest_row)
+{
+    /* Two tight groups plus one far outlier; the third initial center is far from everything,
+       so it gets no rows in the first assignment and must be re-seeded. */
+    float x[] = {0, 0, 0.1f, 0, 0, 0.1f, 10, 10, 10.1f, 10, 10, 10.1f, 50, 50};
+    kseg_matrix m = view(x, KSEG_FLOAT32, 7, 2);
+    double centers[] = {0, 0, 10, 10, 1000, -1000};
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = 3;
+    o.init = KSEG_INIT_GIVEN;
+    o.init_centers = centers;
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    cr_assert_eq(r.iterations[0].empty_repairs, 1);
+    cr_assert_eq(r.total_empty_repairs, 1);
+    /* The farthest row from its assigned center is the outlier (50, 50): it becomes cluster 2. */
+    cr_assert_float_eq(r.centroids[4], 50.0, 1e-12);
+    cr_assert_float_eq(r.centroids[5], 50.0, 1e-12);
+    cr_assert_eq(r.labels[6], 2);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(r.labels[i], 0);
+    for (int i = 3; i < 6; i++)
+        cr_assert_eq(r.labels[i], 1);
+    kseg_kmeans_result_destroy(&r);
+}
+
+Test(kmeans, fewer_distinct_rows_than_k_warns_and_is_defined)
+{
+    float x[] = {1, 1, 1, 1, 5, 5, 5, 5, 9, 9, 1, 1};
+    kseg_matrix m = view(x, KSEG_FLOAT32, 6, 2);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = 5;
+    kseg_kmeans_result r, again;
+    fit_or_fail(&m, &o, &r);
+    cr_assert(r.warnings & KSEG_WARN_FEWER_DISTINCT_ROWS);
+    cr_assert(strstr(r.warning_message, "fewer distinct rows"));
+    cr_assert_float_eq(r.inertia, 0.0, 1e-12);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert(r.labels[i] >= 0 && r.labels[i] < 5);
+    fit_or_fail(&m, &o, &again);
+    assert_bitwise_equal(&r, &again, "repeat");
+    kseg_kmeans_result_destroy(&r);
+    kseg_kmeans_result_destroy(&again);
+}
+
+/* ------------------------------------------------------------------ weights and predict */
+
+Test(kmeans, integer_weights_equal_repeated_rows)
+{
+    const size_t n = 3000, d = 3, k = 5;
+    float *x = make_blobs(n, d, k, 4.0, 11, NULL);
+    double *weights = malloc(n * sizeof *weights);
+    size_t repeated_rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        weights[i] = (double)(1 + i % 3);
+        repeated_rows += 1 + i % 3;
+    }
+    float *repeated = malloc(repeated_rows * d * sizeof *repeated);
+    size_t next = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t copy = 0; copy < 1 + i % 3; copy++)
+            memcpy(repeated + (next++) * d, x + i * d, d * sizeof *x);
+    double centers[15];
+    for (size_t c = 0; c < k; c++)
+        for (size_t j = 0; j < d; j++)
+            centers[c * d + j] = x[(c * 7) * d + j];
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    o.init = KSEG_INIT_GIVEN;
+    o.init_centers = centers;
+    o.sample_weight = weights;
+    kseg_matrix weighted = view(x, KSEG_FLOAT32, n, d);
+    kseg_matrix plain = view(repeated, KSEG_FLOAT32, repeated_rows, d);
+    kseg_kmeans_result a, b;
+    fit_or_fail(&weighted, &o, &a);
+    o.sample_weight = NULL;
+    fit_or_fail(&plain, &o, &b);
+    cr_assert_eq(a.n_iter, b.n_iter);
+    cr_assert_float_eq(a.inertia, b.inertia, 1e-9 * b.inertia);
+    for (size_t i = 0; i < k * d; i++)
+        cr_assert_float_eq(a.centroids[i], b.centroids[i], 1e-9);
+    kseg_kmeans_result_destroy(&a);
+    kseg_kmeans_result_destroy(&b);
+    free(weights);
+    free(repeated);
+    free(x);
+}
+
+Test(kmeans, predict_on_training_data_reproduces_labels)
+{
+    const size_t n = 30000, d = 6, k = 8;
+    float *x = make_blobs(n, d, k, 2.0, 13, NULL);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    int32_t *labels = malloc(n * sizeof *labels);
+    double *distances = malloc(n * sizeof *distances);
+    cr_assert_eq(kseg_kmeans_predict(&m, r.centroids, k, 0, labels, distances, NULL), 0);
+    cr_assert(memcmp(labels, r.labels, n * sizeof *labels) == 0);
+    double total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += distances[i];
+    cr_assert_float_eq(total, r.inertia, 1e-9 * r.inertia);
+    kseg_kmeans_result_destroy(&r);
+    free(labels);
+    free(distances);
+    free(x);
+}
+
+Test(kmeans, every_kernel_gives_the_same_clustering)
+{
+    /* Direct kernels agree bitwise with the reference; expanded-form kernels to rounding, which
+       on well-separated data gives the same labels. */
+    const size_t n = 20000, d = 9, k = 6;
+    float *x = make_blobs(n, d, k, 8.0, 17, NULL);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    o.kernel = "reference";
+    kseg_kmeans_result base;
+    fit_or_fail(&m, &o, &base);
+    const char *names[] = {"avx2", "avx512", "gemm"};
+    for (size_t i = 0; i < 3; i++) {
+        o.kernel = names[i];
+        kseg_kmeans_result other;
+        kseg_error e;
+        kseg_error_clear(&e);
+        if (kseg_kmeans_fit(&m, &o, &other, &e) == KSEG_ENOTSUP)
+            continue; /* not built or not supported by this CPU */
+        cr_assert_eq(e.code, 0, "%s: %s", names[i], e.message);
+        cr_assert(memcmp(other.labels, base.labels, n * sizeof *base.labels) == 0,
+                  "%s labels differ from the reference", names[i]);
+        if (strcmp(names[i], "gemm") != 0)
+            assert_bitwise_equal(&base, &other, names[i]);
+        kseg_kmeans_result_destroy(&other);
+    }
+    kseg_kmeans_result_destroy(&base);
+    free(x);
+}
+
+Test(kmeans, strict_convergence_and_iteration_statistics)
+{
+    const size_t n = 4000, d = 2, k = 3;
+    float *x = make_blobs(n, d, k, 20.0, 23, NULL);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    o.tol = 0; /* only strict convergence can stop it */
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    cr_assert_eq(r.convergence, KSEG_CONVERGED_STRICT);
+    cr_assert_eq(r.iterations[r.n_iter - 1].changed_labels, 0);
+    cr_assert_eq(r.iterations[0].changed_labels, (int64_t)n, "first iteration assigns every row");
+    for (int i = 0; i < r.n_iter; i++)
+        cr_assert_eq(r.iterations[i].iteration, i + 1);
+    kseg_kmeans_result_destroy(&r);
+
+    o.max_iter = 1;
+    o.init = KSEG_INIT_RANDOM;
+    o.n_init = 1;
+    fit_or_fail(&m, &o, &r);
+    cr_assert_eq(r.n_iter, 1);
+    kseg_kmeans_result_destroy(&r);
+    free(x);
+}
