@@ -169,6 +169,32 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
     return 0;
 }
 
+/* Prints one line per cluster: size, share of rows, and the centroid in the input's units, so the
+ * clusters can be read at a glance. Wide inputs show their first columns only. */
+static void print_profile(const kseg_kmeans_result *result, const kseg_table *table)
+{
+    enum { shown_columns_max = 9 };
+    size_t k = result->n_clusters, d = result->n_features, n = result->n_rows;
+    size_t shown = d < shown_columns_max ? d : shown_columns_max;
+    size_t *sizes = calloc(k, sizeof *sizes);
+    if (!sizes)
+        return;
+    for (size_t i = 0; i < n; i++)
+        sizes[result->labels[i]]++;
+    printf("\n  %7s %10s %6s", "cluster", "rows", "share");
+    for (size_t j = 0; j < shown; j++)
+        printf(" %12.12s", table->column_names[j]);
+    printf("%s\n", shown < d ? "  ..." : "");
+    for (size_t c = 0; c < k; c++) {
+        printf("  %7zu %10zu %5.1f%%", c, sizes[c], 100.0 * (double)sizes[c] / (double)n);
+        for (size_t j = 0; j < shown; j++)
+            printf(" %12.4g", result->centroids[c * d + j]);
+        printf("\n");
+    }
+    printf("\n");
+    free(sizes);
+}
+
 /* Reads the initial centers [k, d] from "FILE.h5:/path". */
 static int read_init_centers(const char *location, size_t d, int64_t *k, double **centers,
                              kseg_error *error)
@@ -410,14 +436,14 @@ int kseg_cmd_cluster(int argc, char **argv)
         goto done;
     }
     double fitted = omp_get_wtime();
-    if (result.warnings & KSEG_WARN_FEWER_DISTINCT_ROWS)
+    if (result.warnings)
         cli_warnf(command, "%s", result.warning_message);
 
     char options_json[1024];
     snprintf(options_json, sizeof options_json,
              "{\"n_clusters\":%lld,\"init\":\"%s\",\"n_init\":%d,\"max_iter\":%d,\"tol\":%.17g,"
              "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\"}",
-             (long long)k, kseg_init_method_name(options.init), options.n_init, options.max_iter,
+             (long long)k, kseg_init_method_name(options.init), result.n_init, options.max_iter,
              options.tol, (unsigned long long)options.seed, weights ? "true" : "false",
              table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64",
              options.kernel ? options.kernel : "auto");
@@ -443,20 +469,9 @@ int kseg_cmd_cluster(int argc, char **argv)
                result.best_init + 1);
         printf("  time: load %.3f s, fit %.3f s, write %.3f s\n", loaded - started,
                fitted - loaded, finished - fitted);
-        size_t *sizes = calloc((size_t)k, sizeof *sizes);
-        if (sizes) {
-            for (size_t i = 0; i < n; i++)
-                sizes[result.labels[i]]++;
-            printf("  cluster sizes:");
-            for (int64_t c = 0; c < k; c++)
-                printf(" %zu", sizes[c]);
-            printf("\n");
-            free(sizes);
-        }
+        print_profile(&result, &table);
         printf("  written to %s\n", output);
     }
-    if (result.warnings & KSEG_WARN_NOT_CONVERGED && !quiet)
-        cli_warnf(command, "%s", result.warning_message);
     exit_code = KSEG_EXIT_OK;
 done:
     kseg_h5_writer_abort(writer);

@@ -726,6 +726,7 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     }
 
     result->n_clusters = k;
+    result->n_init = n_init;
     result->n_features = d;
     result->n_rows = n;
     result->centroids = best_centers;

@@ -106,6 +106,7 @@ typedef struct kseg_kmeans_result {
     double inertia;                 /* weighted sum of squared distances to the centroids */
     int32_t n_iter;                 /* Lloyd iterations of the winning run */
     int32_t best_init;              /* 0-based index of the winning run */
+    int32_t n_init;                 /* initializations run (n_init = 0 resolved) */
     kseg_convergence convergence;   /* how the winning run stopped */
     double tolerance;               /* the absolute tolerance used (tol x mean variance) */
     kseg_iteration_stats *iterations; /* [n_iter] statistics of the winning run */

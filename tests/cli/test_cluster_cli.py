@@ -1,0 +1,131 @@
+"""`kseg cluster` / `kseg predict` behaviour end to end: recovery of generated blobs, identical
+output for any OMP_NUM_THREADS, predict reproducing the training labels, the JSON log, column
+selection, column-group input and ids."""
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
+from common import KSEG, Cases, run_kseg, scratch_dir  # noqa: E402
+
+
+def case_recovers_generated_blobs(tmp):
+    data = os.path.join(tmp, "blobs.h5")
+    run_kseg("generate", "blobs", "--n", 50000, "--d", 4, "--k", 7, "--seed", 3, "--sigma", 0.5,
+             "-o", data)
+    out = os.path.join(tmp, "out.h5")
+    run_kseg("cluster", data, "-k", 7, "--n-init", 3, "-o", out, "--quiet")
+    with h5py.File(data, "r") as f:
+        truth = f["/truth/segment"][:]
+    with h5py.File(out, "r") as f:
+        labels = f["/labels/cluster"][:]
+    ari = adjusted_rand_score(truth, labels)
+    assert ari >= 0.99, f"adjusted Rand index {ari:.4f} < 0.99"
+
+
+def read_result(path):
+    with h5py.File(path, "r") as f:
+        return (f["/model/centroids"][:].tobytes(), f["/labels/cluster"][:].tobytes(),
+                f["/model/centroids"].attrs["inertia"], int(f["/model/centroids"].attrs["n_iter"]))
+
+
+def case_identical_for_any_thread_count(tmp):
+    data = os.path.join(tmp, "customers.h5")
+    run_kseg("generate", "customers", "--n", 120000, "--seed", 5, "-o", data)
+    results = []
+    for threads in ("1", "2", "4"):
+        out = os.path.join(tmp, f"out{threads}.h5")
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        completed = subprocess.run([KSEG, "cluster", data, "-k", "9", "--n-init", "2", "--seed", "11",
+                                    "-o", out, "--quiet"], env=env, capture_output=True, text=True)
+        assert completed.returncode == 0, completed.stderr
+        results.append(read_result(out))
+    assert results[0] == results[1], "1 and 2 threads differ"
+    assert results[0] == results[2], "1 and 4 threads differ"
+
+
+def case_predict_reproduces_training_labels(tmp):
+    data = os.path.join(tmp, "customers.h5")
+    run_kseg("generate", "customers", "--n", 30000, "--seed", 2, "-o", data)
+    model = os.path.join(tmp, "model.h5")
+    run_kseg("cluster", data, "-k", 5, "-o", model, "--quiet")
+    labels = os.path.join(tmp, "labels.h5")
+    run_kseg("predict", "--model", model, data, "-o", labels, "--quiet")
+    with h5py.File(model, "r") as m, h5py.File(labels, "r") as p:
+        assert np.array_equal(m["/labels/cluster"][:], p["/labels/cluster"][:])
+        assert np.array_equal(m["/labels/id"][:], p["/labels/id"][:])
+        inertia = m["/model/centroids"].attrs["inertia"]
+        assert abs(p["/labels/distance"][:].sum() - inertia) <= 1e-6 * inertia
+
+
+def case_json_log(tmp):
+    data = os.path.join(tmp, "blobs.h5")
+    run_kseg("generate", "blobs", "--n", 5000, "--d", 3, "--k", 4, "-o", data)
+    out, log = os.path.join(tmp, "out.h5"), os.path.join(tmp, "log.jsonl")
+    run_kseg("cluster", data, "-k", 4, "--init", "random", "--n-init", 2, "-o", out,
+             "--log-json", log, "--quiet")
+    events = [json.loads(line) for line in open(log)]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("run") == 2 and kinds[-1] == "done", kinds
+    for e in events:
+        if e["event"] == "iteration":
+            assert set(e) >= {"run", "iteration", "objective", "center_shift", "changed_labels",
+                              "empty_repairs", "seconds"}, e
+    with h5py.File(out, "r") as f:
+        n_iter = int(f["/model/centroids"].attrs["n_iter"])
+        assert len(f["/model/iterations/objective"]) == n_iter
+        assert events[-1]["n_iter"] == n_iter
+
+
+def case_columns_and_column_groups(tmp):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 4)).astype(np.float32)
+    x[:1500] += 6
+    wide = os.path.join(tmp, "wide.h5")
+    with h5py.File(wide, "w") as f:
+        f["/customers/features"] = x
+        f["/customers/features"].attrs["columns"] = ["a", "b", "c", "d"]
+        f["/customers/id"] = np.arange(3000, dtype=np.int64) + 1000
+    grouped = os.path.join(tmp, "grouped.h5")
+    with h5py.File(grouped, "w") as f:
+        for j, name in enumerate("abcd"):
+            f[f"/table/{name}"] = x[:, j]
+        f["/table/id"] = np.arange(3000, dtype=np.int64) + 1000
+    out_wide, out_grouped = os.path.join(tmp, "w.h5"), os.path.join(tmp, "g.h5")
+    run_kseg("cluster", wide, "-k", 2, "--columns", "c,a", "-o", out_wide, "--quiet")
+    run_kseg("cluster", f"{grouped}:/table", "-k", 2, "--columns", "c,a", "-o", out_grouped,
+             "--quiet")
+    assert read_result(out_wide) == read_result(out_grouped)
+    with h5py.File(out_wide, "r") as f:
+        assert list(f["/model/centroids"].attrs["columns"]) == ["c", "a"]
+        assert np.array_equal(f["/labels/id"][:], np.arange(3000) + 1000)
+
+
+def case_success_replaces_existing_output(tmp):
+    data = os.path.join(tmp, "blobs.h5")
+    run_kseg("generate", "blobs", "--n", 2000, "--d", 2, "--k", 3, "-o", data)
+    out = os.path.join(tmp, "out.h5")
+    with open(out, "wb") as f:
+        f.write(b"old")
+    run_kseg("cluster", data, "-k", 3, "-o", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        assert f["/labels/cluster"].shape == (2000,)
+    assert sorted(os.listdir(tmp)) == ["blobs.h5", "out.h5"], os.listdir(tmp)
+
+
+def main():
+    cases = Cases()
+    for name, function in sorted(globals().items()):
+        if name.startswith("case_"):
+            with scratch_dir() as tmp:
+                cases.run(name[5:], function, tmp)
+    cases.finish()
+
+
+if __name__ == "__main__":
+    main()
