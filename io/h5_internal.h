@@ -1,0 +1,55 @@
+/* Helpers shared by the HDF5 reader, the writer and the listing (io/ only, never installed):
+ * opening files with precise error messages, walking paths, naming types, and recovering the
+ * reason HDF5 gave for a failure so that it can go into a kseg_error message. */
+#ifndef KSEG_IO_H5_INTERNAL_H
+#define KSEG_IO_H5_INTERNAL_H
+
+#include <stddef.h>
+
+#include <hdf5.h>
+
+#include "kseg/error.h"
+
+/* Turns off HDF5's automatic printing of its error stack: the library never prints, so every
+ * public io function calls this before its first HDF5 call. */
+void kseg_io_h5_silence(void);
+
+/* Copies the most specific description on HDF5's error stack (or "unknown HDF5 error") into
+ * buffer; call it right after the failing HDF5 call, before any other HDF5 call clears the stack. */
+void kseg_io_h5_reason(char *buffer, size_t size);
+
+/* Opens file read-only. Fails with KSEG_ENOENT ("cannot open FILE: no such file"), KSEG_EFORMAT
+ * (not an HDF5 file), KSEG_EINVAL (a directory) or KSEG_EIO (permissions, I/O). */
+int kseg_io_h5_open_read(const char *file, hid_t *file_id, kseg_error *error);
+
+/* 1 when every component of the absolute path exists as a link in file (H5Lexists alone fails
+ * when an intermediate group is missing), 0 when not, negative on an HDF5 failure. "/" exists. */
+int kseg_io_h5_path_exists(hid_t file_id, const char *path);
+
+/* Writes a short name for a datatype ("float32", "int64", "uint8", "string", "compound", ...)
+ * into buffer. */
+void kseg_io_h5_type_name(hid_t type_id, char *buffer, size_t size);
+
+/* Non-zero when the datatype is an integer or floating-point type HDF5 can convert to double. */
+int kseg_io_h5_is_numeric(hid_t type_id);
+
+/* Reads a string attribute, or every element of a string-array attribute, into a malloc'd
+ * array of malloc'd strings (fixed or variable length; fixed-length values lose trailing NULs
+ * and spaces). where names the object in messages ("FILE:/path"). *count receives the number of
+ * strings. Fails with KSEG_ETYPE when the attribute does not hold strings. */
+int kseg_io_h5_read_string_attribute(hid_t object_id, const char *name, const char *where,
+                                     char ***values, size_t *count, kseg_error *error);
+
+/* Frees an array of count malloc'd strings and the array itself; safe with NULL. */
+void kseg_io_free_strings(char **values, size_t count);
+
+/* The HDF5 file id behind an open atomic writer (borrowed: the writer closes it on commit or
+ * abort), for io/ code that writes what the public kseg_h5_write_* calls do not cover (e.g.
+ * uint8 datasets). H5I_INVALID_HID for NULL. */
+struct kseg_h5_writer;
+hid_t kseg_io_h5_writer_file(struct kseg_h5_writer *writer);
+
+/* A malloc'd copy of text, or NULL when out of memory. */
+char *kseg_io_strdup(const char *text);
+
+#endif

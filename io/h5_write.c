@@ -1,0 +1,663 @@
+/* Writing result files atomically: everything goes to a temporary file in the destination's
+ * directory, which commit flushes to disk and renames over the final name, so a reader (or a
+ * crash) never sees a half-written file and an existing file is replaced only when complete. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kseg/io.h"
+
+#include "h5_internal.h"
+
+/* Chunks are kept well below HDF5's 4 GiB limit and near the size of the default chunk cache. */
+#define DEFAULT_CHUNK_BYTES ((size_t)1 << 20)
+#define MAX_CHUNK_BYTES ((size_t)1 << 30)
+
+struct kseg_h5_writer {
+    char *final_path;
+    char *temp_path;
+    hid_t file;
+    char reason[256];
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static int writer_hdf5_failure(kseg_h5_writer *writer, kseg_error *error, const char *what,
+                               const char *path)
+{
+    kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+    return kseg_error_set(error, KSEG_EIO, "%s:%s: %s: %s", writer->final_path, path, what,
+                          writer->reason);
+}
+
+/* The directory part of path ("." when there is none), malloc'd. */
+static char *directory_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return kseg_io_strdup(".");
+    size_t length = slash == path ? 1 : (size_t)(slash - path);
+    char *directory = malloc(length + 1);
+    if (directory) {
+        memcpy(directory, path, length);
+        directory[length] = '\0';
+    }
+    return directory;
+}
+
+/* Flushes a file or directory to stable storage. Some file systems refuse fsync on directories
+   (EINVAL); the rename is then as durable as they make it, which is not an error. */
+static int sync_path(const char *path, int directory)
+{
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int result = fsync(fd);
+    if (result != 0 && directory && (errno == EINVAL || errno == EBADF))
+        result = 0;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+/* A 64-bit value that differs between processes and calls, for temporary names only (never for
+   anything that must be reproducible). */
+static uint64_t temp_name_entropy(void)
+{
+    static unsigned counter;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t x = ((uint64_t)now.tv_sec << 32) ^ (uint64_t)now.tv_nsec ^
+                 ((uint64_t)getpid() << 16) ^ ((uint64_t)++counter << 48);
+    /* splitmix64 finalizer: spreads the bits so consecutive calls look unrelated. */
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static hid_t file_type_of(kseg_store_type type)
+{
+    switch (type) {
+    case KSEG_STORE_FLOAT32:
+        return H5T_IEEE_F32LE;
+    case KSEG_STORE_FLOAT64:
+        return H5T_IEEE_F64LE;
+    case KSEG_STORE_INT32:
+        return H5T_STD_I32LE;
+    case KSEG_STORE_INT64:
+        return H5T_STD_I64LE;
+    default:
+        return H5I_INVALID_HID;
+    }
+}
+
+static hid_t memory_type_of(kseg_store_type type)
+{
+    switch (type) {
+    case KSEG_STORE_FLOAT32:
+        return H5T_NATIVE_FLOAT;
+    case KSEG_STORE_FLOAT64:
+        return H5T_NATIVE_DOUBLE;
+    case KSEG_STORE_INT32:
+        return H5T_NATIVE_INT32;
+    case KSEG_STORE_INT64:
+        return H5T_NATIVE_INT64;
+    default:
+        return H5I_INVALID_HID;
+    }
+}
+
+static hid_t utf8_string_type(void)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    if (type < 0)
+        return type;
+    if (H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+        H5Tclose(type);
+        return H5I_INVALID_HID;
+    }
+    return type;
+}
+
+static int check_writer(kseg_h5_writer *writer, const char *path, kseg_error *error)
+{
+    if (!writer || writer->file < 0)
+        return kseg_error_set(error, KSEG_EINVAL, "HDF5 writer is not open");
+    if (!path || !*path)
+        return kseg_error_set(error, KSEG_EINVAL, "%s: empty object path", writer->final_path);
+    kseg_io_h5_silence();
+    return 0;
+}
+
+/* Non-zero when the object exists; relative paths are taken from the root group, as HDF5 does
+   for paths given to the file. */
+static int object_exists(kseg_h5_writer *writer, const char *path)
+{
+    if (path[0] == '/')
+        return kseg_io_h5_path_exists(writer->file, path) == 1;
+    size_t length = strlen(path);
+    char *absolute = malloc(length + 2);
+    if (!absolute)
+        return 0;
+    absolute[0] = '/';
+    memcpy(absolute + 1, path, length + 1);
+    int exists = kseg_io_h5_path_exists(writer->file, absolute) == 1;
+    free(absolute);
+    return exists;
+}
+
+hid_t kseg_io_h5_writer_file(struct kseg_h5_writer *writer)
+{
+    return writer ? writer->file : H5I_INVALID_HID;
+}
+
+/* ---------------------------------------------------------------- open, commit, abort */
+
+int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kseg_error *error)
+{
+    kseg_h5_writer *writer = NULL;
+    char *directory = NULL;
+    hid_t fapl = H5I_INVALID_HID;
+    int status = 0;
+    struct stat info;
+
+    if (!writer_out)
+        return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_writer_open: writer is NULL");
+    *writer_out = NULL;
+    if (!final_path || !*final_path)
+        return kseg_error_set(error, KSEG_EINVAL, "no output file given (expected FILE.h5)");
+    kseg_io_h5_silence();
+
+    size_t path_length = strlen(final_path);
+    if (final_path[path_length - 1] == '/' ||
+        (stat(final_path, &info) == 0 && S_ISDIR(info.st_mode)))
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "cannot write %s: is a directory (expected a file name)", final_path);
+
+    /* The temporary file must live in the destination directory: rename is atomic only within
+       one file system. Check the directory first to say precisely what is wrong. */
+    directory = directory_of(final_path);
+    if (!directory) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (stat(directory, &info) != 0) {
+        status = kseg_error_set(error, errno == ENOENT || errno == ENOTDIR ? KSEG_ENOENT : KSEG_EIO,
+                                "cannot write %s: directory %s %s", final_path, directory,
+                                errno == ENOENT || errno == ENOTDIR ? "does not exist"
+                                                                    : strerror(errno));
+        goto fail;
+    }
+    if (!S_ISDIR(info.st_mode)) {
+        status = kseg_error_set(error, KSEG_ENOENT, "cannot write %s: %s is not a directory",
+                                final_path, directory);
+        goto fail;
+    }
+    if (access(directory, W_OK | X_OK) != 0) {
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: directory %s is not writable (%s)",
+                                final_path, directory, strerror(errno));
+        goto fail;
+    }
+
+    writer = calloc(1, sizeof *writer);
+    if (!writer || !(writer->final_path = kseg_io_strdup(final_path))) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    writer->file = H5I_INVALID_HID;
+
+    /* ".NAME.tmp.PID.RANDOM" beside the final file: hidden, recognizable, and unique. O_EXCL
+       reserves the name so that two writers never share a temporary file. */
+    const char *slash = strrchr(final_path, '/');
+    const char *name = slash ? slash + 1 : final_path;
+    size_t prefix_length = (size_t)(name - final_path);
+    size_t temp_size = path_length + 64;
+    writer->temp_path = malloc(temp_size);
+    if (!writer->temp_path) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int fd = -1;
+    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+        snprintf(writer->temp_path, temp_size, "%.*s.%s.tmp.%ld.%016llx", (int)prefix_length,
+                 final_path, name, (long)getpid(), (unsigned long long)temp_name_entropy());
+        fd = open(writer->temp_path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create a temporary file "
+                                "in %s: %s",
+                                final_path, directory, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+
+    /* Version bounds 1.8: large attributes (many column names) are stored densely, and every
+       HDF5 1.8+ reader, h5py and pandas included, can read the file. */
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: %s", final_path, writer->reason);
+        unlink(writer->temp_path);
+        goto fail;
+    }
+    writer->file = H5Fcreate(writer->temp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (writer->file < 0) {
+        kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create %s: %s",
+                                final_path, writer->temp_path, writer->reason);
+        unlink(writer->temp_path);
+        goto fail;
+    }
+    H5Pclose(fapl);
+    free(directory);
+    *writer_out = writer;
+    return 0;
+
+fail:
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (writer) {
+        free(writer->final_path);
+        free(writer->temp_path);
+        free(writer);
+    }
+    free(directory);
+    return status;
+}
+
+int kseg_h5_writer_commit(kseg_h5_writer *writer, kseg_error *error)
+{
+    int status = 0;
+    char *directory = NULL;
+    if (!writer)
+        return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_writer_commit: writer is NULL");
+    kseg_io_h5_silence();
+
+    /* H5Fclose writes the metadata; only then is the file complete and worth syncing. */
+    herr_t closed = H5Fclose(writer->file);
+    writer->file = H5I_INVALID_HID;
+    if (closed < 0) {
+        kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: closing %s failed: %s",
+                                writer->final_path, writer->temp_path, writer->reason);
+        goto fail;
+    }
+    if (sync_path(writer->temp_path, 0) != 0) {
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: flushing %s failed: %s",
+                                writer->final_path, writer->temp_path, strerror(errno));
+        goto fail;
+    }
+    if (rename(writer->temp_path, writer->final_path) != 0) {
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: renaming %s failed: %s",
+                                writer->final_path, writer->temp_path, strerror(errno));
+        goto fail;
+    }
+    /* The rename is durable only once the directory entry is on disk too. */
+    directory = directory_of(writer->final_path);
+    if (directory && sync_path(directory, 1) != 0) {
+        status = kseg_error_set(error, KSEG_EIO, "wrote %s but flushing directory %s failed: %s",
+                                writer->final_path, directory, strerror(errno));
+    }
+    free(directory);
+    free(writer->final_path);
+    free(writer->temp_path);
+    free(writer);
+    return status;
+
+fail:
+    unlink(writer->temp_path);
+    free(writer->final_path);
+    free(writer->temp_path);
+    free(writer);
+    return status;
+}
+
+void kseg_h5_writer_abort(kseg_h5_writer *writer)
+{
+    if (!writer)
+        return;
+    kseg_io_h5_silence();
+    if (writer->file >= 0)
+        H5Fclose(writer->file);
+    unlink(writer->temp_path);
+    free(writer->final_path);
+    free(writer->temp_path);
+    free(writer);
+}
+
+/* ---------------------------------------------------------------- datasets */
+
+int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_type type,
+                          int rank, const size_t *dims, const void *data, size_t chunk_rows,
+                          int gzip_level, kseg_error *error)
+{
+    hid_t space = H5I_INVALID_HID, lcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    hid_t dataset = H5I_INVALID_HID;
+    int status = check_writer(writer, path, error);
+    if (status)
+        return status;
+    const char *where = writer->final_path;
+    hid_t file_type = file_type_of(type), memory_type = memory_type_of(type);
+    if (file_type < 0)
+        return kseg_error_set(error, KSEG_EINVAL, "%s:%s: unknown store type %d", where, path,
+                              (int)type);
+    if ((rank != 1 && rank != 2) || !dims)
+        return kseg_error_set(error, KSEG_EINVAL, "%s:%s: rank %d (expected 1 or 2)", where, path,
+                              rank);
+    if (gzip_level < 0 || gzip_level > 9)
+        return kseg_error_set(error, KSEG_EINVAL, "%s:%s: gzip level %d (expected 0 to 9)", where,
+                              path, gzip_level);
+
+    if (object_exists(writer, path))
+        return kseg_error_set(error, KSEG_EEXIST, "%s:%s: already written (each dataset is created "
+                              "once; use kseg_h5_write_rows to add rows)",
+                              where, path);
+
+    hsize_t h5_dims[2] = {dims[0], rank == 2 ? dims[1] : 1};
+    const size_t row_bytes = (rank == 2 ? dims[1] : 1) * H5Tget_size(file_type);
+    if (gzip_level > 0 && chunk_rows == 0)
+        chunk_rows = row_bytes ? DEFAULT_CHUNK_BYTES / row_bytes : 1;
+    if (chunk_rows > dims[0])
+        chunk_rows = dims[0];
+    if (chunk_rows == 0 && gzip_level > 0)
+        gzip_level = 0; /* an empty dataset cannot be chunked: nothing to compress anyway */
+    if (chunk_rows > 0 && row_bytes > 0 && chunk_rows > MAX_CHUNK_BYTES / row_bytes)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "%s:%s: chunks of %zu rows would exceed %zu MiB (use fewer rows per "
+                              "chunk)",
+                              where, path, chunk_rows, MAX_CHUNK_BYTES >> 20);
+    if (rank == 2 && chunk_rows > 0 && dims[1] == 0)
+        chunk_rows = 0;
+
+    space = H5Screate_simple(rank, h5_dims, NULL);
+    lcpl = H5Pcreate(H5P_LINK_CREATE);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (space < 0 || lcpl < 0 || dcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot prepare the dataset", path);
+        goto done;
+    }
+    if (chunk_rows > 0) {
+        hsize_t chunk[2] = {chunk_rows, h5_dims[1]};
+        if (H5Pset_chunk(dcpl, rank, chunk) < 0) {
+            status = writer_hdf5_failure(writer, error, "cannot set the chunk size", path);
+            goto done;
+        }
+        if (gzip_level > 0) {
+            if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0) {
+                status = kseg_error_set(error, KSEG_ENOTSUP,
+                                        "%s:%s: gzip compression is not available in this HDF5",
+                                        where, path);
+                goto done;
+            }
+            /* Byte shuffling groups the exponents of neighbouring values, which typically makes
+               float columns compress much better at little cost. */
+            if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)gzip_level) < 0) {
+                status = writer_hdf5_failure(writer, error, "cannot set compression", path);
+                goto done;
+            }
+        }
+    }
+    dataset = H5Dcreate2(writer->file, path, file_type, space, lcpl, dcpl, H5P_DEFAULT);
+    if (dataset < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot create the dataset", path);
+        goto done;
+    }
+    if (data && dims[0] > 0 && h5_dims[1] > 0 &&
+        H5Dwrite(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot write the data", path);
+        goto done;
+    }
+
+done:
+    if (dataset >= 0)
+        H5Dclose(dataset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (lcpl >= 0)
+        H5Pclose(lcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return status;
+}
+
+int kseg_h5_write_rows(kseg_h5_writer *writer, const char *path, size_t row_offset, size_t rows,
+                       const void *data, kseg_error *error)
+{
+    hid_t dataset = H5I_INVALID_HID, space = H5I_INVALID_HID, memory = H5I_INVALID_HID;
+    hid_t file_type = H5I_INVALID_HID, memory_type = H5I_INVALID_HID;
+    int status = check_writer(writer, path, error);
+    if (status)
+        return status;
+    if (rows == 0)
+        return 0;
+    if (!data)
+        return kseg_error_set(error, KSEG_EINVAL, "%s:%s: no data to write", writer->final_path,
+                              path);
+    if (!object_exists(writer, path))
+        return kseg_error_set(error, KSEG_ENOENT,
+                              "%s:%s: no such dataset (create it with kseg_h5_write_dataset first)",
+                              writer->final_path, path);
+    dataset = H5Dopen2(writer->file, path, H5P_DEFAULT);
+    if (dataset < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot open the dataset", path);
+        goto done;
+    }
+    space = H5Dget_space(dataset);
+    file_type = H5Dget_type(dataset);
+    if (space < 0 || file_type < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot inspect the dataset", path);
+        goto done;
+    }
+    /* The data is in the native form of the dataset's own type (what write_dataset created). */
+    memory_type = H5Tget_native_type(file_type, H5T_DIR_ASCEND);
+    hsize_t dims[2] = {0, 1};
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (memory_type < 0 || (rank != 1 && rank != 2) ||
+        H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot inspect the dataset", path);
+        goto done;
+    }
+    if (row_offset > dims[0] || rows > dims[0] - row_offset) {
+        status = kseg_error_set(error, KSEG_EINVAL,
+                                "%s:%s: rows [%zu, %zu) are outside the dataset's %llu rows",
+                                writer->final_path, path, row_offset, row_offset + rows,
+                                (unsigned long long)dims[0]);
+        goto done;
+    }
+    hsize_t start[2] = {row_offset, 0}, count[2] = {rows, rank == 2 ? dims[1] : 1};
+    memory = H5Screate_simple(rank, count, NULL);
+    if (memory < 0 || H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dwrite(dataset, memory_type, memory, space, H5P_DEFAULT, data) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot write rows", path);
+        goto done;
+    }
+
+done:
+    if (memory >= 0)
+        H5Sclose(memory);
+    if (memory_type >= 0)
+        H5Tclose(memory_type);
+    if (file_type >= 0)
+        H5Tclose(file_type);
+    if (space >= 0)
+        H5Sclose(space);
+    if (dataset >= 0)
+        H5Dclose(dataset);
+    return status;
+}
+
+int kseg_h5_write_strings(kseg_h5_writer *writer, const char *path, const char *const *values,
+                          size_t count, kseg_error *error)
+{
+    hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
+    hid_t dataset = H5I_INVALID_HID;
+    int status = check_writer(writer, path, error);
+    if (status)
+        return status;
+    if (count > 0 && !values)
+        return kseg_error_set(error, KSEG_EINVAL, "%s:%s: no strings given", writer->final_path,
+                              path);
+    for (size_t i = 0; i < count; i++)
+        if (!values[i])
+            return kseg_error_set(error, KSEG_EINVAL, "%s:%s: string %zu is NULL",
+                                  writer->final_path, path, i);
+    if (object_exists(writer, path))
+        return kseg_error_set(error, KSEG_EEXIST, "%s:%s: already written", writer->final_path,
+                              path);
+    hsize_t dims = count;
+    type = utf8_string_type();
+    space = H5Screate_simple(1, &dims, NULL);
+    lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (type < 0 || space < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot prepare the dataset", path);
+        goto done;
+    }
+    dataset = H5Dcreate2(writer->file, path, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (dataset < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot create the dataset", path);
+        goto done;
+    }
+    if (count > 0 && H5Dwrite(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot write the strings", path);
+        goto done;
+    }
+
+done:
+    if (dataset >= 0)
+        H5Dclose(dataset);
+    if (lcpl >= 0)
+        H5Pclose(lcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return status;
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+/* Creates (replacing any existing one) attribute name on object_path and writes value. */
+static int write_attribute(kseg_h5_writer *writer, const char *object_path, const char *name,
+                           hid_t file_type, hid_t memory_type, hid_t space, const void *value,
+                           kseg_error *error)
+{
+    hid_t object = H5I_INVALID_HID, attribute = H5I_INVALID_HID;
+    if (!object_path || !*object_path)
+        object_path = "/"; /* attributes of the file itself live on the root group */
+    int status = check_writer(writer, object_path, error);
+    if (status)
+        return status;
+    if (!name || !*name)
+        return kseg_error_set(error, KSEG_EINVAL, "%s:%s: empty attribute name",
+                              writer->final_path, object_path);
+    if (!object_exists(writer, object_path))
+        return kseg_error_set(error, KSEG_ENOENT,
+                              "%s:%s: no such object for attribute \"%s\" (create it first)",
+                              writer->final_path, object_path, name);
+    object = H5Oopen(writer->file, object_path, H5P_DEFAULT);
+    if (object < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot open the object", object_path);
+        goto done;
+    }
+    htri_t exists = H5Aexists(object, name);
+    if (exists > 0 && H5Adelete(object, name) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot replace an attribute", object_path);
+        goto done;
+    }
+    attribute = H5Acreate2(object, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attribute < 0 || H5Awrite(attribute, memory_type, value) < 0) {
+        kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+        status = kseg_error_set(error, KSEG_EIO, "%s:%s: cannot write attribute \"%s\": %s",
+                                writer->final_path, object_path, name, writer->reason);
+        goto done;
+    }
+
+done:
+    if (attribute >= 0)
+        H5Aclose(attribute);
+    if (object >= 0)
+        H5Oclose(object);
+    return status;
+}
+
+int kseg_h5_write_attribute_string(kseg_h5_writer *writer, const char *object_path,
+                                   const char *name, const char *value, kseg_error *error)
+{
+    if (!value)
+        return kseg_error_set(error, KSEG_EINVAL, "attribute \"%s\": NULL value",
+                              name ? name : "?");
+    /* A variable-length UTF-8 scalar: h5py reads it as str, not bytes. */
+    hid_t type = utf8_string_type();
+    hid_t space = H5Screate(H5S_SCALAR);
+    int status;
+    if (type < 0 || space < 0)
+        status = kseg_error_set(error, KSEG_EIO, "cannot create a string type");
+    else
+        status = write_attribute(writer, object_path, name, type, type, space, &value, error);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return status;
+}
+
+int kseg_h5_write_attribute_strings(kseg_h5_writer *writer, const char *object_path,
+                                    const char *name, const char *const *values, size_t count,
+                                    kseg_error *error)
+{
+    if (count > 0 && !values)
+        return kseg_error_set(error, KSEG_EINVAL, "attribute \"%s\": NULL values",
+                              name ? name : "?");
+    for (size_t i = 0; i < count; i++)
+        if (!values[i])
+            return kseg_error_set(error, KSEG_EINVAL, "attribute \"%s\": string %zu is NULL",
+                                  name ? name : "?", i);
+    hsize_t dims = count;
+    hid_t type = utf8_string_type();
+    hid_t space = H5Screate_simple(1, &dims, NULL);
+    int status;
+    if (type < 0 || space < 0)
+        status = kseg_error_set(error, KSEG_EIO, "cannot create a string type");
+    else
+        status = write_attribute(writer, object_path, name, type, type, space, values, error);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return status;
+}
+
+int kseg_h5_write_attribute_double(kseg_h5_writer *writer, const char *object_path,
+                                   const char *name, double value, kseg_error *error)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    if (space < 0)
+        return kseg_error_set(error, KSEG_EIO, "cannot create a dataspace");
+    int status = write_attribute(writer, object_path, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                 space, &value, error);
+    H5Sclose(space);
+    return status;
+}
+
+int kseg_h5_write_attribute_int64(kseg_h5_writer *writer, const char *object_path,
+                                  const char *name, int64_t value, kseg_error *error)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    if (space < 0)
+        return kseg_error_set(error, KSEG_EIO, "cannot create a dataspace");
+    int status = write_attribute(writer, object_path, name, H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                 space, &value, error);
+    H5Sclose(space);
+    return status;
+}
