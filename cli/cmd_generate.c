@@ -23,7 +23,11 @@ static const char *const command = "generate";
 
 static const char *const generate_usage =
     "usage: kseg generate customers --n N -o FILE.h5 [options]\n"
+    "       kseg generate transactions --customers N --transactions M -o TX.h5 [options]\n"
     "       kseg generate blobs --n N --d D --k K -o FILE.h5 [options]\n"
+    "\n"
+    "'transactions' writes a synthetic transaction log (group /transactions, see\n"
+    "'kseg generate transactions --help'); the other kinds write customer features.\n"
     "\n"
     "Write a synthetic population in the layout 'kseg cluster' reads:\n"
     "  /customers/features [n, d] float32 (attribute \"columns\"), /customers/id [n] int64,\n"
@@ -419,7 +423,7 @@ int kseg_cmd_generate(int argc, char **argv)
 {
     if (argc < 2)
         return cli_failf(command, KSEG_EXIT_USAGE,
-                         "expected customers or blobs (run 'kseg generate --help')");
+                         "expected customers, transactions or blobs (run 'kseg generate --help')");
     const char *kind = argv[1];
     if (strcmp(kind, "--help") == 0 || strcmp(kind, "-h") == 0 || strcmp(kind, "help") == 0) {
         fputs(generate_usage, stdout);
@@ -431,13 +435,15 @@ int kseg_cmd_generate(int argc, char **argv)
     options.segments = 6;
     options.spread = 10.0;
     options.sigma = 1.0;
+    if (strcmp(kind, "transactions") == 0)
+        return kseg_cmd_generate_transactions(argc - 1, argv + 1);
     if (strcmp(kind, "customers") == 0)
         options.kind = KIND_CUSTOMERS;
     else if (strcmp(kind, "blobs") == 0)
         options.kind = KIND_BLOBS;
     else
         return cli_failf(command, KSEG_EXIT_USAGE,
-                         "unknown kind '%s' (expected customers or blobs; run 'kseg generate "
+                         "unknown kind '%s' (expected customers, transactions or blobs; run 'kseg generate "
                          "--help')",
                          kind);
     int exit_code = parse_options(argc - 1, argv + 1, &options);

@@ -19,6 +19,9 @@ int kseg_cmd_cluster(int argc, char **argv);
 int kseg_cmd_predict(int argc, char **argv);
 int kseg_cmd_inspect(int argc, char **argv);
 int kseg_cmd_generate(int argc, char **argv);
+int kseg_cmd_generate_transactions(int argc, char **argv);
+int kseg_cmd_import(int argc, char **argv);
+int kseg_cmd_rfm(int argc, char **argv);
 
 /* Prints "kseg COMMAND: message" on stderr for a failed library call and returns
  * KSEG_EXIT_FAILURE. */

@@ -14,7 +14,9 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"cluster", kseg_cmd_cluster, "cluster customer features with k-means and write a model"},
     {"predict", kseg_cmd_predict, "assign new customers to the clusters of a saved model"},
-    {"generate", kseg_cmd_generate, "write a synthetic customer population (or test blobs)"},
+    {"import", kseg_cmd_import, "import a CSV transaction log into HDF5 (kseg import transactions)"},
+    {"generate", kseg_cmd_generate,
+     "write synthetic customers, transactions, or test blobs"},
     {"inspect", kseg_cmd_inspect, "list the groups, datasets, shapes and columns of an HDF5 file"},
 };
 

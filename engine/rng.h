@@ -16,6 +16,10 @@ enum kseg_rng_stream {
     KSEG_STREAM_GENERATE_AUX = 17
 };
 
+/* Transaction generator streams: this base + a purpose number (engine/generate_transactions.c).
+ * A 64-bit constant, which an enum cannot portably hold. */
+#define KSEG_STREAM_TRANSACTIONS ((uint64_t)0x5458 << 48)
+
 typedef struct kseg_rng_block {
     uint32_t v[4];
 } kseg_rng_block;

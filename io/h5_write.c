@@ -154,6 +154,37 @@ static int object_exists(kseg_h5_writer *writer, const char *path)
     return exists;
 }
 
+/* Creates the missing groups above path (without timestamps, like everything kseg writes);
+   returns 0 or -1. */
+static int create_parent_groups(hid_t file, const char *path)
+{
+    char *prefix = strdup(path);
+    if (!prefix)
+        return -1;
+    int status = 0;
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (gcpl < 0 || H5Pset_obj_track_times(gcpl, 0) < 0)
+        status = -1;
+    for (char *slash = strchr(prefix + 1, '/'); !status && slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        htri_t exists = H5Lexists(file, prefix, H5P_DEFAULT);
+        if (exists < 0) {
+            status = -1;
+        } else if (!exists) {
+            hid_t group = H5Gcreate2(file, prefix, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+            if (group < 0)
+                status = -1;
+            else
+                H5Gclose(group);
+        }
+        *slash = '/';
+    }
+    if (gcpl >= 0)
+        H5Pclose(gcpl);
+    free(prefix);
+    return status;
+}
+
 hid_t kseg_io_h5_writer_file(struct kseg_h5_writer *writer)
 {
     return writer ? writer->file : H5I_INVALID_HID;
@@ -251,7 +282,15 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         unlink(writer->temp_path);
         goto fail;
     }
-    writer->file = H5Fcreate(writer->temp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* No modification times in object headers (root group here, other groups in
+       create_parent_groups, datasets at creation): identical runs write identical bytes. */
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) >= 0)
+        writer->file = H5Fcreate(writer->temp_path, H5F_ACC_TRUNC, fcpl, fapl);
+    else
+        writer->file = H5I_INVALID_HID;
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
     if (writer->file < 0) {
         kseg_io_h5_reason(writer->reason, sizeof writer->reason);
         status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create %s: %s",
@@ -383,7 +422,9 @@ int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_t
     space = H5Screate_simple(rank, h5_dims, NULL);
     lcpl = H5Pcreate(H5P_LINK_CREATE);
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (space < 0 || lcpl < 0 || dcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+    /* No creation timestamps in object headers: the same run writes byte-identical files. */
+    if (space < 0 || lcpl < 0 || dcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        H5Pset_obj_track_times(dcpl, 0) < 0) {
         status = writer_hdf5_failure(writer, error, "cannot prepare the dataset", path);
         goto done;
     }
@@ -407,6 +448,10 @@ int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_t
                 goto done;
             }
         }
+    }
+    if (create_parent_groups(writer->file, path) < 0) {
+        status = writer_hdf5_failure(writer, error, "cannot create the groups above", path);
+        goto done;
     }
     dataset = H5Dcreate2(writer->file, path, file_type, space, lcpl, dcpl, H5P_DEFAULT);
     if (dataset < 0) {
@@ -523,7 +568,16 @@ int kseg_h5_write_strings(kseg_h5_writer *writer, const char *path, const char *
         status = writer_hdf5_failure(writer, error, "cannot prepare the dataset", path);
         goto done;
     }
-    dataset = H5Dcreate2(writer->file, path, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t string_dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (string_dcpl < 0 || H5Pset_obj_track_times(string_dcpl, 0) < 0 ||
+        create_parent_groups(writer->file, path) < 0) {
+        if (string_dcpl >= 0)
+            H5Pclose(string_dcpl);
+        status = writer_hdf5_failure(writer, error, "cannot prepare the dataset", path);
+        goto done;
+    }
+    dataset = H5Dcreate2(writer->file, path, type, space, lcpl, string_dcpl, H5P_DEFAULT);
+    H5Pclose(string_dcpl);
     if (dataset < 0) {
         status = writer_hdf5_failure(writer, error, "cannot create the dataset", path);
         goto done;

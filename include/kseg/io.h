@@ -11,6 +11,7 @@
 
 #include "kseg/error.h"
 #include "kseg/matrix.h"
+#include "kseg/transactions.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -128,6 +129,24 @@ KSEG_API int kseg_h5_writer_commit(kseg_h5_writer *writer, kseg_error *error);
 
 /* Closes and removes the temporary file; frees writer. Safe with NULL. */
 KSEG_API void kseg_h5_writer_abort(kseg_h5_writer *writer);
+
+/* ---------------------------------------------------------------- transactions */
+
+/* Reads a transaction group (layout in kseg/transactions.h) block by block. */
+typedef struct kseg_transaction_reader kseg_transaction_reader;
+
+/* group NULL or "" = "/transactions". Checks the layout up front: required datasets present,
+ * equal lengths, types as documented (any integer type for ids and times, any float or integer
+ * for amounts), naming what is missing. */
+KSEG_API int kseg_transaction_reader_open(kseg_transaction_reader **reader, const char *file,
+                                          const char *group, kseg_error *error);
+KSEG_API size_t kseg_transaction_reader_rows(const kseg_transaction_reader *reader);
+/* Reads rows [offset, offset + count) into block; the buffers belong to the reader and stay
+ * valid until the next read or close. Categories carry their dictionaries. */
+KSEG_API int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
+                                          size_t count, kseg_transactions *block,
+                                          kseg_error *error);
+KSEG_API void kseg_transaction_reader_close(kseg_transaction_reader *reader);
 
 #ifdef __cplusplus
 }

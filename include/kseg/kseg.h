@@ -10,6 +10,9 @@
 #include "kseg/comm.h"
 #include "kseg/kmeans.h"
 #include "kseg/generate.h"
+#include "kseg/transactions.h"
+#include "kseg/rfm.h"
 #include "kseg/io.h"
+#include "kseg/import.h"
 
 #endif

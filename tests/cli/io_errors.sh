@@ -70,7 +70,7 @@ expect "generate blobs --help"      0 "--sigma X.*default 1"    -- "$KSEG" gener
 expect "inspect --help"             0 "usage: kseg inspect"     -- "$KSEG" inspect --help
 
 # ---------------------------------------------------------------- usage errors (exit 2)
-expect "generate without kind"      2 "^kseg generate: expected customers or blobs" -- "$KSEG" generate
+expect "generate without kind"      2 "^kseg generate: expected customers, transactions or blobs" -- "$KSEG" generate
 expect "generate unknown kind"      2 "^kseg generate: unknown kind 'people'" -- "$KSEG" generate people --n 5 -o x.h5
 expect "unknown option"             2 "^kseg generate: unknown option '--colour'" -- "$KSEG" generate customers --n 5 -o x.h5 --colour red
 expect "blob option on customers"   2 "unknown option '--sigma'" -- "$KSEG" generate customers --n 5 -o x.h5 --sigma 1
