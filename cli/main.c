@@ -14,6 +14,8 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"cluster", kseg_cmd_cluster, "cluster customer features with k-means and write a model"},
     {"predict", kseg_cmd_predict, "assign new customers to the clusters of a saved model"},
+    {"rfm", kseg_cmd_rfm,
+     "score customers by recency, frequency and monetary value; name RFM segments"},
     {"import", kseg_cmd_import, "import a CSV transaction log into HDF5 (kseg import transactions)"},
     {"generate", kseg_cmd_generate,
      "write synthetic customers, transactions, or test blobs"},

@@ -82,7 +82,7 @@ typedef struct kseg_rfm_options {
     int64_t reference_time;     /* seconds since the epoch; INT64_MIN = midnight UTC after the
                                    last kept transaction's day. Default INT64_MIN. */
     kseg_frequency_mode frequency;  /* Default KSEG_FREQUENCY_INVOICES if the data has invoices,
-                                       else lines (resolved at finish). */
+                                       else lines (resolved at the first block). */
     int frequency_explicit;         /* non-zero: frequency was chosen by the user */
     kseg_monetary_mode monetary;    /* Default KSEG_MONETARY_SUM. */
     kseg_returns_mode returns;      /* Default KSEG_RETURNS_DROP. */

@@ -1,0 +1,945 @@
+/* `kseg rfm`: reads a transaction file block by block, computes per-customer recency, frequency,
+ * monetary value and tenure with quantile scores and named segments, writes them to HDF5 (and
+ * optionally CSV) atomically, and prints what each filtering stage removed and a segment table. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+
+static const char *const command = "rfm";
+
+static const char *const rfm_usage =
+    "usage: kseg rfm TX.h5[:/group] -o RFM.h5 [options]\n"
+    "\n"
+    "Score every customer of a transaction file (group /transactions by default, the layout\n"
+    "'kseg import transactions' writes) by recency, frequency and monetary value, and name\n"
+    "their RFM segment. RFM.h5 gets group /rfm (written under a temporary name, then renamed):\n"
+    "customer_id, recency, frequency, monetary, tenure, rows, score [n, 3] (R, F, M),\n"
+    "segment, segment_names, cuts [3, bins + 1], stages/, segment_customers, segment_revenue,\n"
+    "and attributes reference_date, options (JSON), stages (JSON), totals.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE          result file (required; must differ from TX)\n"
+    "      --reference-date DATE  YYYY-MM-DD: measure recency and tenure up to midnight UTC\n"
+    "                             starting that day (default: the day after the last kept\n"
+    "                             purchase). A date before the last kept purchase is refused\n"
+    "                             (recency would be negative) unless --allow-early-reference\n"
+    "      --allow-early-reference  accept such a date; recency is then negative for customers\n"
+    "                             who bought after it\n"
+    "      --frequency MODE       invoices (distinct invoices; the default when the file has\n"
+    "                             an invoice column), lines (purchase lines; the default\n"
+    "                             otherwise) or days (distinct purchase days, UTC)\n"
+    "      --monetary MODE        sum (total amount, default) or mean (total / frequency)\n"
+    "      --where COL=VALUE      keep rows whose category column COL is VALUE; repeat it:\n"
+    "                             conditions on one column are alternatives (OR), on different\n"
+    "                             columns all must hold (AND)\n"
+    "      --returns MODE         drop (default): remove returns and cancellations (cancelled\n"
+    "                             = 1, quantity < 0 or amount < 0); net: keep them in the\n"
+    "                             monetary sum only\n"
+    "      --min-price P          remove rows whose price (amount without a price column) is\n"
+    "                             below P (default: no filter)\n"
+    "      --dedupe               remove exact duplicate rows (every column equal) after the\n"
+    "                             first; needs 32 bytes per distinct row\n"
+    "      --bins N               score bins, 2..10 with the built-in map, 2..100 with --map\n"
+    "                             (default 5)\n"
+    "      --ties MODE            rank (default): equal-count bins over customers ordered by\n"
+    "                             (value, customer id), pandas qcut(rank(method='first'));\n"
+    "                             value: cut points at the value quantiles (numpy linear), equal\n"
+    "                             values share a score\n"
+    "      --best MODE            high (default): score N is best (most recent, most frequent,\n"
+    "                             highest monetary); low: score 1 is best. Segments do not\n"
+    "                             change\n"
+    "      --map FILE             segment map: lines 'Name | R scores | F scores' (e.g.\n"
+    "                             'At Risk | 1-2 | 3-4', '*' = all) covering every cell of the\n"
+    "                             grid exactly once (default: the built-in 11-segment map)\n"
+    "      --csv FILE             also write the per-customer table as CSV (atomically)\n"
+    "      --threads T            OpenMP threads (default: OMP_NUM_THREADS or all cores);\n"
+    "                             results are identical for any T\n"
+    "  -q, --quiet                no progress and no summary\n"
+    "  -h, --help                 show this help\n"
+    "\n"
+    "Stages: each row is removed by the first that applies, in this order: no customer id\n"
+    "(such rows still count in the totals), dedupe, where, min price, returns. The summary and\n"
+    "/rfm/stages give the rows and customers (those left with no row) each removed.\n"
+    "\n"
+    "Features, per customer over the kept rows: recency = whole days from the last purchase\n"
+    "to the reference time; tenure = whole days from the first purchase; frequency as chosen;\n"
+    "monetary = sum of kept amounts (returns netted with --returns net) or that / frequency;\n"
+    "rows = kept lines. Returns are never purchases: a customer with returns only is dropped\n"
+    "(counted under 'returns'). R scores count fewer days as better.\n"
+    "\n"
+    "Built-in map (R rows 5..1, F columns 1..5; other bin counts use level ceil(5 s / N)):\n"
+    "  R=5  New Customers   Potential Loyal. Potential Loyal. Champions        Champions\n"
+    "  R=4  Promising       Potential Loyal. Potential Loyal. Loyal Customers  Loyal Customers\n"
+    "  R=3  About to Sleep  About to Sleep   Need Attention   Loyal Customers  Loyal Customers\n"
+    "  R=2  Hibernating     Hibernating      At Risk          At Risk          Can't Lose Them\n"
+    "  R=1  Lost            Hibernating      At Risk          At Risk          Can't Lose Them\n"
+    "\n"
+    "example:\n"
+    "  kseg rfm retail.h5 -o rfm.h5 --where Country='United Kingdom' --csv rfm.csv\n";
+
+/* Rows requested from the reader at a time. */
+#define READ_BLOCK_ROWS ((size_t)1 << 20)
+
+#define SECONDS_PER_DAY ((int64_t)86400)
+
+/* ---------------------------------------------------------------- dates */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t year, int64_t month, int64_t day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+static void civil_from_days(int64_t days, int64_t *year, int *month, int *day)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t day_of_era = days - era * 146097;
+    int64_t year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    int64_t mp = (5 * day_of_year + 2) / 153;
+    *day = (int)(day_of_year - (153 * mp + 2) / 5 + 1);
+    *month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *year = year_of_era + era * 400 + (*month <= 2);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t quotient = a / b;
+    return (a % b != 0 && a < 0) ? quotient - 1 : quotient;
+}
+
+/* "YYYY-MM-DD", or "YYYY-MM-DD HH:MM:SS UTC" when the time is not midnight. */
+static void format_time(int64_t seconds, char *text, size_t size)
+{
+    int64_t days = floor_div(seconds, SECONDS_PER_DAY), year;
+    int64_t second_of_day = seconds - days * SECONDS_PER_DAY;
+    int month, day;
+    civil_from_days(days, &year, &month, &day);
+    if (second_of_day == 0)
+        snprintf(text, size, "%04lld-%02d-%02d", (long long)year, month, day);
+    else
+        snprintf(text, size, "%04lld-%02d-%02d %02d:%02d:%02d UTC", (long long)year, month, day,
+                 (int)(second_of_day / 3600), (int)(second_of_day / 60 % 60),
+                 (int)(second_of_day % 60));
+}
+
+/* Strict YYYY-MM-DD (a real calendar date) -> seconds at midnight UTC. */
+static int parse_date(const char *text, int64_t *seconds)
+{
+    int year, month, day, consumed = 0;
+    if (strlen(text) != 10 || sscanf(text, "%4d-%2d-%2d%n", &year, &month, &day, &consumed) != 3 ||
+        consumed != 10 || text[4] != '-' || text[7] != '-')
+        return -1;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (text[i] < '0' || text[i] > '9'))
+            return -1;
+    if (month < 1 || month > 12 || day < 1)
+        return -1;
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > month_days[month - 1] + (month == 2 && leap))
+        return -1;
+    *seconds = days_from_civil(year, month, day) * SECONDS_PER_DAY;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- small helpers */
+
+static const char *frequency_name(kseg_frequency_mode mode)
+{
+    return mode == KSEG_FREQUENCY_INVOICES ? "invoices"
+           : mode == KSEG_FREQUENCY_LINES  ? "lines"
+                                           : "days";
+}
+
+/* Appends text to a JSON document as a quoted string. */
+static void json_string(FILE *out, const char *text)
+{
+    fputc('"', out);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(out, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(out, "\\u%04x", *c);
+        else
+            fputc(*c, out);
+    }
+    fputc('"', out);
+}
+
+/* The shortest "%.*g" text that reads back as the same double. */
+static void format_double(double value, char *text, size_t size)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, size, "%.*g", digits, value);
+        if (strtod(text, NULL) == value)
+            return;
+    }
+}
+
+/* Reads a whole text file; *text is malloc'd and NUL-terminated. */
+static int read_text_file(const char *path, char **text, kseg_error *error)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return kseg_error_set(error, KSEG_ENOENT, "cannot open map file %s: %s", path,
+                              strerror(errno));
+    size_t capacity = 4096, length = 0;
+    char *buffer = malloc(capacity);
+    int status = 0;
+    while (buffer) {
+        length += fread(buffer + length, 1, capacity - length - 1, file);
+        if (length < capacity - 1)
+            break;
+        char *grown = realloc(buffer, capacity * 2);
+        if (!grown) {
+            free(buffer);
+            buffer = NULL;
+            break;
+        }
+        buffer = grown;
+        capacity *= 2;
+    }
+    if (!buffer)
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", path);
+    else if (ferror(file)) {
+        status = kseg_error_set(error, KSEG_EIO, "cannot read map file %s", path);
+        free(buffer);
+    } else {
+        buffer[length] = '\0';
+        *text = buffer;
+    }
+    fclose(file);
+    return status;
+}
+
+/* Revenue of customer i: the sum of its kept amounts (monetary x frequency in mean mode). */
+static double customer_revenue(const kseg_rfm_table *table, size_t i, int mean)
+{
+    return mean ? table->monetary[i] * table->frequency[i] : table->monetary[i];
+}
+
+/* ---------------------------------------------------------------- CSV */
+
+/* A CSV field: quoted when it holds a comma, quote or line break. */
+static void csv_field(FILE *out, const char *text)
+{
+    if (!strpbrk(text, ",\"\r\n")) {
+        fputs(text, out);
+        return;
+    }
+    fputc('"', out);
+    for (const char *c = text; *c; c++) {
+        if (*c == '"')
+            fputc('"', out);
+        fputc(*c, out);
+    }
+    fputc('"', out);
+}
+
+/* Writes the table to a temporary file beside path; *temporary receives its malloc'd name. The
+ * caller renames it into place once the HDF5 result is committed. */
+static int write_csv(const char *path, const kseg_rfm_table *table, char **temporary,
+                     kseg_error *error)
+{
+    size_t length = strlen(path) + 16;
+    char *name = malloc(length);
+    if (!name)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    snprintf(name, length, "%s.tmp.XXXXXX", path);
+    int descriptor = mkstemp(name);
+    if (descriptor < 0) {
+        int status = kseg_error_set(error, KSEG_EIO, "cannot create %s: %s", name,
+                                    strerror(errno));
+        free(name);
+        return status;
+    }
+    FILE *out = fdopen(descriptor, "w");
+    if (!out) {
+        close(descriptor);
+        unlink(name);
+        free(name);
+        return kseg_error_set(error, KSEG_EIO, "cannot write %s", path);
+    }
+    fputs("customer_id,recency,frequency,monetary,tenure,rows,r_score,f_score,m_score,segment\n",
+          out);
+    char recency[32], frequency[32], monetary[32], tenure[32];
+    for (size_t i = 0; i < table->n_customers; i++) {
+        format_double(table->recency[i], recency, sizeof recency);
+        format_double(table->frequency[i], frequency, sizeof frequency);
+        format_double(table->monetary[i], monetary, sizeof monetary);
+        format_double(table->tenure[i], tenure, sizeof tenure);
+        fprintf(out, "%lld,%s,%s,%s,%s,%lld,%d,%d,%d,", (long long)table->customer_id[i], recency,
+                frequency, monetary, tenure, (long long)table->rows[i], table->scores[3 * i],
+                table->scores[3 * i + 1], table->scores[3 * i + 2]);
+        csv_field(out, table->map.names[table->segment[i]]);
+        fputc('\n', out);
+    }
+    /* The data must be on disk before the rename makes it visible under the final name. */
+    int failed = fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0;
+    failed |= fclose(out) != 0;
+    if (failed) {
+        int status = kseg_error_set(error, KSEG_EIO, "cannot write %s: %s", path,
+                                    strerror(errno));
+        unlink(name);
+        free(name);
+        return status;
+    }
+    *temporary = name;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- result file */
+
+typedef struct run_settings {
+    const char *input;
+    const char *map_path;
+    const kseg_rfm_filter *filters;
+    size_t n_filters;
+    int reference_given;
+    int allow_early_reference;
+} run_settings;
+
+/* The options as a JSON object (malloc'd). */
+static char *options_json(const kseg_rfm_options *options, const kseg_rfm_table *table,
+                          const run_settings *settings)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (!out)
+        return NULL;
+    char date[48];
+    format_time(table->reference_time, date, sizeof date);
+    fprintf(out, "{\"reference_date\":");
+    json_string(out, date);
+    fprintf(out, ",\"reference_given\":%s,\"allow_early_reference\":%s,\"frequency\":\"%s\","
+                 "\"monetary\":\"%s\",\"returns\":\"%s\",\"min_price\":",
+            settings->reference_given ? "true" : "false",
+            settings->allow_early_reference ? "true" : "false",
+            frequency_name(table->frequency_mode),
+            options->monetary == KSEG_MONETARY_SUM ? "sum" : "mean",
+            options->returns == KSEG_RETURNS_DROP ? "drop" : "net");
+    if (isnan(options->min_price))
+        fputs("null", out);
+    else
+        fprintf(out, "%.17g", options->min_price);
+    fprintf(out, ",\"dedupe\":%s,\"where\":[", options->dedupe ? "true" : "false");
+    for (size_t f = 0; f < settings->n_filters; f++) {
+        fputs(f ? ",[" : "[", out);
+        json_string(out, settings->filters[f].column);
+        fputc(',', out);
+        json_string(out, settings->filters[f].value);
+        fputc(']', out);
+    }
+    fprintf(out, "],\"bins\":%d,\"ties\":\"%s\",\"best\":\"%s\",\"map\":", (int)options->bins,
+            options->ties == KSEG_TIES_RANK ? "rank" : "value",
+            options->best == KSEG_BEST_HIGH ? "high" : "low");
+    if (settings->map_path)
+        json_string(out, settings->map_path);
+    else
+        fputs("\"built-in\"", out);
+    fputc('}', out);
+    if (fclose(out) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static char *stages_json(const kseg_rfm_table *table)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (!out)
+        return NULL;
+    fputc('[', out);
+    for (size_t s = 0; s < table->n_stages; s++) {
+        fprintf(out, "%s{\"name\":", s ? "," : "");
+        json_string(out, table->stages[s].name);
+        fprintf(out, ",\"rows_removed\":%lld,\"customers_removed\":%lld}",
+                (long long)table->stages[s].rows_removed,
+                (long long)table->stages[s].customers_removed);
+    }
+    fputc(']', out);
+    if (fclose(out) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+typedef struct segment_totals {
+    int64_t *customers; /* [n_segments] */
+    double *revenue;    /* [n_segments] */
+    int64_t *cells;     /* [n_segments]: cells of the map in the segment */
+} segment_totals;
+
+static int write_result(kseg_h5_writer *writer, const kseg_rfm_table *table,
+                        const kseg_rfm_options *options, const run_settings *settings,
+                        const segment_totals *totals, kseg_error *error)
+{
+    const size_t n = table->n_customers, bins = (size_t)table->bins;
+    const size_t n_segments = table->map.n_segments;
+    const size_t chunk = n < 65536 ? n : 65536;
+    size_t dims[2] = {n, 3};
+    size_t cut_dims[2] = {3, bins + 1};
+    size_t segment_dims[1] = {n_segments};
+    size_t stage_dims[1] = {table->n_stages};
+    static const char *const score_columns[] = {"R", "F", "M"};
+    static const char *const cut_rows[] = {"recency", "frequency", "monetary"};
+    const char *stage_names[KSEG_RFM_MAX_STAGES];
+    int64_t stage_rows[KSEG_RFM_MAX_STAGES], stage_customers[KSEG_RFM_MAX_STAGES];
+    int64_t kept_rows = 0;
+    for (size_t i = 0; i < n; i++)
+        kept_rows += table->rows[i];
+    for (size_t s = 0; s < table->n_stages; s++) {
+        stage_names[s] = table->stages[s].name;
+        stage_rows[s] = table->stages[s].rows_removed;
+        stage_customers[s] = table->stages[s].customers_removed;
+    }
+    char reference_date[48], last_purchase[48];
+    format_time(table->reference_time, reference_date, sizeof reference_date);
+    format_time(table->last_time, last_purchase, sizeof last_purchase);
+
+    int status;
+    if ((status = kseg_h5_write_dataset(writer, "/rfm/customer_id", KSEG_STORE_INT64, 1, dims,
+                                        table->customer_id, chunk, 4, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/recency", KSEG_STORE_FLOAT64, 1, dims,
+                                        table->recency, chunk, 4, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/frequency", KSEG_STORE_FLOAT64, 1, dims,
+                                        table->frequency, chunk, 4, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/monetary", KSEG_STORE_FLOAT64, 1, dims,
+                                        table->monetary, chunk, 4, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/tenure", KSEG_STORE_FLOAT64, 1, dims,
+                                        table->tenure, chunk, 4, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/rows", KSEG_STORE_INT64, 1, dims,
+                                        table->rows, chunk, 4, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/score", KSEG_STORE_INT32, 2, dims,
+                                        table->scores, chunk, 4, error)) ||
+        (status = kseg_h5_write_attribute_strings(writer, "/rfm/score", "columns", score_columns,
+                                                  3, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/segment", KSEG_STORE_INT32, 1, dims,
+                                        table->segment, chunk, 4, error)) ||
+        (status = kseg_h5_write_strings(writer, "/rfm/segment_names",
+                                        (const char *const *)table->map.names, n_segments,
+                                        error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/segment_customers", KSEG_STORE_INT64, 1,
+                                        segment_dims, totals->customers, 0, 0, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/segment_revenue", KSEG_STORE_FLOAT64, 1,
+                                        segment_dims, totals->revenue, 0, 0, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/cuts", KSEG_STORE_FLOAT64, 2, cut_dims,
+                                        table->cuts, 0, 0, error)) ||
+        (status = kseg_h5_write_attribute_strings(writer, "/rfm/cuts", "rows", cut_rows, 3,
+                                                  error)) ||
+        (status = kseg_h5_write_strings(writer, "/rfm/stages/name", stage_names,
+                                        table->n_stages, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/stages/rows_removed", KSEG_STORE_INT64, 1,
+                                        stage_dims, stage_rows, 0, 0, error)) ||
+        (status = kseg_h5_write_dataset(writer, "/rfm/stages/customers_removed",
+                                        KSEG_STORE_INT64, 1, stage_dims, stage_customers, 0, 0,
+                                        error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/rfm", "reference_date",
+                                                 reference_date, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/rfm", "reference_time",
+                                                table->reference_time, error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/rfm", "last_purchase", last_purchase,
+                                                 error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/rfm", "last_time", table->last_time,
+                                                error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/rfm", "total_rows", table->total_rows,
+                                                error)) ||
+        (status = kseg_h5_write_attribute_double(writer, "/rfm", "total_amount",
+                                                 table->total_amount, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/rfm", "kept_rows", kept_rows, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/rfm", "customers", (int64_t)n,
+                                                error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/rfm", "bins", table->bins, error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/rfm", "frequency_mode",
+                                                 frequency_name(table->frequency_mode), error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/rfm", "source", settings->input,
+                                                 error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/rfm", "kseg_version",
+                                                 kseg_version_string(), error)))
+        return status;
+    char *json = options_json(options, table, settings);
+    char *stages = stages_json(table);
+    if (!json || !stages)
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    else if (!(status = kseg_h5_write_attribute_string(writer, "/rfm", "options", json, error)))
+        status = kseg_h5_write_attribute_string(writer, "/rfm", "stages", stages, error);
+    free(json);
+    free(stages);
+    return status;
+}
+
+/* ---------------------------------------------------------------- summary */
+
+/* Rounds shares (each value / total) to tenths of a percent so that they add up to exactly
+ * 100.0: largest remainders get the leftover tenths. Plain rounding when a value is negative
+ * (netted returns), where "adds up" has no meaning. */
+static void rounded_shares(const double *values, const size_t *order, size_t count, double total,
+                           double *tenths)
+{
+    int any_negative = 0;
+    for (size_t k = 0; k < count; k++)
+        any_negative |= values[order[k]] < 0;
+    if (total <= 0 || any_negative) {
+        for (size_t k = 0; k < count; k++)
+            tenths[k] = total != 0 ? round(1000.0 * values[order[k]] / total) : 0;
+        return;
+    }
+    double assigned = 0;
+    double *remainder = malloc((count ? count : 1) * sizeof *remainder);
+    for (size_t k = 0; k < count; k++) {
+        double exact = 1000.0 * values[order[k]] / total;
+        tenths[k] = floor(exact);
+        if (remainder)
+            remainder[k] = exact - tenths[k];
+        assigned += tenths[k];
+    }
+    for (double left = 1000.0 - assigned; left > 0.5 && remainder; left -= 1.0) {
+        size_t best = 0;
+        for (size_t k = 1; k < count; k++)
+            if (remainder[k] > remainder[best])
+                best = k;
+        tenths[best] += 1.0;
+        remainder[best] = -1.0;
+    }
+    free(remainder);
+}
+
+static void print_summary(const kseg_rfm_table *table, const kseg_rfm_options *options,
+                          const segment_totals *totals, double seconds_read,
+                          double seconds_finish)
+{
+    char reference[48];
+    format_time(table->reference_time, reference, sizeof reference);
+    int64_t kept_rows = 0;
+    for (size_t i = 0; i < table->n_customers; i++)
+        kept_rows += table->rows[i];
+    printf("kseg rfm: %lld rows -> %zu customers (reference %s, frequency %s, monetary %s, "
+           "returns %s, %d bins by %s)\n",
+           (long long)table->total_rows, table->n_customers, reference,
+           frequency_name(table->frequency_mode),
+           options->monetary == KSEG_MONETARY_SUM ? "sum" : "mean",
+           options->returns == KSEG_RETURNS_DROP ? "dropped" : "netted", (int)table->bins,
+           options->ties == KSEG_TIES_RANK ? "rank" : "value");
+    printf("\n  %-16s %14s %18s\n", "stage", "rows removed", "customers removed");
+    for (size_t s = 0; s < table->n_stages; s++) {
+        int active = s == 0 || (s == 1 && options->dedupe) || (s == 2 && options->n_filters) ||
+                     (s == 3 && !isnan(options->min_price)) || s == 4;
+        if (!active) {
+            printf("  %-16s %14s %18s\n", table->stages[s].name, "off", "off");
+            continue;
+        }
+        if (s == 0)
+            printf("  %-16s %14lld %18s\n", table->stages[s].name,
+                   (long long)table->stages[s].rows_removed, "-");
+        else
+            printf("  %-16s %14lld %18lld\n", table->stages[s].name,
+                   (long long)table->stages[s].rows_removed,
+                   (long long)table->stages[s].customers_removed);
+    }
+    printf("  %-16s %14lld %18zu\n", "kept", (long long)kept_rows, table->n_customers);
+
+    /* Segments that the map can produce, by revenue (then customers) descending. */
+    size_t n_segments = table->map.n_segments, shown = 0;
+    size_t *order = malloc((n_segments ? n_segments : 1) * sizeof *order);
+    double *customer_values = malloc((n_segments ? n_segments : 1) * sizeof *customer_values);
+    double *customer_tenths = malloc((n_segments ? n_segments : 1) * sizeof *customer_tenths);
+    double *revenue_tenths = malloc((n_segments ? n_segments : 1) * sizeof *revenue_tenths);
+    if (!order || !customer_values || !customer_tenths || !revenue_tenths)
+        goto done;
+    for (size_t s = 0; s < n_segments; s++) {
+        customer_values[s] = (double)totals->customers[s];
+        if (totals->cells[s])
+            order[shown++] = s;
+    }
+    for (size_t a = 1; a < shown; a++)
+        for (size_t b = a; b > 0; b--) {
+            size_t left = order[b - 1], right = order[b];
+            int swap = totals->revenue[right] > totals->revenue[left] ||
+                       (totals->revenue[right] == totals->revenue[left] &&
+                        totals->customers[right] > totals->customers[left]);
+            if (!swap)
+                break;
+            order[b - 1] = right;
+            order[b] = left;
+        }
+    double total_revenue = 0;
+    for (size_t s = 0; s < n_segments; s++)
+        total_revenue += totals->revenue[s];
+    rounded_shares(customer_values, order, shown, (double)table->n_customers, customer_tenths);
+    rounded_shares(totals->revenue, order, shown, total_revenue, revenue_tenths);
+    printf("\n  %-22s %10s %7s %16s %7s\n", "segment", "customers", "share", "revenue", "share");
+    for (size_t k = 0; k < shown; k++) {
+        size_t s = order[k];
+        printf("  %-22.22s %10lld %6.1f%% %16.2f %6.1f%%\n", table->map.names[s],
+               (long long)totals->customers[s], customer_tenths[k] / 10.0, totals->revenue[s],
+               revenue_tenths[k] / 10.0);
+    }
+    printf("  %-22s %10zu %6.1f%% %16.2f %6.1f%%\n", "total", table->n_customers, 100.0,
+           total_revenue, 100.0);
+    printf("\n  time: read and aggregate %.3f s, score %.3f s\n", seconds_read, seconds_finish);
+done:
+    free(order);
+    free(customer_values);
+    free(customer_tenths);
+    free(revenue_tenths);
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static int parse_choice(const char *option, const char *text, const char *const *names,
+                        int count, int *value)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(text, names[i]) == 0) {
+            *value = i;
+            return 0;
+        }
+    char list[128] = "";
+    for (int i = 0; i < count; i++) {
+        strcat(list, i ? (i == count - 1 ? " or " : ", ") : "");
+        strcat(list, names[i]);
+    }
+    cli_failf(command, KSEG_EXIT_USAGE, "%s: expected %s, got '%s'", option, list, text);
+    return -1;
+}
+
+int kseg_cmd_rfm(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"reference-date", required_argument, NULL, 'R'},
+        {"allow-early-reference", no_argument, NULL, 'E'},
+        {"frequency", required_argument, NULL, 'F'},
+        {"monetary", required_argument, NULL, 'M'},
+        {"where", required_argument, NULL, 'W'},
+        {"returns", required_argument, NULL, 'r'},
+        {"min-price", required_argument, NULL, 'P'},
+        {"dedupe", no_argument, NULL, 'D'},
+        {"bins", required_argument, NULL, 'b'},
+        {"ties", required_argument, NULL, 'T'},
+        {"best", required_argument, NULL, 'B'},
+        {"map", required_argument, NULL, 'm'},
+        {"csv", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    static const char *const frequency_names[] = {"invoices", "lines", "days"};
+    static const char *const monetary_names[] = {"sum", "mean"};
+    static const char *const returns_names[] = {"drop", "net"};
+    static const char *const ties_names[] = {"rank", "value"};
+    static const char *const best_names[] = {"high", "low"};
+
+    kseg_rfm_options options;
+    kseg_rfm_options_defaults(&options);
+    run_settings settings = {0};
+    const char *output = NULL, *csv_path = NULL;
+    int quiet = 0, choice;
+    int64_t value;
+    /* At most one --where condition per argument. */
+    kseg_rfm_filter *filters = calloc((size_t)argc + 1, sizeof *filters);
+    size_t n_filters = 0;
+    if (!filters)
+        return cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+
+    optind = 1;
+    opterr = 0;
+    int option, exit_code = KSEG_EXIT_USAGE;
+    while ((option = getopt_long(argc, argv, ":o:qh", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'o':
+            output = optarg;
+            break;
+        case 'R':
+            if (parse_date(optarg, &options.reference_time)) {
+                cli_failf(command, KSEG_EXIT_USAGE,
+                          "--reference-date: expected a date YYYY-MM-DD, got '%s'", optarg);
+                goto done;
+            }
+            settings.reference_given = 1;
+            break;
+        case 'E':
+            settings.allow_early_reference = 1;
+            break;
+        case 'F':
+            if (parse_choice("--frequency", optarg, frequency_names, 3, &choice))
+                goto done;
+            options.frequency = (kseg_frequency_mode)choice;
+            options.frequency_explicit = 1;
+            break;
+        case 'M':
+            if (parse_choice("--monetary", optarg, monetary_names, 2, &choice))
+                goto done;
+            options.monetary = (kseg_monetary_mode)choice;
+            break;
+        case 'W': {
+            char *equals = strchr(optarg, '=');
+            if (!equals || equals == optarg) {
+                cli_failf(command, KSEG_EXIT_USAGE, "--where: expected COL=VALUE, got '%s'",
+                          optarg);
+                goto done;
+            }
+            char *column = strndup(optarg, (size_t)(equals - optarg));
+            if (!column) {
+                cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+                goto done;
+            }
+            filters[n_filters].column = column;
+            filters[n_filters].value = equals + 1; /* argv outlives the run */
+            n_filters++;
+            break;
+        }
+        case 'r':
+            if (parse_choice("--returns", optarg, returns_names, 2, &choice))
+                goto done;
+            options.returns = (kseg_returns_mode)choice;
+            break;
+        case 'P':
+            if (cli_parse_double(command, "--min-price", optarg, -1e300, 1e300,
+                                 &options.min_price))
+                goto done;
+            break;
+        case 'D':
+            options.dedupe = 1;
+            break;
+        case 'b':
+            if (cli_parse_int64(command, "--bins", optarg, 2, 100, &value))
+                goto done;
+            options.bins = (int32_t)value;
+            break;
+        case 'T':
+            if (parse_choice("--ties", optarg, ties_names, 2, &choice))
+                goto done;
+            options.ties = (kseg_ties_mode)choice;
+            break;
+        case 'B':
+            if (parse_choice("--best", optarg, best_names, 2, &choice))
+                goto done;
+            options.best = (kseg_best_mode)choice;
+            break;
+        case 'm':
+            settings.map_path = optarg;
+            break;
+        case 'c':
+            csv_path = optarg;
+            break;
+        case 'j':
+            if (cli_parse_int64(command, "--threads", optarg, 1, 4096, &value))
+                goto done;
+            options.n_threads = (int32_t)value;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(rfm_usage, stdout);
+            exit_code = KSEG_EXIT_OK;
+            goto done;
+        case ':':
+            cli_failf(command, KSEG_EXIT_USAGE, "option %s needs a value", argv[optind - 1]);
+            goto done;
+        default:
+            cli_failf(command, KSEG_EXIT_USAGE, "unknown option '%s' (run 'kseg rfm --help')",
+                      argv[optind - 1]);
+            goto done;
+        }
+    }
+    if (optind != argc - 1) {
+        if (optind >= argc)
+            cli_failf(command, KSEG_EXIT_USAGE, "missing TX.h5 (run 'kseg rfm --help')");
+        else
+            cli_failf(command, KSEG_EXIT_USAGE, "expected one TX.h5, got extra argument '%s'",
+                      argv[argc - 1]);
+        goto done;
+    }
+    if (!output) {
+        cli_failf(command, KSEG_EXIT_USAGE, "missing -o RFM.h5");
+        goto done;
+    }
+    if (!settings.map_path && options.bins > 10) {
+        cli_failf(command, KSEG_EXIT_USAGE,
+                  "--bins %d: the built-in map supports 2 to 10 bins; give --map FILE",
+                  (int)options.bins);
+        goto done;
+    }
+    options.filters = filters;
+    options.n_filters = n_filters;
+    settings.input = argv[optind];
+    settings.filters = filters;
+    settings.n_filters = n_filters;
+
+    exit_code = KSEG_EXIT_FAILURE;
+    kseg_error error;
+    kseg_error_clear(&error);
+    char *input_file = NULL, *input_group = NULL, *map_text = NULL, *csv_temporary = NULL;
+    kseg_rfm_map map = {0};
+    kseg_transaction_reader *reader = NULL;
+    kseg_rfm_aggregator *aggregator = NULL;
+    kseg_h5_writer *writer = NULL;
+    kseg_rfm_table table;
+    kseg_rfm_table_init(&table);
+    segment_totals totals = {0};
+
+    if (kseg_split_location(settings.input, &input_file, &input_group, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto cleanup;
+    }
+    if (kseg_same_file(input_file, output) || (csv_path && kseg_same_file(input_file, csv_path))) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                              "output %s is the input file: refusing to overwrite the input",
+                              kseg_same_file(input_file, output) ? output : csv_path);
+        goto cleanup;
+    }
+    if (csv_path && (strcmp(csv_path, output) == 0 || kseg_same_file(csv_path, output))) {
+        exit_code = cli_failf(command, KSEG_EXIT_USAGE, "--csv and -o name the same file %s",
+                              output);
+        goto cleanup;
+    }
+    if (settings.map_path) {
+        if (read_text_file(settings.map_path, &map_text, &error) ||
+            kseg_rfm_map_parse(&map, map_text, options.bins, settings.map_path, &error)) {
+            exit_code = cli_fail(command, &error);
+            goto cleanup;
+        }
+        options.map = &map;
+    }
+    if (kseg_rfm_aggregator_create(&aggregator, &options, &error) ||
+        kseg_transaction_reader_open(&reader, input_file, input_group, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto cleanup;
+    }
+    /* Open the output before the expensive work: an unwritable destination fails at once. */
+    if (kseg_h5_writer_open(&writer, output, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto cleanup;
+    }
+    double started = omp_get_wtime();
+    size_t total_rows = kseg_transaction_reader_rows(reader);
+    int show_progress = !quiet && cli_stderr_is_terminal();
+    for (size_t offset = 0; offset < total_rows; offset += READ_BLOCK_ROWS) {
+        size_t count = total_rows - offset < READ_BLOCK_ROWS ? total_rows - offset
+                                                             : READ_BLOCK_ROWS;
+        kseg_transactions block;
+        if (kseg_transaction_reader_read(reader, offset, count, &block, &error) ||
+            kseg_rfm_aggregator_add(aggregator, &block, &error)) {
+            if (show_progress)
+                fputc('\n', stderr);
+            exit_code = cli_fail(command, &error);
+            goto cleanup;
+        }
+        if (show_progress)
+            fprintf(stderr, "\rkseg rfm: %zu of %zu rows", offset + count, total_rows);
+    }
+    if (show_progress)
+        fputc('\n', stderr);
+    double aggregated = omp_get_wtime();
+    if (kseg_rfm_aggregator_finish(aggregator, &table, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto cleanup;
+    }
+    double finished = omp_get_wtime();
+    if (table.reference_before_last) {
+        char reference[48], last[48];
+        format_time(table.reference_time, reference, sizeof reference);
+        format_time(table.last_time, last, sizeof last);
+        if (!settings.allow_early_reference) {
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                                  "reference date %s is before the last kept purchase (%s): "
+                                  "recency would be negative (pass --allow-early-reference to "
+                                  "accept that)",
+                                  reference, last);
+            goto cleanup;
+        }
+        if (!quiet)
+            cli_warnf(command,
+                      "reference date %s is before the last kept purchase (%s): customers who "
+                      "bought after it have negative recency",
+                      reference, last);
+    }
+
+    size_t n_segments = table.map.n_segments;
+    totals.customers = calloc(n_segments ? n_segments : 1, sizeof *totals.customers);
+    totals.revenue = calloc(n_segments ? n_segments : 1, sizeof *totals.revenue);
+    totals.cells = calloc(n_segments ? n_segments : 1, sizeof *totals.cells);
+    if (!totals.customers || !totals.revenue || !totals.cells) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+        goto cleanup;
+    }
+    const int mean = options.monetary == KSEG_MONETARY_MEAN;
+    for (size_t i = 0; i < table.n_customers; i++) {
+        totals.customers[table.segment[i]]++;
+        totals.revenue[table.segment[i]] += customer_revenue(&table, i, mean);
+    }
+    for (size_t c = 0; c < (size_t)table.bins * (size_t)table.bins; c++)
+        totals.cells[table.map.cell_segment[c]]++;
+
+    if (write_result(writer, &table, &options, &settings, &totals, &error) ||
+        (csv_path && write_csv(csv_path, &table, &csv_temporary, &error))) {
+        exit_code = cli_fail(command, &error);
+        goto cleanup;
+    }
+    int committed = kseg_h5_writer_commit(writer, &error);
+    writer = NULL; /* commit frees the writer even when it fails */
+    if (committed) {
+        exit_code = cli_fail(command, &error);
+        goto cleanup;
+    }
+    if (csv_temporary) {
+        if (rename(csv_temporary, csv_path) != 0) {
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                                  "cannot rename %s to %s: %s (%s was written)", csv_temporary,
+                                  csv_path, strerror(errno), output);
+            goto cleanup;
+        }
+        free(csv_temporary);
+        csv_temporary = NULL;
+    }
+    if (!quiet) {
+        print_summary(&table, &options, &totals, aggregated - started, finished - aggregated);
+        printf("  written to %s%s%s\n", output, csv_path ? " and " : "", csv_path ? csv_path : "");
+    }
+    exit_code = KSEG_EXIT_OK;
+cleanup:
+    kseg_h5_writer_abort(writer);
+    if (csv_temporary) {
+        unlink(csv_temporary);
+        free(csv_temporary);
+    }
+    if (reader)
+        kseg_transaction_reader_close(reader);
+    kseg_rfm_aggregator_destroy(aggregator);
+    kseg_rfm_table_destroy(&table);
+    kseg_rfm_map_destroy(&map);
+    free(totals.customers);
+    free(totals.revenue);
+    free(totals.cells);
+    free(map_text);
+    free(input_file);
+    free(input_group);
+done:
+    for (size_t f = 0; f < n_filters; f++)
+        free((char *)filters[f].column);
+    free(filters);
+    return exit_code;
+}

@@ -1,0 +1,838 @@
+/* The RFM stage: classifies each block of transactions through the filtering stages, aggregates
+ * per customer with the partitioned kernel (kernels/aggregate.h), and at the end computes recency,
+ * frequency, monetary value and tenure, quantile scores (kernels/quantile.h) and named segments. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "kseg/rfm.h"
+#include "quantile.h"
+
+#define SECONDS_PER_DAY ((int64_t)86400)
+
+/* Rows classified and aggregated at a time: a caller's block is processed in chunks of this many
+ * rows, so the per-row buffers (two 56-byte records per row) stay bounded whatever the block
+ * size. */
+#define CHUNK_ROWS ((size_t)1 << 18)
+
+/* Scoring works on 32-bit positions. */
+#define MAX_SCORED ((size_t)UINT32_MAX)
+
+static const char *const stage_names[KSEG_RFM_MAX_STAGES] = {"no customer id", "dedupe", "where",
+                                                             "min price", "returns"};
+
+/* ---------------------------------------------------------------- options and tables */
+
+void kseg_rfm_options_defaults(kseg_rfm_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->reference_time = INT64_MIN;
+    options->frequency = KSEG_FREQUENCY_INVOICES;
+    options->frequency_explicit = 0;
+    options->monetary = KSEG_MONETARY_SUM;
+    options->returns = KSEG_RETURNS_DROP;
+    options->min_price = NAN;
+    options->dedupe = 0;
+    options->filters = NULL;
+    options->n_filters = 0;
+    options->bins = 5;
+    options->ties = KSEG_TIES_RANK;
+    options->best = KSEG_BEST_HIGH;
+    options->map = NULL;
+    options->n_threads = 0;
+}
+
+void kseg_rfm_table_init(kseg_rfm_table *table)
+{
+    memset(table, 0, sizeof *table);
+}
+
+void kseg_rfm_table_destroy(kseg_rfm_table *table)
+{
+    if (!table)
+        return;
+    free(table->customer_id);
+    free(table->recency);
+    free(table->frequency);
+    free(table->monetary);
+    free(table->tenure);
+    free(table->rows);
+    free(table->scores);
+    free(table->segment);
+    free(table->cuts);
+    kseg_rfm_map_destroy(&table->map);
+    memset(table, 0, sizeof *table);
+}
+
+static int copy_map(kseg_rfm_map *copy, const kseg_rfm_map *map)
+{
+    size_t cells = (size_t)map->bins * (size_t)map->bins;
+    memset(copy, 0, sizeof *copy);
+    copy->names = calloc(map->n_segments ? map->n_segments : 1, sizeof *copy->names);
+    copy->cell_segment = malloc(cells * sizeof *copy->cell_segment);
+    if (!copy->names || !copy->cell_segment) {
+        kseg_rfm_map_destroy(copy);
+        return -1;
+    }
+    copy->bins = map->bins;
+    copy->n_segments = map->n_segments;
+    for (size_t s = 0; s < map->n_segments; s++)
+        if (!(copy->names[s] = strdup(map->names[s]))) {
+            kseg_rfm_map_destroy(copy);
+            return -1;
+        }
+    memcpy(copy->cell_segment, map->cell_segment, cells * sizeof *copy->cell_segment);
+    return 0;
+}
+
+/* floor(a / b) for b > 0, also for negative a (times before 1970). */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t quotient = a / b;
+    return (a % b != 0 && a < 0) ? quotient - 1 : quotient;
+}
+
+/* ---------------------------------------------------------------- scoring */
+
+int kseg_rfm_score_feature(const double *values, const int64_t *customer_id, size_t n,
+                           int32_t bins, kseg_ties_mode ties, int32_t n_threads, int32_t *scores,
+                           double *cuts, kseg_error *error)
+{
+    if (!values || !scores || !cuts)
+        return kseg_error_set(error, KSEG_EINVAL, "score: values, scores and cuts are required");
+    if (n == 0)
+        return kseg_error_set(error, KSEG_EEMPTY, "score: no values to score");
+    if (n > MAX_SCORED)
+        return kseg_error_set(error, KSEG_ETOOBIG, "score: %zu values exceed the limit of %zu", n,
+                              MAX_SCORED);
+    if (bins < 1 || bins > 1000)
+        return kseg_error_set(error, KSEG_EINVAL, "score: bins must be in 1..1000, not %d",
+                              (int)bins);
+    if (ties != KSEG_TIES_RANK && ties != KSEG_TIES_VALUE)
+        return kseg_error_set(error, KSEG_EINVAL, "score: unknown ties mode %d", (int)ties);
+    int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+
+    size_t first_bad = SIZE_MAX;
+    int ids_increasing = 1;
+#pragma omp parallel for schedule(static) num_threads(threads) \
+    reduction(min : first_bad) reduction(&& : ids_increasing)
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(values[i]) && i < first_bad)
+            first_bad = i;
+        if (customer_id && i > 0 && customer_id[i - 1] >= customer_id[i])
+            ids_increasing = 0;
+    }
+    if (first_bad != SIZE_MAX)
+        return kseg_error_set(error, KSEG_ENONFINITE, "score: value %zu is %g", first_bad,
+                              values[first_bad]);
+
+    int status = 0;
+    uint64_t *keys = malloc(n * sizeof *keys);
+    uint64_t *scratch_keys = malloc(n * sizeof *scratch_keys);
+    uint32_t *order = malloc(n * sizeof *order);
+    uint32_t *scratch_order = malloc(n * sizeof *scratch_order);
+    size_t *histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
+    if (!keys || !scratch_keys || !order || !scratch_order || !histograms) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "score: out of memory for %zu values", n);
+        goto done;
+    }
+    /* Ties are broken by customer id: with the ids in increasing order the position already is
+       that order; otherwise sort by id first, and the stable sort by value keeps it. */
+    if (customer_id && !ids_increasing) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t i = 0; i < n; i++) {
+            keys[i] = kseg_int64_order_key(customer_id[i]);
+            order[i] = (uint32_t)i;
+        }
+        kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t i = 0; i < n; i++)
+            order[i] = (uint32_t)i;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t k = 0; k < n; k++)
+        keys[k] = kseg_double_order_key(values[order[k]]);
+    kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+
+    kseg_quantiles_linear(values, order, n, bins, cuts);
+    if (ties == KSEG_TIES_RANK)
+        kseg_scores_from_ranks(order, n, bins, scores, threads);
+    else
+        kseg_scores_from_cuts(values, n, cuts, bins, scores, threads);
+done:
+    free(keys);
+    free(scratch_keys);
+    free(order);
+    free(scratch_order);
+    free(histograms);
+    return status;
+}
+
+/* ---------------------------------------------------------------- the aggregator */
+
+/* One category column named by --where conditions, resolved against a block's dictionary. */
+typedef struct where_column {
+    const char *name;
+    size_t category;        /* index into the block's categories */
+    unsigned char *allowed; /* [allowed_capacity]: code allowed by some condition on the column */
+    size_t allowed_capacity;
+} where_column;
+
+struct kseg_rfm_aggregator {
+    kseg_rfm_options options; /* the caller's, with filters and map replaced by the copies below */
+    kseg_rfm_filter *filters; /* owned copies of the conditions */
+    kseg_rfm_map map;
+    int n_threads;
+
+    /* Fixed by the first block: later blocks must have the same columns. */
+    int columns_known;
+    int has_invoice;
+    kseg_frequency_mode frequency;
+    where_column *where;
+    size_t n_where;
+
+    kseg_agg_state state;
+    kseg_agg_record *records;
+    kseg_agg_record *partitioned;
+    size_t *histograms;
+    size_t *offsets;
+
+    int64_t rows_read;
+    int64_t rows_without_customer;
+    double amount_read;
+    int failed; /* an add failed: the sums are incomplete, so finish refuses */
+};
+
+int kseg_rfm_aggregator_create(kseg_rfm_aggregator **aggregator_out,
+                               const kseg_rfm_options *options, kseg_error *error)
+{
+    *aggregator_out = NULL;
+    kseg_rfm_options defaults;
+    if (!options) {
+        kseg_rfm_options_defaults(&defaults);
+        options = &defaults;
+    }
+    if (options->bins < 2 || options->bins > 100)
+        return kseg_error_set(error, KSEG_EINVAL, "RFM bins must be in 2..100, not %d",
+                              (int)options->bins);
+    if (options->frequency < KSEG_FREQUENCY_INVOICES || options->frequency > KSEG_FREQUENCY_DAYS)
+        return kseg_error_set(error, KSEG_EINVAL, "unknown frequency mode %d",
+                              (int)options->frequency);
+    if (options->monetary != KSEG_MONETARY_SUM && options->monetary != KSEG_MONETARY_MEAN)
+        return kseg_error_set(error, KSEG_EINVAL, "unknown monetary mode %d",
+                              (int)options->monetary);
+    if (options->returns != KSEG_RETURNS_DROP && options->returns != KSEG_RETURNS_NET)
+        return kseg_error_set(error, KSEG_EINVAL, "unknown returns mode %d",
+                              (int)options->returns);
+    if (options->ties != KSEG_TIES_RANK && options->ties != KSEG_TIES_VALUE)
+        return kseg_error_set(error, KSEG_EINVAL, "unknown ties mode %d", (int)options->ties);
+    if (options->best != KSEG_BEST_HIGH && options->best != KSEG_BEST_LOW)
+        return kseg_error_set(error, KSEG_EINVAL, "unknown best mode %d", (int)options->best);
+    if (isinf(options->min_price))
+        return kseg_error_set(error, KSEG_EINVAL, "the minimum price must be finite (or NaN for "
+                                                  "none)");
+    if (options->n_filters && !options->filters)
+        return kseg_error_set(error, KSEG_EINVAL, "%zu where conditions but no array",
+                              options->n_filters);
+    for (size_t f = 0; f < options->n_filters; f++)
+        if (!options->filters[f].column || !options->filters[f].column[0] ||
+            !options->filters[f].value)
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "where condition %zu: a column name and a value are required",
+                                  f + 1);
+    if (options->map && options->map->bins != options->bins)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "the segment map is for %d bins but the scores have %d",
+                              (int)options->map->bins, (int)options->bins);
+
+    kseg_rfm_aggregator *aggregator = calloc(1, sizeof *aggregator);
+    if (!aggregator)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    int status = 0;
+    aggregator->options = *options;
+    aggregator->n_threads = options->n_threads > 0 ? options->n_threads : omp_get_max_threads();
+    if (options->map) {
+        if (copy_map(&aggregator->map, options->map)) {
+            status = kseg_error_set(error, KSEG_ENOMEM, "out of memory copying the map");
+            goto fail;
+        }
+    } else if ((status = kseg_rfm_map_default(&aggregator->map, options->bins, error)))
+        goto fail;
+    aggregator->options.map = &aggregator->map;
+
+    if (options->n_filters) {
+        aggregator->filters = calloc(options->n_filters, sizeof *aggregator->filters);
+        aggregator->where = calloc(options->n_filters, sizeof *aggregator->where);
+        if (!aggregator->filters || !aggregator->where)
+            goto out_of_memory;
+        for (size_t f = 0; f < options->n_filters; f++) {
+            aggregator->filters[f].column = strdup(options->filters[f].column);
+            aggregator->filters[f].value = strdup(options->filters[f].value);
+            if (!aggregator->filters[f].column || !aggregator->filters[f].value)
+                goto out_of_memory;
+        }
+        /* Conditions on the same column are alternatives: one entry per distinct column. */
+        for (size_t f = 0; f < options->n_filters; f++) {
+            size_t w = 0;
+            while (w < aggregator->n_where &&
+                   strcmp(aggregator->where[w].name, aggregator->filters[f].column) != 0)
+                w++;
+            if (w == aggregator->n_where)
+                aggregator->where[aggregator->n_where++].name = aggregator->filters[f].column;
+        }
+    }
+    aggregator->options.filters = aggregator->filters;
+
+    aggregator->records = malloc(CHUNK_ROWS * sizeof *aggregator->records);
+    aggregator->partitioned = malloc(CHUNK_ROWS * sizeof *aggregator->partitioned);
+    aggregator->histograms = malloc((size_t)aggregator->n_threads * KSEG_AGG_PARTITIONS *
+                                    sizeof *aggregator->histograms);
+    aggregator->offsets = malloc((KSEG_AGG_PARTITIONS + 1) * sizeof *aggregator->offsets);
+    if (!aggregator->records || !aggregator->partitioned || !aggregator->histograms ||
+        !aggregator->offsets)
+        goto out_of_memory;
+    *aggregator_out = aggregator;
+    return 0;
+
+out_of_memory:
+    status = kseg_error_set(error, KSEG_ENOMEM, "out of memory setting up the RFM aggregation");
+fail:
+    kseg_rfm_aggregator_destroy(aggregator);
+    return status;
+}
+
+void kseg_rfm_aggregator_destroy(kseg_rfm_aggregator *aggregator)
+{
+    if (!aggregator)
+        return;
+    if (aggregator->filters)
+        for (size_t f = 0; f < aggregator->options.n_filters; f++) {
+            free((char *)aggregator->filters[f].column);
+            free((char *)aggregator->filters[f].value);
+        }
+    free(aggregator->filters);
+    if (aggregator->where)
+        for (size_t w = 0; w < aggregator->n_where; w++)
+            free(aggregator->where[w].allowed);
+    free(aggregator->where);
+    kseg_rfm_map_destroy(&aggregator->map);
+    kseg_agg_state_destroy(&aggregator->state);
+    free(aggregator->records);
+    free(aggregator->partitioned);
+    free(aggregator->histograms);
+    free(aggregator->offsets);
+    free(aggregator);
+}
+
+/* Appends "a, b, c" from names to buffer (at most capacity bytes), ending with "... (N in all)"
+ * when they do not fit, so that an error message can list what is valid. */
+static void list_names(char *buffer, size_t capacity, const char *const *names, size_t count)
+{
+    size_t length = 0;
+    buffer[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        size_t need = strlen(names[i]) + (i ? 2 : 0);
+        if (length + need + 24 >= capacity) {
+            snprintf(buffer + length, capacity - length, "%s... (%zu in all)", i ? ", " : "",
+                     count);
+            return;
+        }
+        length += (size_t)snprintf(buffer + length, capacity - length, "%s%s", i ? ", " : "",
+                                   names[i]);
+    }
+}
+
+/* Resolves the --where conditions against this block's categories and dictionaries. */
+static int resolve_where(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
+                         kseg_error *error)
+{
+    char listing[360];
+    for (size_t w = 0; w < aggregator->n_where; w++) {
+        where_column *column = &aggregator->where[w];
+        size_t c = 0;
+        while (c < block->n_categories &&
+               !(block->categories[c].name &&
+                 strcmp(block->categories[c].name, column->name) == 0))
+            c++;
+        if (c == block->n_categories) {
+            if (block->n_categories == 0)
+                return kseg_error_set(error, KSEG_ENOENT,
+                                      "where %s=...: the transactions have no category columns",
+                                      column->name);
+            const char *names[64];
+            size_t n_names = block->n_categories < 64 ? block->n_categories : 64;
+            for (size_t i = 0; i < n_names; i++)
+                names[i] = block->categories[i].name ? block->categories[i].name : "?";
+            list_names(listing, sizeof listing, names, n_names);
+            return kseg_error_set(error, KSEG_ENOENT,
+                                  "where %s=...: no category column '%s' (category columns: %s)",
+                                  column->name, column->name, listing);
+        }
+        const kseg_category_column *category = &block->categories[c];
+        column->category = c;
+        if (category->n_names > column->allowed_capacity) {
+            unsigned char *grown = realloc(column->allowed, category->n_names);
+            if (!grown)
+                return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+            column->allowed = grown;
+            column->allowed_capacity = category->n_names;
+        }
+        if (category->n_names)
+            memset(column->allowed, 0, category->n_names);
+        for (size_t f = 0; f < aggregator->options.n_filters; f++) {
+            const kseg_rfm_filter *filter = &aggregator->filters[f];
+            if (strcmp(filter->column, column->name) != 0)
+                continue;
+            size_t v = 0;
+            while (v < category->n_names &&
+                   !(category->names[v] && strcmp(category->names[v], filter->value) == 0))
+                v++;
+            if (v == category->n_names) {
+                list_names(listing, sizeof listing, category->names, category->n_names);
+                return kseg_error_set(error, KSEG_ENOENT,
+                                      "where %s=%s: column '%s' has no value '%s' (values: %s)",
+                                      filter->column, filter->value, filter->column,
+                                      filter->value, category->n_names ? listing : "none");
+            }
+            column->allowed[v] = 1;
+        }
+    }
+    return 0;
+}
+
+/* Fixes the columns from the first block: the frequency key and the aggregation state. */
+static int configure(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
+                     kseg_error *error)
+{
+    aggregator->has_invoice = block->invoice != NULL;
+    if (aggregator->options.frequency_explicit)
+        aggregator->frequency = aggregator->options.frequency;
+    else
+        aggregator->frequency =
+            aggregator->has_invoice ? KSEG_FREQUENCY_INVOICES : KSEG_FREQUENCY_LINES;
+    if (aggregator->frequency == KSEG_FREQUENCY_INVOICES && !aggregator->has_invoice)
+        return kseg_error_set(error, KSEG_ENOENT,
+                              "frequency by invoices needs the invoice column, which the "
+                              "transactions lack (count lines or days instead)");
+    if (kseg_agg_state_init(&aggregator->state, KSEG_AGG_PARTITIONS,
+                            aggregator->frequency != KSEG_FREQUENCY_LINES,
+                            aggregator->options.dedupe))
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    aggregator->columns_known = 1;
+    return 0;
+}
+
+static uint64_t double_bits(double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+/* Two independent 64-bit hashes over every column of row i (floats by their bits): two rows are
+ * taken as duplicates only if all 128 bits agree. */
+static void hash_row(const kseg_transactions *block, size_t i, uint64_t hash[2])
+{
+    uint64_t first = 0x243f6a8885a308d3ull, second = 0x13198a2e03707344ull;
+#define KSEG_HASH_WORD(word)                                                              \
+    do {                                                                                  \
+        uint64_t word_ = (word);                                                          \
+        first = kseg_mix64(first ^ word_);                                                \
+        second = kseg_mix64(second + word_ * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull); \
+    } while (0)
+    KSEG_HASH_WORD((uint64_t)block->customer_id[i]);
+    KSEG_HASH_WORD((uint64_t)block->time[i]);
+    KSEG_HASH_WORD(double_bits(block->amount[i]));
+    if (block->quantity)
+        KSEG_HASH_WORD(double_bits(block->quantity[i]));
+    if (block->price)
+        KSEG_HASH_WORD(double_bits(block->price[i]));
+    if (block->invoice)
+        KSEG_HASH_WORD((uint64_t)block->invoice[i]);
+    if (block->cancelled)
+        KSEG_HASH_WORD(block->cancelled[i]);
+    for (size_t c = 0; c < block->n_categories; c++)
+        KSEG_HASH_WORD((uint64_t)(uint32_t)block->categories[c].codes[i]);
+#undef KSEG_HASH_WORD
+    hash[0] = first;
+    hash[1] = second;
+}
+
+/* Classifies rows [begin, begin + rows) of block into records; returns the global index of the
+ * first row whose amount is not finite, or -1. */
+static int64_t classify(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
+                        size_t begin, size_t rows, int64_t *without_customer)
+{
+    const kseg_rfm_options *options = &aggregator->options;
+    const int filter_price = !isnan(options->min_price);
+    const double *prices = block->price ? block->price : block->amount;
+    const int net = options->returns == KSEG_RETURNS_NET;
+    const int dedupe = options->dedupe;
+    const kseg_frequency_mode frequency = aggregator->frequency;
+    int64_t first_bad = INT64_MAX, missing = 0;
+#pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
+    reduction(min : first_bad) reduction(+ : missing)
+    for (size_t k = 0; k < rows; k++) {
+        size_t i = begin + k;
+        kseg_agg_record *record = &aggregator->records[k];
+        record->customer_id = block->customer_id[i];
+        record->time = block->time[i];
+        record->amount = block->amount[i];
+        record->key = 0;
+        record->row_hash[0] = record->row_hash[1] = 0;
+        record->unused = 0;
+        if (!isfinite(block->amount[i]) && aggregator->rows_read + (int64_t)i < first_bad)
+            first_bad = aggregator->rows_read + (int64_t)i;
+        if (block->customer_valid && !block->customer_valid[i]) {
+            record->stage = KSEG_AGG_NO_CUSTOMER;
+            missing++;
+            continue;
+        }
+        int passes = 1;
+        for (size_t w = 0; w < aggregator->n_where && passes; w++) {
+            const where_column *column = &aggregator->where[w];
+            const kseg_category_column *category = &block->categories[column->category];
+            int32_t code = category->codes[i];
+            passes = code >= 0 && (size_t)code < category->n_names && column->allowed[code];
+        }
+        int is_return = (block->cancelled && block->cancelled[i]) ||
+                        (block->quantity && block->quantity[i] < 0) || block->amount[i] < 0;
+        if (!passes)
+            record->stage = KSEG_AGG_WHERE;
+        else if (filter_price && prices[i] < options->min_price)
+            record->stage = KSEG_AGG_MIN_PRICE;
+        else if (is_return)
+            record->stage = net ? KSEG_AGG_KEPT_RETURN : KSEG_AGG_RETURNS;
+        else
+            record->stage = KSEG_AGG_KEPT_PURCHASE;
+        if (frequency == KSEG_FREQUENCY_INVOICES)
+            record->key = block->invoice[i];
+        else if (frequency == KSEG_FREQUENCY_DAYS)
+            record->key = floor_div(block->time[i], SECONDS_PER_DAY);
+        if (dedupe)
+            hash_row(block, i, record->row_hash);
+    }
+    *without_customer = missing;
+    return first_bad == INT64_MAX ? -1 : first_bad;
+}
+
+int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
+                            kseg_error *error)
+{
+    if (!aggregator || !block)
+        return kseg_error_set(error, KSEG_EINVAL, "RFM aggregation: no aggregator or block");
+    if (aggregator->failed)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "RFM aggregation: an earlier block failed; start again");
+    if (block->rows == 0)
+        return 0;
+    if (!block->customer_id || !block->time || !block->amount)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "RFM aggregation: the block lacks the %s column",
+                              !block->customer_id ? "customer_id"
+                              : !block->time      ? "time"
+                                                  : "amount");
+    for (size_t c = 0; c < block->n_categories; c++)
+        if (!block->categories[c].codes)
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "RFM aggregation: category column %zu has no codes", c);
+    int status;
+    if (!aggregator->columns_known) {
+        if ((status = configure(aggregator, block, error)))
+            goto fail;
+    } else if (aggregator->frequency == KSEG_FREQUENCY_INVOICES && !block->invoice) {
+        status = kseg_error_set(error, KSEG_EINVAL,
+                                "RFM aggregation: a block lacks the invoice column the first "
+                                "one had");
+        goto fail;
+    }
+    if ((status = resolve_where(aggregator, block, error)))
+        goto fail;
+
+    for (size_t begin = 0; begin < block->rows; begin += CHUNK_ROWS) {
+        size_t rows = block->rows - begin < CHUNK_ROWS ? block->rows - begin : CHUNK_ROWS;
+        int64_t without_customer = 0;
+        int64_t bad_row = classify(aggregator, block, begin, rows, &without_customer);
+        if (bad_row >= 0) {
+            status = kseg_error_set(error, KSEG_ENONFINITE, "transaction row %lld: amount is %g",
+                                    (long long)bad_row,
+                                    block->amount[bad_row - aggregator->rows_read]);
+            goto fail;
+        }
+        aggregator->rows_without_customer += without_customer;
+        if (kseg_agg_add_block(&aggregator->state, aggregator->records, rows,
+                               aggregator->n_threads, aggregator->partitioned,
+                               aggregator->histograms, aggregator->offsets)) {
+            status = kseg_error_set(error, KSEG_ENOMEM,
+                                    "out of memory growing the customer table (%zu customers)",
+                                    kseg_agg_customer_count(&aggregator->state));
+            goto fail;
+        }
+    }
+    /* The total is summed in row order on one thread: it is cheap next to the aggregation and
+       needs no reduction scheme to be the same for any thread count. */
+    double amount = aggregator->amount_read;
+    for (size_t i = 0; i < block->rows; i++)
+        amount += block->amount[i];
+    aggregator->amount_read = amount;
+    aggregator->rows_read += (int64_t)block->rows;
+    return 0;
+fail:
+    aggregator->failed = 1;
+    return status;
+}
+
+/* Frees the per-customer columns of a failed finish but keeps the statistics (stages, totals),
+ * which say why nothing was left. */
+static void drop_columns(kseg_rfm_table *table)
+{
+    free(table->customer_id);
+    free(table->recency);
+    free(table->frequency);
+    free(table->monetary);
+    free(table->tenure);
+    free(table->rows);
+    free(table->scores);
+    free(table->segment);
+    free(table->cuts);
+    kseg_rfm_map_destroy(&table->map);
+    table->customer_id = NULL;
+    table->recency = table->frequency = table->monetary = table->tenure = table->cuts = NULL;
+    table->rows = NULL;
+    table->scores = table->segment = NULL;
+    table->n_customers = 0;
+}
+
+/* Per-partition counts gathered before the table is filled. */
+typedef struct partition_summary {
+    size_t included;
+    int64_t customers_removed[KSEG_RFM_MAX_STAGES];
+    int64_t return_only_rows; /* net mode: kept rows of customers who never purchased */
+} partition_summary;
+
+static int describe_empty(const kseg_rfm_aggregator *aggregator, const kseg_rfm_table *table,
+                          kseg_error *error)
+{
+    static const char *const removed_as[KSEG_RFM_MAX_STAGES] = {
+        "without customer id", "duplicates", "not matching the where conditions",
+        "below the minimum price", "returns"};
+    char detail[400];
+    size_t length = 0;
+    detail[0] = '\0';
+    for (size_t s = 0; s < table->n_stages; s++)
+        if (table->stages[s].rows_removed && length < sizeof detail)
+            length += (size_t)snprintf(detail + length, sizeof detail - length, "%s%lld %s",
+                                       length ? ", " : "",
+                                       (long long)table->stages[s].rows_removed, removed_as[s]);
+    if (aggregator->rows_read == 0)
+        return kseg_error_set(error, KSEG_EEMPTY, "no transactions to aggregate");
+    return kseg_error_set(error, KSEG_EEMPTY,
+                          "no customer left after filtering: of %lld rows, %s%s",
+                          (long long)aggregator->rows_read, detail,
+                          aggregator->options.returns == KSEG_RETURNS_NET
+                              ? " (with returns netted, a customer needs at least one purchase)"
+                              : "");
+}
+
+int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *table,
+                               kseg_error *error)
+{
+    if (!aggregator || !table)
+        return kseg_error_set(error, KSEG_EINVAL, "RFM finish: no aggregator or table");
+    if (aggregator->failed)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "RFM finish: an earlier block failed; the sums are incomplete");
+    kseg_rfm_table_destroy(table);
+    const kseg_rfm_options *options = &aggregator->options;
+    const int threads = aggregator->n_threads;
+    const int32_t bins = options->bins;
+    int status = 0;
+    partition_summary *summaries = NULL;
+    size_t *starts = NULL;
+    kseg_agg_customer *included = NULL;
+    uint64_t *keys = NULL, *scratch_keys = NULL;
+    uint32_t *order = NULL, *scratch_order = NULL;
+    size_t *histograms = NULL;
+    int32_t *ascending = NULL;
+
+    table->bins = bins;
+    table->total_rows = aggregator->rows_read;
+    table->total_amount = aggregator->amount_read;
+    table->frequency_mode = aggregator->columns_known ? aggregator->frequency
+                                                      : options->frequency;
+    table->n_stages = KSEG_RFM_MAX_STAGES;
+    table->reference_time = options->reference_time;
+    for (size_t s = 0; s < KSEG_RFM_MAX_STAGES; s++)
+        table->stages[s].name = stage_names[s];
+    table->stages[0].rows_removed = aggregator->rows_without_customer;
+    if (!aggregator->columns_known) {
+        status = describe_empty(aggregator, table, error);
+        goto done;
+    }
+
+    const kseg_agg_state *state = &aggregator->state;
+    const size_t n_partitions = state->n_partitions;
+    const int net = options->returns == KSEG_RETURNS_NET;
+    summaries = calloc(n_partitions, sizeof *summaries);
+    starts = malloc((n_partitions + 1) * sizeof *starts);
+    if (!summaries || !starts)
+        goto out_of_memory;
+    for (size_t p = 0; p < n_partitions; p++)
+        for (size_t s = 1; s < KSEG_RFM_MAX_STAGES; s++)
+            table->stages[s].rows_removed += state->partitions[p].stage_rows[s];
+
+    /* A customer whose rows got furthest to stage s (< kept) was lost at stage s: it had rows
+       before that stage and none after it. With returns netted, one whose kept rows are all
+       returns made no purchase and is lost at the returns stage, with those rows. */
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
+    for (size_t p = 0; p < n_partitions; p++) {
+        const kseg_agg_partition *partition = &state->partitions[p];
+        partition_summary summary = {0}; /* counted locally: neighbours share cache lines */
+        for (size_t c = 0; c < partition->n_customers; c++) {
+            const kseg_agg_customer *customer = &partition->customers[c];
+            if (customer->reach < KSEG_AGG_KEPT_PURCHASE)
+                summary.customers_removed[customer->reach]++;
+            else if (customer->purchases == 0) {
+                summary.customers_removed[KSEG_AGG_RETURNS]++;
+                summary.return_only_rows += customer->rows;
+            } else
+                summary.included++;
+        }
+        summaries[p] = summary;
+    }
+    size_t n = 0;
+    for (size_t p = 0; p < n_partitions; p++) {
+        starts[p] = n;
+        n += summaries[p].included;
+        for (size_t s = 0; s < KSEG_RFM_MAX_STAGES; s++)
+            table->stages[s].customers_removed += summaries[p].customers_removed[s];
+        if (net)
+            table->stages[KSEG_AGG_RETURNS].rows_removed += summaries[p].return_only_rows;
+    }
+    starts[n_partitions] = n;
+    if (n == 0) {
+        status = describe_empty(aggregator, table, error);
+        goto done;
+    }
+    if (n > MAX_SCORED) {
+        status = kseg_error_set(error, KSEG_ETOOBIG, "%zu customers exceed the limit of %zu", n,
+                                MAX_SCORED);
+        goto done;
+    }
+
+    included = malloc(n * sizeof *included);
+    keys = malloc(n * sizeof *keys);
+    scratch_keys = malloc(n * sizeof *scratch_keys);
+    order = malloc(n * sizeof *order);
+    scratch_order = malloc(n * sizeof *scratch_order);
+    histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
+    ascending = malloc(n * sizeof *ascending);
+    table->customer_id = malloc(n * sizeof *table->customer_id);
+    table->recency = malloc(n * sizeof *table->recency);
+    table->frequency = malloc(n * sizeof *table->frequency);
+    table->monetary = malloc(n * sizeof *table->monetary);
+    table->tenure = malloc(n * sizeof *table->tenure);
+    table->rows = malloc(n * sizeof *table->rows);
+    table->scores = malloc(3 * n * sizeof *table->scores);
+    table->segment = malloc(n * sizeof *table->segment);
+    table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
+    if (!included || !keys || !scratch_keys || !order || !scratch_order || !histograms ||
+        !ascending || !table->customer_id || !table->recency || !table->frequency ||
+        !table->monetary || !table->tenure || !table->rows || !table->scores || !table->segment ||
+        !table->cuts)
+        goto out_of_memory;
+    if (copy_map(&table->map, &aggregator->map))
+        goto out_of_memory;
+
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
+    for (size_t p = 0; p < n_partitions; p++) {
+        const kseg_agg_partition *partition = &state->partitions[p];
+        size_t next = starts[p];
+        for (size_t c = 0; c < partition->n_customers; c++) {
+            const kseg_agg_customer *customer = &partition->customers[c];
+            if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0)
+                included[next++] = *customer;
+        }
+    }
+    /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = kseg_int64_order_key(included[i].customer_id);
+        order[i] = (uint32_t)i;
+    }
+    kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+
+    int64_t last_time = INT64_MIN;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(max : last_time)
+    for (size_t i = 0; i < n; i++)
+        if (included[i].last_time > last_time)
+            last_time = included[i].last_time;
+    table->last_time = last_time;
+    if (options->reference_time == INT64_MIN)
+        table->reference_time = (floor_div(last_time, SECONDS_PER_DAY) + 1) * SECONDS_PER_DAY;
+    else
+        table->reference_before_last = options->reference_time < last_time;
+    const int64_t reference = table->reference_time;
+    const kseg_frequency_mode frequency = aggregator->frequency;
+    const int mean = options->monetary == KSEG_MONETARY_MEAN;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t k = 0; k < n; k++) {
+        const kseg_agg_customer *customer = &included[order[k]];
+        double count = frequency == KSEG_FREQUENCY_LINES ? (double)customer->purchases
+                                                         : (double)customer->distinct_keys;
+        table->customer_id[k] = customer->customer_id;
+        table->recency[k] = (double)floor_div(reference - customer->last_time, SECONDS_PER_DAY);
+        table->tenure[k] = (double)floor_div(reference - customer->first_time, SECONDS_PER_DAY);
+        table->frequency[k] = count;
+        table->monetary[k] = mean ? customer->amount / count : customer->amount;
+        table->rows[k] = customer->rows;
+    }
+    table->n_customers = n;
+
+    /* Scores: ascending values get ascending scores; recency is better when smaller, so its
+       score is turned around for "best high", and all three are turned around for "best low". */
+    const double *features[3] = {table->recency, table->frequency, table->monetary};
+    for (int f = 0; f < 3; f++) {
+        if ((status = kseg_rfm_score_feature(features[f], table->customer_id, n, bins,
+                                             options->ties, threads, ascending,
+                                             table->cuts + (size_t)f * ((size_t)bins + 1),
+                                             error)))
+            goto done;
+        int reverse = (f == 0) != (options->best == KSEG_BEST_LOW);
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t i = 0; i < n; i++)
+            table->scores[3 * i + (size_t)f] = reverse ? bins + 1 - ascending[i] : ascending[i];
+    }
+    /* The map is defined in "best high" orientation. */
+    const int flip = options->best == KSEG_BEST_LOW;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < n; i++) {
+        int32_t r = table->scores[3 * i], f = table->scores[3 * i + 1];
+        if (flip) {
+            r = bins + 1 - r;
+            f = bins + 1 - f;
+        }
+        table->segment[i] = table->map.cell_segment[(r - 1) * bins + (f - 1)];
+    }
+    goto done;
+
+out_of_memory:
+    status = kseg_error_set(error, KSEG_ENOMEM, "out of memory building the RFM table");
+done:
+    free(summaries);
+    free(starts);
+    free(included);
+    free(keys);
+    free(scratch_keys);
+    free(order);
+    free(scratch_order);
+    free(histograms);
+    free(ascending);
+    if (status)
+        drop_columns(table);
+    return status;
+}

@@ -1,0 +1,389 @@
+/* The per-customer aggregation kernel: stable parallel partitioning of a block by customer hash,
+ * then lock-free accumulation where each thread owns whole partitions. Tables are open-addressing
+ * with linear probing, kept at most half full, and grow only between batches of rows. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+
+/* ---------------------------------------------------------------- state */
+
+int kseg_agg_state_init(kseg_agg_state *state, size_t n_partitions, int track_keys, int dedupe)
+{
+    memset(state, 0, sizeof *state);
+    state->partitions = calloc(n_partitions ? n_partitions : 1, sizeof *state->partitions);
+    if (!state->partitions)
+        return -1;
+    state->n_partitions = n_partitions ? n_partitions : 1;
+    state->track_keys = track_keys != 0;
+    state->dedupe = dedupe != 0;
+    return 0;
+}
+
+void kseg_agg_state_destroy(kseg_agg_state *state)
+{
+    if (state->partitions)
+        for (size_t p = 0; p < state->n_partitions; p++) {
+            kseg_agg_partition *partition = &state->partitions[p];
+            free(partition->customers);
+            free(partition->customer_slots);
+            free(partition->keys);
+            free(partition->row_hashes);
+        }
+    free(state->partitions);
+    memset(state, 0, sizeof *state);
+}
+
+size_t kseg_agg_customer_count(const kseg_agg_state *state)
+{
+    size_t count = 0;
+    for (size_t p = 0; p < state->n_partitions; p++)
+        count += state->partitions[p].n_customers;
+    return count;
+}
+
+size_t kseg_agg_state_bytes(const kseg_agg_state *state)
+{
+    size_t bytes = state->n_partitions * sizeof *state->partitions;
+    for (size_t p = 0; p < state->n_partitions; p++) {
+        const kseg_agg_partition *partition = &state->partitions[p];
+        bytes += partition->customer_capacity * sizeof *partition->customers;
+        bytes += partition->customer_slot_count * sizeof *partition->customer_slots;
+        bytes += partition->key_slot_count * sizeof *partition->keys;
+        bytes += partition->row_hash_slot_count * sizeof *partition->row_hashes;
+    }
+    return bytes;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static size_t next_power_of_two(size_t value)
+{
+    size_t power = 16;
+    while (power < value)
+        power *= 2;
+    return power;
+}
+
+/* The key set is hashed by customer id (not by the customer's table index) so that the slot of a
+ * row still to come can be computed, and prefetched, before its customer is looked up. */
+static uint64_t key_hash(int64_t customer_id, int64_t key)
+{
+    return kseg_mix64((uint64_t)key ^ kseg_mix64((uint64_t)customer_id + 0x9e3779b97f4a7c15ull));
+}
+
+static int grow_customer_index(kseg_agg_partition *partition, size_t slot_count)
+{
+    uint32_t *slots = calloc(slot_count, sizeof *slots);
+    if (!slots)
+        return -1;
+    size_t mask = slot_count - 1;
+    for (size_t c = 0; c < partition->n_customers; c++) {
+        size_t slot = (size_t)kseg_mix64((uint64_t)partition->customers[c].customer_id) & mask;
+        while (slots[slot])
+            slot = (slot + 1) & mask;
+        slots[slot] = (uint32_t)(c + 1);
+    }
+    free(partition->customer_slots);
+    partition->customer_slots = slots;
+    partition->customer_slot_count = slot_count;
+    return 0;
+}
+
+static int grow_key_set(kseg_agg_partition *partition, size_t slot_count)
+{
+    kseg_agg_key_entry *entries = calloc(slot_count, sizeof *entries);
+    if (!entries)
+        return -1;
+    size_t mask = slot_count - 1;
+    for (size_t i = 0; i < partition->key_slot_count; i++) {
+        const kseg_agg_key_entry *entry = &partition->keys[i];
+        if (!entry->customer_plus_one)
+            continue;
+        int64_t customer_id = partition->customers[entry->customer_plus_one - 1].customer_id;
+        size_t slot = (size_t)key_hash(customer_id, entry->key) & mask;
+        while (entries[slot].customer_plus_one)
+            slot = (slot + 1) & mask;
+        entries[slot] = *entry;
+    }
+    free(partition->keys);
+    partition->keys = entries;
+    partition->key_slot_count = slot_count;
+    return 0;
+}
+
+static int grow_row_hash_set(kseg_agg_partition *partition, size_t slot_count)
+{
+    kseg_agg_hash_entry *entries = calloc(slot_count, sizeof *entries);
+    if (!entries)
+        return -1;
+    size_t mask = slot_count - 1;
+    for (size_t i = 0; i < partition->row_hash_slot_count; i++) {
+        const kseg_agg_hash_entry *entry = &partition->row_hashes[i];
+        if (!entry->low)
+            continue;
+        size_t slot = (size_t)entry->high & mask;
+        while (entries[slot].low)
+            slot = (slot + 1) & mask;
+        entries[slot] = *entry;
+    }
+    free(partition->row_hashes);
+    partition->row_hashes = entries;
+    partition->row_hash_slot_count = slot_count;
+    return 0;
+}
+
+/* Makes room for `rows` more rows in the worst case (each one a new customer, key and hash). */
+static int reserve(kseg_agg_partition *partition, size_t rows, int track_keys, int dedupe)
+{
+    size_t customers = partition->n_customers + rows;
+    if (customers > partition->customer_capacity) {
+        size_t capacity = partition->customer_capacity * 2;
+        if (capacity < customers)
+            capacity = customers < 64 ? 64 : customers;
+        kseg_agg_customer *grown =
+            realloc(partition->customers, capacity * sizeof *partition->customers);
+        if (!grown)
+            return -1;
+        partition->customers = grown;
+        partition->customer_capacity = capacity;
+    }
+    if (2 * customers > partition->customer_slot_count &&
+        grow_customer_index(partition, next_power_of_two(2 * customers)))
+        return -1;
+    if (track_keys && 2 * (partition->n_keys + rows) > partition->key_slot_count &&
+        grow_key_set(partition, next_power_of_two(2 * (partition->n_keys + rows))))
+        return -1;
+    if (dedupe && 2 * (partition->n_row_hashes + rows) > partition->row_hash_slot_count &&
+        grow_row_hash_set(partition, next_power_of_two(2 * (partition->n_row_hashes + rows))))
+        return -1;
+    return 0;
+}
+
+static uint32_t find_or_insert_customer(kseg_agg_partition *partition, int64_t customer_id)
+{
+    size_t mask = partition->customer_slot_count - 1;
+    size_t slot = (size_t)kseg_mix64((uint64_t)customer_id) & mask;
+    for (;;) {
+        uint32_t entry = partition->customer_slots[slot];
+        if (!entry)
+            break;
+        if (partition->customers[entry - 1].customer_id == customer_id)
+            return entry - 1;
+        slot = (slot + 1) & mask;
+    }
+    uint32_t index = (uint32_t)partition->n_customers++;
+    partition->customer_slots[slot] = index + 1;
+    kseg_agg_customer *customer = &partition->customers[index];
+    memset(customer, 0, sizeof *customer);
+    customer->customer_id = customer_id;
+    customer->first_time = INT64_MAX;
+    customer->last_time = INT64_MIN;
+    return index;
+}
+
+/* Inserts (customer, key); returns 1 if it was new. */
+static int insert_key(kseg_agg_partition *partition, uint32_t customer, int64_t customer_id,
+                      int64_t key)
+{
+    size_t mask = partition->key_slot_count - 1;
+    size_t slot = (size_t)key_hash(customer_id, key) & mask;
+    for (;;) {
+        kseg_agg_key_entry *entry = &partition->keys[slot];
+        if (!entry->customer_plus_one) {
+            entry->key = key;
+            entry->customer_plus_one = customer + 1;
+            partition->n_keys++;
+            return 1;
+        }
+        if (entry->customer_plus_one == customer + 1 && entry->key == key)
+            return 0;
+        slot = (slot + 1) & mask;
+    }
+}
+
+/* Inserts a row hash; returns 1 if it was new. */
+static int insert_row_hash(kseg_agg_partition *partition, const uint64_t row_hash[2])
+{
+    uint64_t low = row_hash[0] | 1u; /* bit 0 set: {0, 0} stays the empty marker */
+    uint64_t high = row_hash[1];
+    size_t mask = partition->row_hash_slot_count - 1;
+    size_t slot = (size_t)high & mask;
+    for (;;) {
+        kseg_agg_hash_entry *entry = &partition->row_hashes[slot];
+        if (!entry->low) {
+            entry->low = low;
+            entry->high = high;
+            partition->n_row_hashes++;
+            return 1;
+        }
+        if (entry->low == low && entry->high == high)
+            return 0;
+        slot = (slot + 1) & mask;
+    }
+}
+
+/* ---------------------------------------------------------------- accumulation */
+
+static inline void add_record(kseg_agg_partition *partition, const kseg_agg_record *record,
+                              int track_keys, int dedupe)
+{
+    uint32_t index = find_or_insert_customer(partition, record->customer_id);
+    kseg_agg_customer *customer = &partition->customers[index];
+    uint32_t stage = record->stage;
+    if (dedupe && stage > KSEG_AGG_DEDUPE && !insert_row_hash(partition, record->row_hash))
+        stage = KSEG_AGG_DEDUPE;
+    partition->stage_rows[stage]++;
+    int32_t reach = stage >= KSEG_AGG_KEPT_PURCHASE ? KSEG_AGG_KEPT_PURCHASE : (int32_t)stage;
+    if (reach > customer->reach)
+        customer->reach = reach;
+    if (stage < KSEG_AGG_KEPT_PURCHASE)
+        return;
+    customer->rows++;
+    customer->amount += record->amount;
+    if (stage != KSEG_AGG_KEPT_PURCHASE)
+        return;
+    customer->purchases++;
+    if (record->time < customer->first_time)
+        customer->first_time = record->time;
+    if (record->time > customer->last_time)
+        customer->last_time = record->time;
+    if (track_keys && insert_key(partition, index, record->customer_id, record->key))
+        customer->distinct_keys++;
+}
+
+/* Rows ahead whose table slots are prefetched: with a million customers the tables do not fit in
+ * cache and nearly every row misses; the lookups of one row depend on each other, but those of
+ * different rows do not, so fetching ahead overlaps the misses. The customer record is fetched
+ * at half the distance, once its index slot has arrived. */
+#define PREFETCH_SLOTS_AHEAD 16
+#define PREFETCH_RECORD_AHEAD 8
+
+/* Always inlined: as separate functions without side effects, gcc's interprocedural analysis
+ * would find them "pure" and delete the calls, prefetches and all. */
+static inline __attribute__((always_inline)) void
+prefetch_slots(const kseg_agg_partition *partition, const kseg_agg_record *record, int track_keys,
+               int dedupe)
+{
+    size_t slot = (size_t)kseg_mix64((uint64_t)record->customer_id) &
+                  (partition->customer_slot_count - 1);
+    __builtin_prefetch(&partition->customer_slots[slot]);
+    if (track_keys && record->stage == KSEG_AGG_KEPT_PURCHASE)
+        __builtin_prefetch(&partition->keys[key_hash(record->customer_id, record->key) &
+                                            (partition->key_slot_count - 1)]);
+    if (dedupe && record->stage > KSEG_AGG_DEDUPE)
+        __builtin_prefetch(
+            &partition->row_hashes[record->row_hash[1] & (partition->row_hash_slot_count - 1)]);
+}
+
+static inline __attribute__((always_inline)) void
+prefetch_customer(const kseg_agg_partition *partition, const kseg_agg_record *record)
+{
+    size_t slot = (size_t)kseg_mix64((uint64_t)record->customer_id) &
+                  (partition->customer_slot_count - 1);
+    uint32_t entry = partition->customer_slots[slot];
+    if (entry)
+        __builtin_prefetch(&partition->customers[entry - 1]);
+}
+
+/* Adds a partition's records (row order) in batches, growing the tables before each batch. The
+ * partition is worked on as a copy on this thread's stack: neighbouring partitions belonging to
+ * other threads share cache lines with it, and its counters change on every row. */
+static int add_partition_records(kseg_agg_partition *shared, const kseg_agg_record *records,
+                                 size_t rows, int track_keys, int dedupe)
+{
+    kseg_agg_partition partition = *shared;
+    int status = 0;
+    for (size_t begin = 0; begin < rows; begin += KSEG_AGG_RESERVE_BATCH) {
+        size_t end = begin + KSEG_AGG_RESERVE_BATCH < rows ? begin + KSEG_AGG_RESERVE_BATCH : rows;
+        if (reserve(&partition, end - begin, track_keys, dedupe)) {
+            status = -1;
+            break;
+        }
+        /* Prefetches never cross into the next batch: its tables may still grow. */
+        for (size_t i = begin; i < end && i < begin + PREFETCH_SLOTS_AHEAD; i++)
+            prefetch_slots(&partition, &records[i], track_keys, dedupe);
+        for (size_t i = begin; i < end; i++) {
+            if (i + PREFETCH_SLOTS_AHEAD < end)
+                prefetch_slots(&partition, &records[i + PREFETCH_SLOTS_AHEAD], track_keys,
+                               dedupe);
+            if (i + PREFETCH_RECORD_AHEAD < end)
+                prefetch_customer(&partition, &records[i + PREFETCH_RECORD_AHEAD]);
+            add_record(&partition, &records[i], track_keys, dedupe);
+        }
+    }
+    /* Written back on failure too: the grown tables belong to the state, which destroy frees. */
+    *shared = partition;
+    return status;
+}
+
+int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
+                       int n_threads, kseg_agg_record *partitioned, size_t *histograms,
+                       size_t *offsets)
+{
+    const size_t n_partitions = state->n_partitions;
+    if (n_threads < 1)
+        n_threads = 1;
+    int failed = 0;
+#pragma omp parallel num_threads(n_threads)
+    {
+        int thread = omp_get_thread_num();
+        int team = omp_get_num_threads();
+        /* Stable counting sort by partition: thread t counts its contiguous range, partitions are
+           laid out partition-major and thread-minor, so each partition keeps row order. */
+        size_t begin = rows * (size_t)thread / (size_t)team;
+        size_t end = rows * (size_t)(thread + 1) / (size_t)team;
+        size_t *histogram = histograms + (size_t)thread * n_partitions;
+        memset(histogram, 0, n_partitions * sizeof *histogram);
+        for (size_t i = begin; i < end; i++)
+            if (records[i].stage != KSEG_AGG_NO_CUSTOMER)
+                histogram[kseg_agg_partition_of(records[i].customer_id, n_partitions)]++;
+#pragma omp barrier
+#pragma omp single
+        {
+            size_t running = 0;
+            for (size_t p = 0; p < n_partitions; p++) {
+                offsets[p] = running;
+                for (int t = 0; t < team; t++) {
+                    size_t count = histograms[(size_t)t * n_partitions + p];
+                    histograms[(size_t)t * n_partitions + p] = running;
+                    running += count;
+                }
+            }
+            offsets[n_partitions] = running;
+        }
+        for (size_t i = begin; i < end; i++)
+            if (records[i].stage != KSEG_AGG_NO_CUSTOMER)
+                partitioned[histogram[kseg_agg_partition_of(records[i].customer_id,
+                                                            n_partitions)]++] = records[i];
+#pragma omp barrier
+        /* Each partition belongs to one thread for the whole block: no two threads ever touch
+           the same customer, and the schedule cannot change any result. */
+#pragma omp for schedule(dynamic, 1)
+        for (size_t p = 0; p < n_partitions; p++) {
+            if (add_partition_records(&state->partitions[p], partitioned + offsets[p],
+                                      offsets[p + 1] - offsets[p], state->track_keys,
+                                      state->dedupe)) {
+#pragma omp atomic write
+                failed = 1;
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+int kseg_agg_add_block_reference(kseg_agg_state *state, const kseg_agg_record *records,
+                                 size_t rows)
+{
+    for (size_t i = 0; i < rows; i++) {
+        if (records[i].stage == KSEG_AGG_NO_CUSTOMER)
+            continue;
+        kseg_agg_partition *partition =
+            &state->partitions[kseg_agg_partition_of(records[i].customer_id, state->n_partitions)];
+        if (reserve(partition, 1, state->track_keys, state->dedupe))
+            return -1;
+        add_record(partition, &records[i], state->track_keys, state->dedupe);
+    }
+    return 0;
+}

@@ -1,0 +1,150 @@
+/* Per-customer aggregation of transaction rows for the RFM stage: rows are partitioned by a hash
+ * of the customer id (stable, in parallel), and each thread then owns whole partitions, each with
+ * its own open-addressing customer table, so there is no lock and every customer's rows are added
+ * in row order: the sums are bitwise identical for any thread count. */
+#ifndef KSEG_KERNELS_AGGREGATE_H
+#define KSEG_KERNELS_AGGREGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The fate of a row, in the order of the filtering stages: a row is removed by the first stage
+ * that applies. The numbering is the stage order, so the furthest stage any row of a customer
+ * reached tells where the customer was lost. */
+typedef enum kseg_agg_stage {
+    KSEG_AGG_NO_CUSTOMER = 0,    /* no customer id: never reaches the kernel's tables */
+    KSEG_AGG_DEDUPE = 1,         /* an exact duplicate of an earlier row (set by the kernel) */
+    KSEG_AGG_WHERE = 2,          /* fails a category condition */
+    KSEG_AGG_MIN_PRICE = 3,      /* price (or amount) below the minimum */
+    KSEG_AGG_RETURNS = 4,        /* a return or cancellation, dropped */
+    KSEG_AGG_KEPT_PURCHASE = 5,  /* kept: a purchase */
+    KSEG_AGG_KEPT_RETURN = 6,    /* kept for the monetary sum only (returns netted) */
+    KSEG_AGG_STAGE_COUNT = 7
+} kseg_agg_stage;
+
+/* One row as the kernel sees it, classified by the caller (every stage but dedupe, which needs
+ * the rows seen before). 56 bytes. */
+typedef struct kseg_agg_record {
+    int64_t customer_id;
+    int64_t time;         /* seconds since the epoch */
+    double amount;
+    int64_t key;          /* frequency key (invoice number or day); read only when keys are on */
+    uint64_t row_hash[2]; /* hash of every column of the row, the customer id included (equal
+                             rows must land in the same partition); read only when dedupe is on */
+    uint32_t stage;       /* kseg_agg_stage */
+    uint32_t unused;
+} kseg_agg_record;
+
+/* A customer's running aggregates. 64 bytes. */
+typedef struct kseg_agg_customer {
+    int64_t customer_id;
+    int64_t first_time;    /* first kept purchase; INT64_MAX while there is none */
+    int64_t last_time;     /* last kept purchase; INT64_MIN while there is none */
+    double amount;         /* kept amounts (purchases, and returns when netted), in row order */
+    int64_t rows;          /* kept rows */
+    int64_t purchases;     /* kept purchase rows */
+    int64_t distinct_keys; /* distinct keys among kept purchase rows (when keys are on) */
+    int32_t reach;         /* furthest stage any row reached (kept rows count as KEPT_PURCHASE) */
+    int32_t unused;
+} kseg_agg_customer;
+
+/* Entry of the distinct (customer, key) set; customer_plus_one 0 marks an empty slot. */
+typedef struct kseg_agg_key_entry {
+    int64_t key;
+    uint32_t customer_plus_one;
+    uint32_t unused;
+} kseg_agg_key_entry;
+
+/* Entry of the distinct row-hash set; low always has bit 0 set, so {0, 0} marks an empty slot. */
+typedef struct kseg_agg_hash_entry {
+    uint64_t low;
+    uint64_t high;
+} kseg_agg_hash_entry;
+
+/* One partition: its customers (dense, in order of first appearance) behind an open-addressing
+ * index, its distinct keys and row hashes, and its per-stage row counts. Tables stay at most half
+ * full. */
+typedef struct kseg_agg_partition {
+    kseg_agg_customer *customers;
+    size_t n_customers;
+    size_t customer_capacity;
+    uint32_t *customer_slots; /* dense index + 1; 0 = empty */
+    size_t customer_slot_count;
+    kseg_agg_key_entry *keys;
+    size_t n_keys;
+    size_t key_slot_count;
+    kseg_agg_hash_entry *row_hashes;
+    size_t n_row_hashes;
+    size_t row_hash_slot_count;
+    int64_t stage_rows[KSEG_AGG_STAGE_COUNT];
+} kseg_agg_partition;
+
+/* The aggregation state: n_partitions partitions (fixed for a run; results do not depend on it). */
+typedef struct kseg_agg_state {
+    size_t n_partitions;
+    int track_keys; /* count distinct record keys per customer */
+    int dedupe;     /* remove rows whose row_hash was seen before */
+    kseg_agg_partition *partitions;
+} kseg_agg_state;
+
+/* Partitions used by the engine: enough to spread any thread count, few enough that the
+ * per-thread histograms stay small. */
+#define KSEG_AGG_PARTITIONS ((size_t)256)
+
+/* Rows added between two capacity checks: tables grow (the only allocation) before each batch of
+ * this many rows, never inside the per-row loop, and over-reserve by at most this many entries. */
+#define KSEG_AGG_RESERVE_BATCH ((size_t)512)
+
+/* The 64-bit finalizer of splitmix64: a bijection that spreads nearby ids over all bits. */
+static inline uint64_t kseg_mix64(uint64_t value)
+{
+    value ^= value >> 30;
+    value *= 0xbf58476d1ce4e5b9ull;
+    value ^= value >> 27;
+    value *= 0x94d049bb133111ebull;
+    value ^= value >> 31;
+    return value;
+}
+
+/* The partition of a customer: the high half of its hash scaled to n_partitions (table slots use
+ * the low bits, so the two choices are independent). */
+static inline size_t kseg_agg_partition_of(int64_t customer_id, size_t n_partitions)
+{
+    uint64_t hash = kseg_mix64((uint64_t)customer_id);
+    return (size_t)(((hash >> 32) * (uint64_t)n_partitions) >> 32);
+}
+
+/* Sets up empty partitions (allocates the partition array only). Returns 0 or -1 when out of
+ * memory. n_partitions >= 1. */
+int kseg_agg_state_init(kseg_agg_state *state, size_t n_partitions, int track_keys, int dedupe);
+void kseg_agg_state_destroy(kseg_agg_state *state);
+
+/* Customers over all partitions. */
+size_t kseg_agg_customer_count(const kseg_agg_state *state);
+
+/* Bytes held by the tables (customers, indexes, keys, row hashes). */
+size_t kseg_agg_state_bytes(const kseg_agg_state *state);
+
+/* Adds a block of rows in row order. Records with stage KSEG_AGG_NO_CUSTOMER are skipped. For each
+ * other record, in row order within its customer:
+ *   - the customer gets a table entry (even if the row is removed, so that stage statistics can
+ *     say where customers were lost);
+ *   - with dedupe on, a record whose row_hash was seen before (stage > DEDUPE) becomes DEDUPE;
+ *   - stage_rows[stage] of its partition is incremented, and the customer's reach raised;
+ *   - a kept record (KEPT_PURCHASE or KEPT_RETURN) adds 1 to rows and its amount to amount;
+ *   - a KEPT_PURCHASE record also adds 1 to purchases, updates first_time/last_time and, with keys
+ *     on, adds 1 to distinct_keys if (customer, key) is new.
+ * Parallel version: records are first copied, stable by partition, into partitioned[rows]; each
+ * thread then processes whole partitions. Caller memory: partitioned[rows],
+ * histograms[n_threads * n_partitions], offsets[n_partitions + 1]. The only allocation is table
+ * growth between batches of KSEG_AGG_RESERVE_BATCH rows. Returns 0, or -1 when a table could not
+ * grow (the state is then unusable except for destroy). */
+int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
+                       int n_threads, kseg_agg_record *partitioned, size_t *histograms,
+                       size_t *offsets);
+
+/* The reference: the same contract, one record at a time in row order, on one thread. */
+int kseg_agg_add_block_reference(kseg_agg_state *state, const kseg_agg_record *records,
+                                 size_t rows);
+
+#endif

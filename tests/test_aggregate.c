@@ -1,0 +1,292 @@
+/* The aggregation kernel: the parallel partitioned version and the one-row-at-a-time reference
+ * against a brute force written here (sort the rows by customer, then walk each customer's rows
+ * in row order), for every thread count, partition count, block split and option; and table
+ * growth far past the first reservation. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+
+static uint64_t rng_state;
+static uint64_t next_random(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* A log of `rows` records over `customers` customers with every stage, repeated keys, amounts of
+ * very different magnitudes (so that the summation order shows in the bits) and exact copies of
+ * earlier rows (duplicates for dedupe). */
+static kseg_agg_record *make_records(size_t rows, size_t customers, uint64_t seed)
+{
+    rng_state = seed;
+    int64_t *ids = malloc(customers * sizeof *ids);
+    for (size_t c = 0; c < customers; c++)
+        ids[c] = (int64_t)next_random(); /* any int64, negative ones too */
+    kseg_agg_record *records = calloc(rows, sizeof *records);
+    for (size_t i = 0; i < rows; i++) {
+        kseg_agg_record *record = &records[i];
+        if (i > 10 && next_random() % 10 == 0) {
+            *record = records[next_random() % i];
+            continue;
+        }
+        record->customer_id = ids[next_random() % customers];
+        record->time = (int64_t)(next_random() % 100000000) - 50000000;
+        double mantissa = (double)(next_random() % 1000000) / 1000.0;
+        int exponent = (int)(next_random() % 30) - 10;
+        record->amount = (next_random() % 7 == 0 ? -1.0 : 1.0) * mantissa * (double)(1 << 10) *
+                         (exponent >= 0 ? (double)(1u << exponent) : 1.0 / (double)(1u << -exponent));
+        record->key = (int64_t)(next_random() % 40);
+        record->row_hash[0] = next_random();
+        record->row_hash[1] = next_random();
+        unsigned draw = (unsigned)(next_random() % 100);
+        record->stage = draw < 5    ? KSEG_AGG_NO_CUSTOMER
+                        : draw < 15 ? KSEG_AGG_WHERE
+                        : draw < 20 ? KSEG_AGG_MIN_PRICE
+                        : draw < 25 ? KSEG_AGG_RETURNS
+                        : draw < 30 ? KSEG_AGG_KEPT_RETURN
+                                    : KSEG_AGG_KEPT_PURCHASE;
+    }
+    free(ids);
+    return records;
+}
+
+typedef struct customer_row {
+    int64_t customer_id;
+    size_t row;
+} customer_row;
+
+static int compare_customer_rows(const void *left, const void *right)
+{
+    const customer_row *a = left, *b = right;
+    if (a->customer_id != b->customer_id)
+        return a->customer_id < b->customer_id ? -1 : 1;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+static int compare_int64(const void *left, const void *right)
+{
+    int64_t a = *(const int64_t *)left, b = *(const int64_t *)right;
+    return (a > b) - (a < b);
+}
+
+static int compare_customers(const void *left, const void *right)
+{
+    const kseg_agg_customer *a = left, *b = right;
+    return (a->customer_id > b->customer_id) - (a->customer_id < b->customer_id);
+}
+
+/* The brute force: customers sorted by id, stage_rows[KSEG_AGG_STAGE_COUNT]. Returns the count. */
+static size_t brute_force(const kseg_agg_record *records, size_t rows, int track_keys,
+                          int dedupe, kseg_agg_customer **customers_out, int64_t *stage_rows)
+{
+    customer_row *sorted = malloc((rows + 1) * sizeof *sorted);
+    size_t n = 0;
+    memset(stage_rows, 0, KSEG_AGG_STAGE_COUNT * sizeof *stage_rows);
+    for (size_t i = 0; i < rows; i++)
+        if (records[i].stage != KSEG_AGG_NO_CUSTOMER)
+            sorted[n++] = (customer_row){records[i].customer_id, i};
+    qsort(sorted, n, sizeof *sorted, compare_customer_rows);
+    kseg_agg_customer *customers = calloc(n + 1, sizeof *customers);
+    int64_t *keys = malloc((n + 1) * sizeof *keys);
+    const kseg_agg_record **seen = malloc((n + 1) * sizeof *seen);
+    size_t n_customers = 0;
+    for (size_t begin = 0; begin < n;) {
+        size_t end = begin;
+        while (end < n && sorted[end].customer_id == sorted[begin].customer_id)
+            end++;
+        kseg_agg_customer *customer = &customers[n_customers++];
+        customer->customer_id = sorted[begin].customer_id;
+        customer->first_time = INT64_MAX;
+        customer->last_time = INT64_MIN;
+        size_t n_keys = 0, n_seen = 0;
+        for (size_t k = begin; k < end; k++) {
+            const kseg_agg_record *record = &records[sorted[k].row];
+            uint32_t stage = record->stage;
+            if (dedupe) {
+                int duplicate = 0;
+                for (size_t s = 0; s < n_seen; s++)
+                    duplicate |= seen[s]->row_hash[0] == record->row_hash[0] &&
+                                 seen[s]->row_hash[1] == record->row_hash[1];
+                if (duplicate)
+                    stage = KSEG_AGG_DEDUPE;
+                else
+                    seen[n_seen++] = record;
+            }
+            stage_rows[stage]++;
+            int32_t reach = stage > KSEG_AGG_KEPT_PURCHASE ? KSEG_AGG_KEPT_PURCHASE : (int32_t)stage;
+            if (reach > customer->reach)
+                customer->reach = reach;
+            if (stage == KSEG_AGG_KEPT_PURCHASE || stage == KSEG_AGG_KEPT_RETURN) {
+                customer->rows++;
+                customer->amount += record->amount;
+            }
+            if (stage == KSEG_AGG_KEPT_PURCHASE) {
+                customer->purchases++;
+                if (record->time < customer->first_time)
+                    customer->first_time = record->time;
+                if (record->time > customer->last_time)
+                    customer->last_time = record->time;
+                keys[n_keys++] = record->key;
+            }
+        }
+        if (track_keys && n_keys) {
+            qsort(keys, n_keys, sizeof *keys, compare_int64);
+            customer->distinct_keys = 1;
+            for (size_t k = 1; k < n_keys; k++)
+                customer->distinct_keys += keys[k] != keys[k - 1];
+        }
+        begin = end;
+    }
+    free(sorted);
+    free(keys);
+    free(seen);
+    *customers_out = customers;
+    return n_customers;
+}
+
+/* Every customer of the state, sorted by id. */
+static size_t collect(const kseg_agg_state *state, kseg_agg_customer **customers_out,
+                      int64_t *stage_rows)
+{
+    size_t n = kseg_agg_customer_count(state), next = 0;
+    kseg_agg_customer *customers = malloc((n + 1) * sizeof *customers);
+    memset(stage_rows, 0, KSEG_AGG_STAGE_COUNT * sizeof *stage_rows);
+    for (size_t p = 0; p < state->n_partitions; p++) {
+        const kseg_agg_partition *partition = &state->partitions[p];
+        for (size_t c = 0; c < partition->n_customers; c++)
+            customers[next++] = partition->customers[c];
+        for (int s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+            stage_rows[s] += partition->stage_rows[s];
+    }
+    qsort(customers, n, sizeof *customers, compare_customers);
+    *customers_out = customers;
+    return n;
+}
+
+static void assert_same(const kseg_agg_customer *expected, size_t n_expected,
+                        const int64_t *expected_stages, const kseg_agg_state *state,
+                        int track_keys, const char *what)
+{
+    kseg_agg_customer *got;
+    int64_t stages[KSEG_AGG_STAGE_COUNT];
+    size_t n = collect(state, &got, stages);
+    cr_assert_eq(n, n_expected, "%s: %zu customers, expected %zu", what, n, n_expected);
+    for (int s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+        cr_assert_eq(stages[s], expected_stages[s], "%s: stage %d rows", what, s);
+    for (size_t c = 0; c < n; c++) {
+        const kseg_agg_customer *a = &got[c], *b = &expected[c];
+        cr_assert_eq(a->customer_id, b->customer_id, "%s: customer %zu", what, c);
+        cr_assert_eq(memcmp(&a->amount, &b->amount, sizeof a->amount), 0,
+                     "%s: customer %lld amount %a, expected %a (summation order?)", what,
+                     (long long)a->customer_id, a->amount, b->amount);
+        cr_assert_eq(a->rows, b->rows, "%s: rows", what);
+        cr_assert_eq(a->purchases, b->purchases, "%s: purchases", what);
+        cr_assert_eq(a->first_time, b->first_time, "%s: first time", what);
+        cr_assert_eq(a->last_time, b->last_time, "%s: last time", what);
+        cr_assert_eq(a->reach, b->reach, "%s: reach", what);
+        if (track_keys)
+            cr_assert_eq(a->distinct_keys, b->distinct_keys, "%s: customer %lld distinct keys",
+                         what, (long long)a->customer_id);
+    }
+    free(got);
+}
+
+/* Adds records in blocks of block_rows with the parallel kernel. */
+static void run_parallel(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
+                         size_t block_rows, int threads)
+{
+    kseg_agg_record *partitioned = malloc((block_rows + 1) * sizeof *partitioned);
+    size_t *histograms = malloc((size_t)threads * state->n_partitions * sizeof *histograms);
+    size_t *offsets = malloc((state->n_partitions + 1) * sizeof *offsets);
+    for (size_t begin = 0; begin < rows; begin += block_rows) {
+        size_t count = rows - begin < block_rows ? rows - begin : block_rows;
+        cr_assert_eq(kseg_agg_add_block(state, records + begin, count, threads, partitioned,
+                                        histograms, offsets),
+                     0);
+    }
+    free(partitioned);
+    free(histograms);
+    free(offsets);
+}
+
+Test(aggregate, matches_brute_force_for_every_split)
+{
+    const size_t rows = 20000, customers = 300;
+    kseg_agg_record *records = make_records(rows, customers, 12345);
+    int thread_counts[] = {1, 2, 3, 4};
+    size_t partition_counts[] = {1, 7, KSEG_AGG_PARTITIONS};
+    size_t block_sizes[] = {rows, 1000, 333};
+    for (int track_keys = 0; track_keys < 2; track_keys++)
+        for (int dedupe = 0; dedupe < 2; dedupe++) {
+            kseg_agg_customer *expected;
+            int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+            size_t n_expected =
+                brute_force(records, rows, track_keys, dedupe, &expected, expected_stages);
+            if (dedupe)
+                cr_assert_gt(expected_stages[KSEG_AGG_DEDUPE], 0, "the log has duplicates");
+
+            kseg_agg_state state;
+            cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, dedupe), 0);
+            cr_assert_eq(kseg_agg_add_block_reference(&state, records, rows), 0);
+            assert_same(expected, n_expected, expected_stages, &state, track_keys, "reference");
+            kseg_agg_state_destroy(&state);
+
+            for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++)
+                for (size_t p = 0; p < sizeof partition_counts / sizeof partition_counts[0]; p++)
+                    for (size_t b = 0; b < sizeof block_sizes / sizeof block_sizes[0]; b++) {
+                        char what[128];
+                        snprintf(what, sizeof what,
+                                 "keys %d dedupe %d threads %d partitions %zu block %zu",
+                                 track_keys, dedupe, thread_counts[t], partition_counts[p],
+                                 block_sizes[b]);
+                        cr_assert_eq(kseg_agg_state_init(&state, partition_counts[p], track_keys,
+                                                         dedupe),
+                                     0);
+                        run_parallel(&state, records, rows, block_sizes[b], thread_counts[t]);
+                        assert_same(expected, n_expected, expected_stages, &state, track_keys,
+                                    what);
+                        kseg_agg_state_destroy(&state);
+                    }
+            free(expected);
+        }
+    free(records);
+}
+
+Test(aggregate, tables_grow_far_past_the_first_reservation)
+{
+    /* Many customers with few rows each: every table rehashes many times. */
+    const size_t rows = 400000, customers = 150000;
+    kseg_agg_record *records = make_records(rows, customers, 777);
+    kseg_agg_customer *expected;
+    int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+    size_t n_expected = brute_force(records, rows, 1, 1, &expected, expected_stages);
+    kseg_agg_state state;
+    cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, 1, 1), 0);
+    run_parallel(&state, records, rows, 65536, 4);
+    assert_same(expected, n_expected, expected_stages, &state, 1, "growth");
+    cr_assert_gt(kseg_agg_state_bytes(&state), n_expected * sizeof(kseg_agg_customer));
+    kseg_agg_state_destroy(&state);
+    free(expected);
+    free(records);
+}
+
+Test(aggregate, empty_blocks_and_rows_without_customer)
+{
+    kseg_agg_record records[3];
+    memset(records, 0, sizeof records);
+    for (int i = 0; i < 3; i++)
+        records[i].stage = KSEG_AGG_NO_CUSTOMER;
+    kseg_agg_state state;
+    cr_assert_eq(kseg_agg_state_init(&state, 16, 1, 1), 0);
+    kseg_agg_record partitioned[3];
+    size_t histograms[2 * 16], offsets[17];
+    cr_assert_eq(kseg_agg_add_block(&state, records, 0, 2, partitioned, histograms, offsets), 0);
+    cr_assert_eq(kseg_agg_add_block(&state, records, 3, 2, partitioned, histograms, offsets), 0);
+    cr_assert_eq(kseg_agg_customer_count(&state), 0);
+    kseg_agg_state_destroy(&state);
+}
