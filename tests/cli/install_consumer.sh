@@ -8,8 +8,13 @@ trap 'rm -rf "$scratch"' EXIT
 cmake --install "$build_dir" --prefix "$scratch/prefix" >/dev/null
 test -x "$scratch/prefix/bin/kseg"
 test -f "$scratch/prefix/include/kseg/kseg.h"
+# A static libkseg built with sanitizers needs its consumer linked with the same runtime, so the
+# consumer gets the build's compile and link flags.
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build_dir/CMakeCache.txt"; }
 cmake -S "$KSEG_SOURCE_DIR/tests/consumer" -B "$scratch/build" \
-      -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
+      -DCMAKE_PREFIX_PATH="$scratch/prefix" \
+      -DCMAKE_C_FLAGS="$(cache_value CMAKE_C_FLAGS)" \
+      -DCMAKE_EXE_LINKER_FLAGS="$(cache_value CMAKE_EXE_LINKER_FLAGS)" >/dev/null
 cmake --build "$scratch/build" >/dev/null
 "$scratch/build/consumer"
 echo "1 passed, 0 failed"
