@@ -26,8 +26,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import numpy, h5py, sklearn' 2>/dev/null; then
-    echo "setup: installing Python test tooling into .venv"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
-fi
+# pip checks every requirement and installs only what is missing or too old (quick when the
+# environment is already complete).
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 echo "setup: done"
