@@ -108,7 +108,15 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
         (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "convergence",
                                                  convergence_name(result->convergence), error)) ||
         (status = kseg_h5_write_attribute_double(writer, "/model/centroids", "tolerance",
-                                                 result->tolerance, error)))
+                                                 result->tolerance, error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "kernel",
+                                                 result->kernel, error)))
+        return status;
+    /* The data mean the kernels centered on: predict reuses it (and the kernel) so that training
+       rows get exactly the training labels. */
+    size_t mean_dims[1] = {d};
+    if ((status = kseg_h5_write_dataset(writer, "/model/feature_mean", KSEG_STORE_FLOAT64, 1,
+                                        mean_dims, result->feature_mean, 0, 0, error)))
         return status;
 
     /* The per-iteration table as a group of equal-length columns (pandas/h5py friendly). */
@@ -375,6 +383,27 @@ int kseg_cmd_cluster(int argc, char **argv)
                               output);
         goto done;
     }
+    /* The weights and initial centers are inputs too: never replace them with the result. */
+    const char *other_inputs[2] = {weights_location,
+                                   options.init == KSEG_INIT_GIVEN ? init : NULL};
+    for (int i = 0; i < 2; i++) {
+        char *other_file = NULL, *other_path = NULL;
+        if (!other_inputs[i])
+            continue;
+        if (kseg_split_location(other_inputs[i], &other_file, &other_path, &error)) {
+            exit_code = cli_fail(command, &error);
+            goto done;
+        }
+        int same = kseg_same_file(other_file, output);
+        free(other_file);
+        free(other_path);
+        if (same) {
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                                  "output %s is the %s file: refusing to overwrite an input",
+                                  output, i == 0 ? "--weights" : "--init");
+            goto done;
+        }
+    }
     if (columns) {
         if (cli_split_list(command, "--columns", columns, &column_list, &column_count)) {
             exit_code = KSEG_EXIT_USAGE;
@@ -447,13 +476,16 @@ int kseg_cmd_cluster(int argc, char **argv)
              options.tol, (unsigned long long)options.seed, weights ? "true" : "false",
              table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64",
              options.kernel ? options.kernel : "auto");
-    if (write_result(writer, &result, &table, &options, options_json, &error) ||
-        kseg_h5_writer_commit(writer, &error)) {
-        writer = NULL; /* commit frees the writer even when it fails */
+    if (write_result(writer, &result, &table, &options, options_json, &error)) {
+        exit_code = cli_fail(command, &error); /* the writer is aborted at done */
+        goto done;
+    }
+    int committed = kseg_h5_writer_commit(writer, &error);
+    writer = NULL; /* commit frees the writer, whether or not it succeeded */
+    if (committed) {
         exit_code = cli_fail(command, &error);
         goto done;
     }
-    writer = NULL;
     double finished = omp_get_wtime();
     if (log)
         fprintf(log,

@@ -94,7 +94,8 @@ int kseg_cmd_predict(int argc, char **argv)
     kseg_table_init(&model);
     kseg_table_init(&table);
     int32_t *labels = NULL;
-    double *distances = NULL;
+    double *distances = NULL, *feature_mean = NULL;
+    char *kernel_name = NULL;
 
     if (kseg_split_location(argv[optind], &input_file, &input_path, &error)) {
         exit_code = cli_fail(command, &error);
@@ -130,8 +131,29 @@ int kseg_cmd_predict(int argc, char **argv)
         exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory for %zu rows", n);
         goto done;
     }
-    if (kseg_kmeans_predict(&table.matrix, model.data, model.matrix.rows, (int32_t)threads,
-                            labels, distances, &error)) {
+    /* Models from kseg cluster carry the fit's centering shift and kernel; older or foreign
+       models without them are predicted with the automatic choices. */
+    size_t mean_length = 0;
+    if (kseg_h5_read_vector(model_file, "/model/feature_mean", model.matrix.cols, &feature_mean,
+                            &mean_length, NULL) != 0)
+        feature_mean = NULL;
+    if (kseg_h5_read_attribute_string(model_file, "/model/centroids", "kernel", &kernel_name,
+                                      NULL) != 0)
+        kernel_name = NULL;
+    int predicted = kseg_kmeans_predict_with(&table.matrix, model.data, model.matrix.rows,
+                                             feature_mean, kernel_name, (int32_t)threads, labels,
+                                             distances, &error);
+    if (predicted == KSEG_ENOTSUP && kernel_name) {
+        /* The model was fitted with a kernel this CPU lacks (e.g. AVX-512): the automatic
+           kernel gives the same labels except, possibly, on exact near-ties. */
+        cli_warnf(command, "kernel '%s' of the model is not available here; using the automatic "
+                           "choice", kernel_name);
+        kseg_error_clear(&error);
+        predicted = kseg_kmeans_predict_with(&table.matrix, model.data, model.matrix.rows,
+                                             feature_mean, NULL, (int32_t)threads, labels,
+                                             distances, &error);
+    }
+    if (predicted) {
         exit_code = cli_fail(command, &error);
         goto done;
     }
@@ -163,6 +185,8 @@ done:
     kseg_table_destroy(&table);
     free(labels);
     free(distances);
+    free(feature_mean);
+    free(kernel_name);
     free(input_file);
     free(input_path);
     return exit_code;

@@ -1,4 +1,5 @@
 /* Helpers shared by the subcommands: error lines, strict number parsing, list splitting. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -56,8 +57,9 @@ int cli_parse_uint64(const char *command, const char *option, const char *text, 
 {
     char *end;
     errno = 0;
+    /* strtoull skips blanks and accepts a sign (wrapping "-1" to 2^64 - 1): demand a digit. */
     unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno || end == text || *end != '\0' || text[0] == '-') {
+    if (errno || !isdigit((unsigned char)text[0]) || *end != '\0') {
         cli_failf(command, KSEG_EXIT_USAGE, "%s: expected a non-negative integer, got '%s'",
                   option, text);
         return -1;

@@ -57,6 +57,7 @@ void kseg_kmeans_result_destroy(kseg_kmeans_result *result)
     free(result->centroids);
     free(result->labels);
     free(result->iterations);
+    free(result->feature_mean);
     memset(result, 0, sizeof *result);
 }
 
@@ -119,25 +120,27 @@ done:
     return status;
 }
 
-static int validate(kmeans_context *context, const kseg_matrix *data,
-                    const kseg_kmeans_options *options, kseg_error *error)
+/* Checks shapes and options before anything is allocated, so that a bad k is reported as such
+ * rather than as a failed allocation sized from it. */
+static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *options,
+                            const kseg_comm *comm, kseg_error *error)
 {
-    if (!data || !data->data || !options)
-        return kseg_error_set(error, KSEG_EINVAL, "no data or options given");
+    if (!data->data)
+        return kseg_error_set(error, KSEG_EINVAL, "no data given");
     if (data->dtype != KSEG_FLOAT32 && data->dtype != KSEG_FLOAT64)
         return kseg_error_set(error, KSEG_ETYPE, "data must be float32 or float64");
     if (data->cols == 0)
         return kseg_error_set(error, KSEG_EEMPTY, "data has no columns (d = 0)");
-    if (context->blocks.comm->n_global == 0)
+    if (comm->n_global == 0)
         return kseg_error_set(error, KSEG_EEMPTY, "data has no rows (n = 0)");
     if (options->n_clusters < 1)
         return kseg_error_set(error, KSEG_EINVAL,
                               "number of clusters must be at least 1, got %lld",
                               (long long)options->n_clusters);
-    if ((uint64_t)options->n_clusters > context->blocks.comm->n_global)
+    if ((uint64_t)options->n_clusters > comm->n_global)
         return kseg_error_set(error, KSEG_EINVAL,
                               "number of clusters (%lld) exceeds the number of rows (%zu)",
-                              (long long)options->n_clusters, context->blocks.comm->n_global);
+                              (long long)options->n_clusters, comm->n_global);
     if (options->n_clusters > INT32_MAX)
         return kseg_error_set(error, KSEG_ETOOBIG, "number of clusters %lld exceeds 2^31 - 1",
                               (long long)options->n_clusters);
@@ -165,7 +168,20 @@ static int validate(kmeans_context *context, const kseg_matrix *data,
     } else if (options->init != KSEG_INIT_KMEANS_PLUSPLUS && options->init != KSEG_INIT_RANDOM) {
         return kseg_error_set(error, KSEG_EINVAL, "unknown init method %d", (int)options->init);
     }
+    /* The per-block partial sums hold k * d + k + 2 doubles; refuse shapes whose buffers cannot
+       even be sized (the allocation itself reports a plain lack of memory). */
+    size_t k = (size_t)options->n_clusters;
+    if (data->cols > (SIZE_MAX / sizeof(double) - 2) / (k + 1))
+        return kseg_error_set(error, KSEG_ETOOBIG,
+                              "k = %zu clusters x d = %zu features is too large to allocate", k,
+                              data->cols);
+    return 0;
+}
 
+/* Checks the values: finite data (the first NaN/Inf named by row and column) and weights. */
+static int validate_values(kmeans_context *context, const kseg_matrix *data,
+                           const kseg_kmeans_options *options, kseg_error *error)
+{
     int64_t bad;
     int status = first_nonfinite(context, &bad, error);
     if (status)
@@ -323,7 +339,8 @@ static int compare_far(const void *a, const void *b)
 /* Empty-cluster repair (documented in README): the empty clusters, in increasing index, are
  * re-seeded with the rows farthest from their assigned centers (ties: lower row), each row moving
  * its weighted contribution from its old cluster to the empty one; a row whose cluster would be
- * left empty is skipped. Labels stay until the next assignment, as in scikit-learn. Returns the
+ * left empty, or that lies on its center, is skipped (clusters left empty keep their center and
+ * are reported as a warning after the fit). Labels stay until the next assignment, as in scikit-learn. Returns the
  * number of repairs in *repairs. */
 static int repair_empty_clusters(kmeans_context *context, const double *centers,
                                  const int32_t *labels, double *payload, int64_t *repairs,
@@ -364,6 +381,10 @@ static int repair_empty_clusters(kmeans_context *context, const double *centers,
                 continue;
             far_row candidate = {kmeans_row_distance(context, i, centers + (size_t)labels[i] * d),
                                  comm->row_offset + i};
+            /* A row on its own center would only duplicate that center: with fewer distinct rows
+               than clusters, such clusters stay empty instead of cycling between copies. */
+            if (candidate.distance == 0)
+                continue;
             /* Insertion into a short sorted list: only `wanted` rows are kept. */
             if (count == per_block && !far_before(&candidate, &best[count - 1]))
                 continue;
@@ -652,10 +673,14 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     int32_t *labels = NULL, *best_labels = NULL;
     run_output output = {0};
     kseg_iteration_stats *best_iterations = NULL;
-    int status = context_init(&context, data, options, comm, error);
-    if (status)
+    int status = validate_options(data, options, comm, error);
+    if (status) {
+        memset(&context, 0, sizeof context);
         goto done;
-    if ((status = validate(&context, data, options, error)))
+    }
+    if ((status = context_init(&context, data, options, comm, error)))
+        goto done;
+    if ((status = validate_values(&context, data, options, error)))
         goto done;
     if ((status = select_kernel(&context, error)))
         goto done;
@@ -709,7 +734,16 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
                 goto restore_blas;
             }
         }
-        if (output.inertia < best_inertia) { /* ties keep the earlier run */
+        if (!isfinite(output.inertia)) {
+            /* Finite data can still overflow: squared distances of values beyond ~1e154 (float64)
+               or ~1e19 (float32) are infinite, and no center can be trusted then. */
+            status = kseg_error_set(error, KSEG_ENONFINITE,
+                                    "the inertia of run %d is not finite: the data's values are "
+                                    "too large for squared distances (rescale the features)",
+                                    run + 1);
+            goto restore_blas;
+        }
+        if (run == 0 || output.inertia < best_inertia) { /* ties keep the earlier run */
             best_inertia = output.inertia;
             memcpy(best_centers, centers, k * d * sizeof *centers);
             memcpy(best_iterations, output.iterations,
@@ -739,16 +773,46 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     result->inertia = best_inertia;
     result->iterations = best_iterations;
     best_iterations = NULL;
+    result->feature_mean = malloc(d * sizeof *result->feature_mean);
+    if (!result->feature_mean) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        goto restore_blas;
+    }
+    memcpy(result->feature_mean, context.column_mean, d * sizeof *result->feature_mean);
+    snprintf(result->kernel, sizeof result->kernel, "%s", context.kernel->name);
 
     size_t distinct;
     count_distinct_centers(result->centroids, k, d, &distinct);
     size_t used = 0;
-    if (distinct < k) {
-        result->warnings |= KSEG_WARN_FEWER_DISTINCT_ROWS;
+    size_t empty_clusters = 0;
+    {
+        int64_t *members = calloc(k, sizeof *members);
+        if (!members) {
+            status = kseg_error_set(error, KSEG_ENOMEM, "out of memory counting cluster sizes");
+            goto restore_blas;
+        }
+        for (size_t i = 0; i < n; i++)
+            members[result->labels[i]]++;
+        if ((status = kseg_allreduce_i64(&context.blocks, members, k, error))) {
+            free(members);
+            goto restore_blas;
+        }
+        for (size_t c = 0; c < k; c++)
+            empty_clusters += members[c] == 0;
+        free(members);
+    }
+    if (empty_clusters > 0) {
+        result->warnings |= KSEG_WARN_EMPTY_CLUSTERS;
         used = (size_t)snprintf(result->warning_message, sizeof result->warning_message,
-                                "only %zu distinct centers for k = %zu: the data has fewer "
-                                "distinct rows than clusters. ",
-                                distinct, k);
+                                "%zu of %zu clusters have no rows. ", empty_clusters, k);
+    }
+    if (distinct < k && used < sizeof result->warning_message) {
+        result->warnings |= KSEG_WARN_FEWER_DISTINCT_ROWS;
+        used += (size_t)snprintf(result->warning_message + used,
+                                 sizeof result->warning_message - used,
+                                 "only %zu distinct centers for k = %zu: the data has fewer "
+                                 "distinct rows than clusters. ",
+                                 distinct, k);
     }
     if (result->convergence == KSEG_CONVERGED_NONE) {
         result->warnings |= KSEG_WARN_NOT_CONVERGED;
@@ -778,14 +842,25 @@ done:
 int kseg_kmeans_predict(const kseg_matrix *data, const double *centroids, size_t n_clusters,
                         int32_t n_threads, int32_t *labels, double *distances, kseg_error *error)
 {
+    return kseg_kmeans_predict_with(data, centroids, n_clusters, NULL, NULL, n_threads, labels,
+                                    distances, error);
+}
+
+int kseg_kmeans_predict_with(const kseg_matrix *data, const double *centroids,
+                             size_t n_clusters, const double *given_shift,
+                             const char *kernel_name, int32_t n_threads, int32_t *labels,
+                             double *distances, kseg_error *error)
+{
     if (!data || !data->data || !centroids || !labels)
         return kseg_error_set(error, KSEG_EINVAL, "predict needs data, centroids and labels");
     if (n_clusters < 1 || data->cols == 0)
         return kseg_error_set(error, KSEG_EINVAL, "predict needs k >= 1 and d >= 1");
     size_t d = data->cols, n = data->rows, k = n_clusters;
-    const kseg_assign_kernel *kernel = kseg_assign_kernel_select(data->dtype, k, d, NULL);
+    const kseg_assign_kernel *kernel = kseg_assign_kernel_select(data->dtype, k, d, kernel_name);
     if (!kernel)
-        return kseg_error_set(error, KSEG_ETYPE, "data must be float32 or float64");
+        return kseg_error_set(error, KSEG_ENOTSUP,
+                              "kernel '%s' is unknown or not supported by this CPU for this data",
+                              kernel_name ? kernel_name : "(auto)");
     int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     size_t element_size = kseg_dtype_size(data->dtype);
     void *packed = aligned_buffer(kernel->packed_size(k, d));
@@ -797,10 +872,14 @@ int kseg_kmeans_predict(const kseg_matrix *data, const double *centroids, size_t
     for (int t = 0; t < threads; t++)
         if (!(scratch[t] = aligned_buffer(kernel->scratch_size(k, d))))
             goto out_of_memory;
-    /* Centering on the centroids' mean keeps the expanded-form kernels accurate. */
-    for (size_t c = 0; c < k; c++)
-        for (size_t j = 0; j < d; j++)
-            shift[j] += centroids[c * d + j] / (double)k;
+    /* Centering keeps the expanded-form kernels accurate: on the fit's data mean when given (so
+       training rows get the fit's labels bitwise), else on the centroids' mean. */
+    if (given_shift)
+        memcpy(shift, given_shift, d * sizeof *shift);
+    else
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++)
+                shift[j] += centroids[c * d + j] / (double)k;
     kernel->pack(centroids, k, d, shift, packed);
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);

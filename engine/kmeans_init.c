@@ -113,7 +113,9 @@ static int sample_row(kmeans_context *context, const double *closest, const doub
     }
     double target = u * total, accumulated = 0.0;
     size_t block = last_positive;
-    double residual = 0.0;
+    /* Rounding can leave the target at or past the total: then the last row of positive mass is
+       drawn (residual = the block's whole mass, which the in-block scan never exceeds). */
+    double residual = block_global[last_positive];
     for (size_t b = 0; b < blocks->n_blocks_global; b++) {
         if (accumulated + block_global[b] > target && block_global[b] > 0) {
             block = b;
@@ -122,8 +124,6 @@ static int sample_row(kmeans_context *context, const double *closest, const doub
         }
         accumulated += block_global[b];
     }
-    if (block == last_positive && accumulated + block_global[block] <= target)
-        residual = block_global[block]; /* rounding pushed the target past the end */
 
     int64_t found = 0; /* 1 + global row on the owning rank, 0 elsewhere */
     if (block >= blocks->first_block && block < blocks->first_block + blocks->n_blocks_local) {

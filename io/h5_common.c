@@ -30,10 +30,25 @@ static herr_t reason_walk_cb(unsigned n, const H5E_error2_t *entry, void *data)
     /* Walking upward, the first entry is the innermost one, which says most precisely what went
        wrong (e.g. "unable to open file: ... errno = 13, error message = 'Permission denied'"). */
     if (!walk->found && entry->desc && entry->desc[0]) {
-        snprintf(walk->buffer, walk->size, "%s", entry->desc);
+        /* System-call failures carry a long description (time, file name, descriptor, buffer
+           address, ...) around the operating system's own message: keep just that message,
+           which is what a user can act on ("File too large", "No space left on device"). */
+        const char *system = strstr(entry->desc, "error message = '");
+        if (system) {
+            system += strlen("error message = '");
+            size_t length = strcspn(system, "'");
+            snprintf(walk->buffer, walk->size, "%.*s", (int)length, system);
+        } else {
+            snprintf(walk->buffer, walk->size, "%s", entry->desc);
+        }
         walk->found = 1;
     }
     return 0;
+}
+
+void kseg_io_skip_exit_cleanup(void)
+{
+    H5dont_atexit();
 }
 
 void kseg_io_h5_reason(char *buffer, size_t size)

@@ -424,3 +424,51 @@ Test(kmeans, strict_convergence_and_iteration_statistics)
     kseg_kmeans_result_destroy(&r);
     free(x);
 }
+
+/* ------------------------------------------------------------------ review findings */
+
+Test(kmeans, overflowing_values_fail_instead_of_returning_garbage)
+{
+    /* Finite values whose squared distances overflow: every run's inertia is infinite. */
+    double x[200];
+    for (int i = 0; i < 200; i++)
+        x[i] = (i * 7 % 3 == 0) ? -1e200 : 1e200;
+    kseg_matrix m = view(x, KSEG_FLOAT64, 100, 2);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = 3;
+    o.init = KSEG_INIT_RANDOM;
+    o.n_init = 3;
+    cr_assert_eq(fit_code(&m, &o, "not finite"), KSEG_ENONFINITE);
+}
+
+Test(kmeans, identical_rows_converge_at_once_with_a_warning)
+{
+    /* All rows equal: the second cluster cannot get a distinct row, so it stays empty rather than
+       cycling between copies until max_iter. */
+    float x[20];
+    for (int i = 0; i < 20; i++)
+        x[i] = 0.1f;
+    kseg_matrix m = view(x, KSEG_FLOAT32, 10, 2);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = 2;
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    cr_assert_lt(r.n_iter, 5, "took %d iterations", r.n_iter);
+    cr_assert_neq(r.convergence, KSEG_CONVERGED_NONE);
+    cr_assert(r.warnings & KSEG_WARN_FEWER_DISTINCT_ROWS);
+    cr_assert(r.warnings & KSEG_WARN_EMPTY_CLUSTERS);
+    cr_assert_float_eq(r.inertia, 0.0, 1e-12);
+    kseg_kmeans_result_destroy(&r);
+}
+
+Test(kmeans, huge_k_is_rejected_before_allocating)
+{
+    float x[4] = {0, 1, 2, 3};
+    kseg_matrix m = view(x, KSEG_FLOAT32, 4, 1);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)1 << 62;
+    cr_assert_eq(fit_code(&m, &o, "exceeds the number of rows (4)"), KSEG_EINVAL);
+}

@@ -87,7 +87,10 @@ enum kseg_kmeans_warning {
        the lowest-numbered of equal centers). */
     KSEG_WARN_FEWER_DISTINCT_ROWS = 1 << 0,
     /* max_iter was reached before convergence in the winning run. */
-    KSEG_WARN_NOT_CONVERGED = 1 << 1
+    KSEG_WARN_NOT_CONVERGED = 1 << 1,
+    /* Some clusters have no rows: the repair found no row to move (every candidate lies on its
+       center or is alone in its cluster); such clusters keep their last center. */
+    KSEG_WARN_EMPTY_CLUSTERS = 1 << 2
 };
 
 typedef enum kseg_convergence {
@@ -111,12 +114,17 @@ typedef struct kseg_kmeans_result {
     double tolerance;               /* the absolute tolerance used (tol x mean variance) */
     kseg_iteration_stats *iterations; /* [n_iter] statistics of the winning run */
     int64_t total_empty_repairs;    /* over all runs */
+    double *feature_mean;           /* [d] the unweighted data mean the kernels centered on */
+    char kernel[32];                /* name of the assignment kernel used */
     unsigned warnings;              /* KSEG_WARN_* flags */
     char warning_message[256];      /* a sentence describing the warnings, "" if none */
 } kseg_kmeans_result;
 
 KSEG_API void kseg_kmeans_result_init(kseg_kmeans_result *result);
 KSEG_API void kseg_kmeans_result_destroy(kseg_kmeans_result *result);
+
+/* Note: the fit pins OpenBLAS to one thread while it runs (openblas_set_num_threads is
+ * process-wide) and restores the previous setting; concurrent fits in one process share it. */
 
 /* Clusters the rows of data. On success result holds centroids, labels and statistics; on failure
  * it is left empty and error says why. Validates everything up front: n, d, k (1 <= k <= n),
@@ -132,6 +140,14 @@ KSEG_API int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options 
 KSEG_API int kseg_kmeans_predict(const kseg_matrix *data, const double *centroids, size_t n_clusters,
                         int32_t n_threads, int32_t *labels, double *distances,
                         kseg_error *error);
+
+/* As kseg_kmeans_predict, with the centering shift [d] and the kernel of the fit (the result's
+ * feature_mean and kernel), which makes the labels of the training rows identical to the fit's
+ * even for expanded-form kernels. shift NULL = the centroids' mean; kernel NULL = automatic. */
+KSEG_API int kseg_kmeans_predict_with(const kseg_matrix *data, const double *centroids,
+                                      size_t n_clusters, const double *shift, const char *kernel,
+                                      int32_t n_threads, int32_t *labels, double *distances,
+                                      kseg_error *error);
 
 /* Weighted sum of squared distances of the rows to the centroids given by labels, computed in
  * double (an independent check of a result's inertia). weights may be NULL. */

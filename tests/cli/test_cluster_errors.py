@@ -214,6 +214,65 @@ def case_predict_other_feature_set(tmp):
                    ["recency", model])
 
 
+def case_weights_or_init_file_as_output(tmp):
+    path = os.path.join(tmp, "in.h5")
+    write(path, customers__features=good_data())
+    aux = os.path.join(tmp, "aux.h5")
+    write(aux, w=np.ones(100), c=good_data()[:3].astype(np.float64))
+    before = open(aux, "rb").read()
+    expect_failure(tmp, ["cluster", path, "-k", 2, "--weights", f"{aux}:/w", "-o", aux],
+                   ["--weights"], output="aux.h5")
+    expect_failure(tmp, ["cluster", path, "--init", f"{aux}:/c", "-o", aux], ["--init"],
+                   output="aux.h5")
+    assert open(aux, "rb").read() == before, "an input file was modified"
+
+
+def case_huge_k_is_a_shape_error_not_an_allocation(tmp):
+    path = os.path.join(tmp, "in.h5")
+    write(path, customers__features=good_data())
+    expect_failure(tmp, ["cluster", path, "-k", 2147483647, "-o", os.path.join(tmp, "out.h5")],
+                   ["exceeds the number of rows (100)"])
+
+
+def case_values_too_large_for_squared_distances(tmp):
+    path = os.path.join(tmp, "in.h5")
+    x = np.random.default_rng(1).choice([-1e200, 1e200], size=(100, 2))
+    write(path, customers__features=x)
+    expect_failure(tmp, ["cluster", path, "-k", 3, "--init", "random", "--n-init", 3, "-o",
+                         os.path.join(tmp, "out.h5")], ["not finite", "rescale"])
+
+
+def case_negative_seed_with_blank(tmp):
+    path = os.path.join(tmp, "in.h5")
+    write(path, customers__features=good_data())
+    expect_failure(tmp, ["cluster", path, "-k", 2, "--seed", " -1", "-o",
+                         os.path.join(tmp, "out.h5")], ["--seed"], code=2)
+
+
+def case_write_failure_leaves_nothing(tmp):
+    import resource
+    import signal
+    import subprocess
+    from common import KSEG
+    data = os.path.join(tmp, "customers.h5")
+    run_kseg("generate", "customers", "--n", 300000, "--seed", 1, "-o", data)
+    out_dir = os.path.join(tmp, "out")
+    os.mkdir(out_dir)
+
+    def limit_file_size():
+        # Writes beyond 64 KiB fail with EFBIG instead of killing the process.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    result = subprocess.run([KSEG, "cluster", data, "-k", "4", "-o",
+                             os.path.join(out_dir, "out.h5"), "--quiet"],
+                            capture_output=True, text=True, preexec_fn=limit_file_size)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, f"exit {result.returncode}: {result.stderr}"
+    assert len(lines) == 1 and "out.h5" in lines[0], lines
+    assert os.listdir(out_dir) == [], f"left behind: {os.listdir(out_dir)}"
+
+
 def case_help_everywhere(tmp):
     for command in ([], ["cluster"], ["predict"], ["generate"], ["inspect"]):
         result = run_kseg(*command, "--help", check=False)
