@@ -18,6 +18,10 @@
  * size. */
 #define CHUNK_ROWS ((size_t)1 << 18)
 
+/* Rows classified at a time on the column path (no dedupe): one stage byte per row (and a day key
+ * with frequency by days) next to the caller's columns, which the kernel reads in place. */
+#define COLUMN_CHUNK_ROWS ((size_t)1 << 20)
+
 /* Scoring works on 32-bit positions. */
 #define MAX_SCORED ((size_t)UINT32_MAX)
 
@@ -97,9 +101,57 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 /* ---------------------------------------------------------------- scoring */
 
+/* Scratch for scoring n values: reused by the three features of a table. */
+typedef struct score_scratch {
+    uint64_t *keys, *scratch_keys;
+    uint32_t *order, *scratch_order;
+    size_t *histograms;
+} score_scratch;
+
+static void score_scratch_free(score_scratch *scratch)
+{
+    free(scratch->keys);
+    free(scratch->scratch_keys);
+    free(scratch->order);
+    free(scratch->scratch_order);
+    free(scratch->histograms);
+    memset(scratch, 0, sizeof *scratch);
+}
+
+static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
+{
+    memset(scratch, 0, sizeof *scratch);
+    scratch->keys = malloc(n * sizeof *scratch->keys);
+    scratch->scratch_keys = malloc(n * sizeof *scratch->scratch_keys);
+    scratch->order = malloc(n * sizeof *scratch->order);
+    scratch->scratch_order = malloc(n * sizeof *scratch->scratch_order);
+    scratch->histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *scratch->histograms);
+    if (!scratch->keys || !scratch->scratch_keys || !scratch->order || !scratch->scratch_order ||
+        !scratch->histograms) {
+        score_scratch_free(scratch);
+        return -1;
+    }
+    return 0;
+}
+
+static int score_feature(const double *values, const int64_t *customer_id, size_t n,
+                         int32_t bins, kseg_ties_mode ties, int32_t n_threads, int32_t *scores,
+                         double *cuts, score_scratch *scratch, kseg_error *error);
+
 int kseg_rfm_score_feature(const double *values, const int64_t *customer_id, size_t n,
                            int32_t bins, kseg_ties_mode ties, int32_t n_threads, int32_t *scores,
                            double *cuts, kseg_error *error)
+{
+    return score_feature(values, customer_id, n, bins, ties, n_threads, scores, cuts, NULL,
+                         error);
+}
+
+/* kseg_rfm_score_feature with the caller's scratch (NULL: allocated here); scratch must be
+ * allocated for n values and at least n_threads threads (or omp_get_max_threads() when
+ * n_threads is 0). */
+static int score_feature(const double *values, const int64_t *customer_id, size_t n,
+                         int32_t bins, kseg_ties_mode ties, int32_t n_threads, int32_t *scores,
+                         double *cuts, score_scratch *given, kseg_error *error)
 {
     if (!values || !scores || !cuts)
         return kseg_error_set(error, KSEG_EINVAL, "score: values, scores and cuts are required");
@@ -130,15 +182,15 @@ int kseg_rfm_score_feature(const double *values, const int64_t *customer_id, siz
                               values[first_bad]);
 
     int status = 0;
-    uint64_t *keys = malloc(n * sizeof *keys);
-    uint64_t *scratch_keys = malloc(n * sizeof *scratch_keys);
-    uint32_t *order = malloc(n * sizeof *order);
-    uint32_t *scratch_order = malloc(n * sizeof *scratch_order);
-    size_t *histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
-    if (!keys || !scratch_keys || !order || !scratch_order || !histograms) {
-        status = kseg_error_set(error, KSEG_ENOMEM, "score: out of memory for %zu values", n);
-        goto done;
-    }
+    score_scratch own = {0};
+    if (!given && score_scratch_alloc(&own, n, threads))
+        return kseg_error_set(error, KSEG_ENOMEM, "score: out of memory for %zu values", n);
+    score_scratch *scratch = given ? given : &own;
+    uint64_t *keys = scratch->keys;
+    uint64_t *scratch_keys = scratch->scratch_keys;
+    uint32_t *order = scratch->order;
+    uint32_t *scratch_order = scratch->scratch_order;
+    size_t *histograms = scratch->histograms;
     /* Ties are broken by customer id: with the ids in increasing order the position already is
        that order; otherwise sort by id first, and the stable sort by value keeps it. */
     if (customer_id && !ids_increasing) {
@@ -163,12 +215,7 @@ int kseg_rfm_score_feature(const double *values, const int64_t *customer_id, siz
         kseg_scores_from_ranks(order, n, bins, scores, threads);
     else
         kseg_scores_from_cuts(values, n, cuts, bins, scores, threads);
-done:
-    free(keys);
-    free(scratch_keys);
-    free(order);
-    free(scratch_order);
-    free(histograms);
+    score_scratch_free(&own);
     return status;
 }
 
@@ -196,6 +243,8 @@ struct kseg_rfm_aggregator {
     size_t n_where;
 
     kseg_agg_state state;
+    uint8_t *stages;     /* [COLUMN_CHUNK_ROWS]: the column path's classification */
+    int64_t *day_keys;   /* [COLUMN_CHUNK_ROWS]: frequency by days, the column path */
     kseg_agg_record *records;
     kseg_agg_record *partitioned;
     size_t *histograms;
@@ -287,14 +336,23 @@ int kseg_rfm_aggregator_create(kseg_rfm_aggregator **aggregator_out,
     }
     aggregator->options.filters = aggregator->filters;
 
-    aggregator->records = malloc(CHUNK_ROWS * sizeof *aggregator->records);
-    aggregator->partitioned = malloc(CHUNK_ROWS * sizeof *aggregator->partitioned);
-    aggregator->histograms = malloc((size_t)aggregator->n_threads * KSEG_AGG_PARTITIONS *
-                                    sizeof *aggregator->histograms);
-    aggregator->offsets = malloc((KSEG_AGG_PARTITIONS + 1) * sizeof *aggregator->offsets);
-    if (!aggregator->records || !aggregator->partitioned || !aggregator->histograms ||
-        !aggregator->offsets)
-        goto out_of_memory;
+    if (options->dedupe) {
+        aggregator->records = malloc(CHUNK_ROWS * sizeof *aggregator->records);
+        aggregator->partitioned = malloc(CHUNK_ROWS * sizeof *aggregator->partitioned);
+        aggregator->histograms = malloc((size_t)aggregator->n_threads * KSEG_AGG_PARTITIONS *
+                                        sizeof *aggregator->histograms);
+        aggregator->offsets = malloc((KSEG_AGG_PARTITIONS + 1) * sizeof *aggregator->offsets);
+        if (!aggregator->records || !aggregator->partitioned || !aggregator->histograms ||
+            !aggregator->offsets)
+            goto out_of_memory;
+    } else {
+        aggregator->stages = malloc(COLUMN_CHUNK_ROWS * sizeof *aggregator->stages);
+        if (!aggregator->stages)
+            goto out_of_memory;
+        if (options->frequency_explicit && options->frequency == KSEG_FREQUENCY_DAYS &&
+            !(aggregator->day_keys = malloc(COLUMN_CHUNK_ROWS * sizeof *aggregator->day_keys)))
+            goto out_of_memory;
+    }
     *aggregator_out = aggregator;
     return 0;
 
@@ -321,6 +379,8 @@ void kseg_rfm_aggregator_destroy(kseg_rfm_aggregator *aggregator)
     free(aggregator->where);
     kseg_rfm_map_destroy(&aggregator->map);
     kseg_agg_state_destroy(&aggregator->state);
+    free(aggregator->stages);
+    free(aggregator->day_keys);
     free(aggregator->records);
     free(aggregator->partitioned);
     free(aggregator->histograms);
@@ -520,6 +580,64 @@ static int64_t classify(kseg_rfm_aggregator *aggregator, const kseg_transactions
     return first_bad == INT64_MAX ? -1 : first_bad;
 }
 
+/* The column path's classification of rows [begin, begin + rows): stages[k] (and day_keys[k] with
+ * frequency by days), the same stages as classify. Returns the global index of the first row
+ * whose amount is not finite, or -1. */
+static int64_t classify_columns(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
+                                size_t begin, size_t rows, int64_t *without_customer)
+{
+    const kseg_rfm_options *options = &aggregator->options;
+    const int filter_price = !isnan(options->min_price);
+    const double min_price = options->min_price;
+    const double *prices = block->price ? block->price : block->amount;
+    const uint8_t returns_stage = options->returns == KSEG_RETURNS_NET ? KSEG_AGG_KEPT_RETURN
+                                                                       : KSEG_AGG_RETURNS;
+    const int days = aggregator->frequency == KSEG_FREQUENCY_DAYS;
+    const uint8_t *valid = block->customer_valid ? block->customer_valid + begin : NULL;
+    const uint8_t *cancelled = block->cancelled ? block->cancelled + begin : NULL;
+    const double *quantity = block->quantity ? block->quantity + begin : NULL;
+    const double *amount = block->amount + begin;
+    const int64_t *time = block->time + begin;
+    uint8_t *stages = aggregator->stages;
+    int64_t *day_keys = aggregator->day_keys;
+    const size_t n_where = aggregator->n_where;
+    int64_t first_bad = INT64_MAX, missing = 0;
+#pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
+    reduction(min : first_bad) reduction(+ : missing)
+    for (size_t k = 0; k < rows; k++) {
+        if (!isfinite(amount[k]) && aggregator->rows_read + (int64_t)(begin + k) < first_bad)
+            first_bad = aggregator->rows_read + (int64_t)(begin + k);
+        if (days)
+            day_keys[k] = floor_div(time[k], SECONDS_PER_DAY);
+        if (valid && !valid[k]) {
+            stages[k] = KSEG_AGG_NO_CUSTOMER;
+            missing++;
+            continue;
+        }
+        int passes = 1;
+        for (size_t w = 0; w < n_where && passes; w++) {
+            const where_column *column = &aggregator->where[w];
+            const kseg_category_column *category = &block->categories[column->category];
+            int32_t code = category->codes[begin + k];
+            passes = code >= 0 && (size_t)code < category->n_names && column->allowed[code];
+        }
+        int is_return = (cancelled && cancelled[k]) || (quantity && quantity[k] < 0) ||
+                        amount[k] < 0;
+        uint8_t stage;
+        if (!passes)
+            stage = KSEG_AGG_WHERE;
+        else if (filter_price && prices[begin + k] < min_price)
+            stage = KSEG_AGG_MIN_PRICE;
+        else if (is_return)
+            stage = returns_stage;
+        else
+            stage = KSEG_AGG_KEPT_PURCHASE;
+        stages[k] = stage;
+    }
+    *without_customer = missing;
+    return first_bad == INT64_MAX ? -1 : first_bad;
+}
+
 int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
                             kseg_error *error)
 {
@@ -553,7 +671,42 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
     if ((status = resolve_where(aggregator, block, error)))
         goto fail;
 
-    for (size_t begin = 0; begin < block->rows; begin += CHUNK_ROWS) {
+    if (!aggregator->options.dedupe && aggregator->frequency == KSEG_FREQUENCY_DAYS &&
+        !aggregator->day_keys &&
+        !(aggregator->day_keys = malloc(COLUMN_CHUNK_ROWS * sizeof *aggregator->day_keys))) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t begin = 0; !aggregator->options.dedupe && begin < block->rows;
+         begin += COLUMN_CHUNK_ROWS) {
+        size_t rows =
+            block->rows - begin < COLUMN_CHUNK_ROWS ? block->rows - begin : COLUMN_CHUNK_ROWS;
+        int64_t without_customer = 0;
+        int64_t bad_row = classify_columns(aggregator, block, begin, rows, &without_customer);
+        if (bad_row >= 0) {
+            status = kseg_error_set(error, KSEG_ENONFINITE, "transaction row %lld: amount is %g",
+                                    (long long)bad_row,
+                                    block->amount[bad_row - aggregator->rows_read]);
+            goto fail;
+        }
+        aggregator->rows_without_customer += without_customer;
+        kseg_agg_columns columns = {
+            .customer_id = block->customer_id + begin,
+            .time = block->time + begin,
+            .amount = block->amount + begin,
+            .key = aggregator->frequency == KSEG_FREQUENCY_INVOICES ? block->invoice + begin
+                   : aggregator->frequency == KSEG_FREQUENCY_DAYS   ? aggregator->day_keys
+                                                                    : NULL,
+            .stage = aggregator->stages};
+        if (kseg_agg_add_columns(&aggregator->state, &columns, rows, aggregator->n_threads)) {
+            status = kseg_error_set(error, KSEG_ENOMEM,
+                                    "out of memory growing the customer table (%zu customers)",
+                                    kseg_agg_customer_count(&aggregator->state));
+            goto fail;
+        }
+    }
+    for (size_t begin = 0; aggregator->options.dedupe && begin < block->rows;
+         begin += CHUNK_ROWS) {
         size_t rows = block->rows - begin < CHUNK_ROWS ? block->rows - begin : CHUNK_ROWS;
         int64_t without_customer = 0;
         int64_t bad_row = classify(aggregator, block, begin, rows, &without_customer);
@@ -653,7 +806,11 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     int status = 0;
     partition_summary *summaries = NULL;
     size_t *starts = NULL;
-    kseg_agg_customer *included = NULL;
+    /* The included customers' fields, in partition order (columns: the gather by id order then
+       reads 8 bytes per field from arrays that mostly stay in cache, not a 72-byte record). */
+    int64_t *included_id = NULL, *included_first = NULL, *included_last = NULL;
+    int64_t *included_rows = NULL;
+    double *included_amount = NULL, *included_count = NULL;
     uint64_t *keys = NULL, *scratch_keys = NULL;
     uint32_t *order = NULL, *scratch_order = NULL;
     size_t *histograms = NULL;
@@ -724,13 +881,18 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
         goto done;
     }
 
-    included = malloc(n * sizeof *included);
+    included_id = malloc(n * sizeof *included_id);
+    included_first = malloc(n * sizeof *included_first);
+    included_last = malloc(n * sizeof *included_last);
+    included_rows = malloc(n * sizeof *included_rows);
+    included_amount = malloc(n * sizeof *included_amount);
+    included_count = malloc(n * sizeof *included_count);
     keys = malloc(n * sizeof *keys);
     scratch_keys = malloc(n * sizeof *scratch_keys);
     order = malloc(n * sizeof *order);
     scratch_order = malloc(n * sizeof *scratch_order);
     histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
-    ascending = malloc(n * sizeof *ascending);
+    ascending = malloc(3 * n * sizeof *ascending);
     table->customer_id = malloc(n * sizeof *table->customer_id);
     table->recency = malloc(n * sizeof *table->recency);
     table->frequency = malloc(n * sizeof *table->frequency);
@@ -740,78 +902,112 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     table->scores = malloc(3 * n * sizeof *table->scores);
     table->segment = malloc(n * sizeof *table->segment);
     table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
-    if (!included || !keys || !scratch_keys || !order || !scratch_order || !histograms ||
-        !ascending || !table->customer_id || !table->recency || !table->frequency ||
+    if (!included_id || !included_first || !included_last || !included_rows ||
+        !included_amount || !included_count || !keys || !scratch_keys || !order ||
+        !scratch_order || !histograms || !ascending || !table->customer_id ||
+        !table->recency || !table->frequency ||
         !table->monetary || !table->tenure || !table->rows || !table->scores || !table->segment ||
         !table->cuts)
         goto out_of_memory;
     if (copy_map(&table->map, &aggregator->map))
         goto out_of_memory;
 
+    const kseg_frequency_mode frequency = aggregator->frequency;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (size_t p = 0; p < n_partitions; p++) {
         const kseg_agg_partition *partition = &state->partitions[p];
         size_t next = starts[p];
         for (size_t c = 0; c < partition->n_customers; c++) {
             const kseg_agg_customer *customer = &partition->customers[c];
-            if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0)
-                included[next++] = *customer;
+            if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
+                included_id[next] = customer->customer_id;
+                included_first[next] = customer->first_time;
+                included_last[next] = customer->last_time;
+                included_rows[next] = customer->rows;
+                included_amount[next] = customer->amount;
+                included_count[next] = frequency == KSEG_FREQUENCY_LINES
+                                           ? (double)customer->purchases
+                                           : (double)customer->distinct_keys;
+                keys[next] = kseg_int64_order_key(customer->customer_id);
+                order[next] = (uint32_t)next;
+                next++;
+            }
         }
     }
     /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t i = 0; i < n; i++) {
-        keys[i] = kseg_int64_order_key(included[i].customer_id);
-        order[i] = (uint32_t)i;
-    }
     kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
 
     int64_t last_time = INT64_MIN;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(max : last_time)
     for (size_t i = 0; i < n; i++)
-        if (included[i].last_time > last_time)
-            last_time = included[i].last_time;
+        if (included_last[i] > last_time)
+            last_time = included_last[i];
     table->last_time = last_time;
     if (options->reference_time == INT64_MIN)
         table->reference_time = (floor_div(last_time, SECONDS_PER_DAY) + 1) * SECONDS_PER_DAY;
     else
         table->reference_before_last = options->reference_time < last_time;
     const int64_t reference = table->reference_time;
-    const kseg_frequency_mode frequency = aggregator->frequency;
     const int mean = options->monetary == KSEG_MONETARY_MEAN;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t k = 0; k < n; k++) {
-        const kseg_agg_customer *customer = &included[order[k]];
-        double count = frequency == KSEG_FREQUENCY_LINES ? (double)customer->purchases
-                                                         : (double)customer->distinct_keys;
-        table->customer_id[k] = customer->customer_id;
-        table->recency[k] = (double)floor_div(reference - customer->last_time, SECONDS_PER_DAY);
-        table->tenure[k] = (double)floor_div(reference - customer->first_time, SECONDS_PER_DAY);
+        size_t c = order[k];
+        double count = included_count[c];
+        table->customer_id[k] = included_id[c];
+        table->recency[k] = (double)floor_div(reference - included_last[c], SECONDS_PER_DAY);
+        table->tenure[k] = (double)floor_div(reference - included_first[c], SECONDS_PER_DAY);
         table->frequency[k] = count;
-        table->monetary[k] = mean ? customer->amount / count : customer->amount;
-        table->rows[k] = customer->rows;
+        table->monetary[k] = mean ? included_amount[c] / count : included_amount[c];
+        table->rows[k] = included_rows[c];
     }
     table->n_customers = n;
 
     /* Scores: ascending values get ascending scores; recency is better when smaller, so its
        score is turned around for "best high", and all three are turned around for "best low". */
+    /* With several threads the three features are scored at once, each on one thread with its
+       own scratch: no barrier inside the sorts, which on a busy machine cost more than the
+       sorts (each feature's scores do not depend on how it was computed). */
     const double *features[3] = {table->recency, table->frequency, table->monetary};
+    const int concurrent = threads > 1;
+    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms}};
+    for (int f = 1; concurrent && f < 3; f++)
+        if (score_scratch_alloc(&scratch[f], n, 1)) {
+            for (int g = 1; g < f; g++)
+                score_scratch_free(&scratch[g]);
+            goto out_of_memory;
+        }
+    int statuses[3] = {0, 0, 0};
+    kseg_error errors[3];
+#pragma omp parallel for schedule(dynamic, 1) num_threads(concurrent ? (threads < 3 ? threads : 3) : 1)
     for (int f = 0; f < 3; f++) {
-        if ((status = kseg_rfm_score_feature(features[f], table->customer_id, n, bins,
-                                             options->ties, threads, ascending,
-                                             table->cuts + (size_t)f * ((size_t)bins + 1),
-                                             error)))
-            goto done;
-        int reverse = (f == 0) != (options->best == KSEG_BEST_LOW);
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (size_t i = 0; i < n; i++)
-            table->scores[3 * i + (size_t)f] = reverse ? bins + 1 - ascending[i] : ascending[i];
+        kseg_error_clear(&errors[f]);
+        statuses[f] = score_feature(features[f], table->customer_id, n, bins, options->ties,
+                                    concurrent ? 1 : threads, ascending + (size_t)f * n,
+                                    table->cuts + (size_t)f * ((size_t)bins + 1),
+                                    &scratch[concurrent ? f : 0], &errors[f]);
     }
-    /* The map is defined in "best high" orientation. */
+    for (int f = 1; concurrent && f < 3; f++)
+        score_scratch_free(&scratch[f]);
+    for (int f = 0; f < 3; f++)
+        if (statuses[f]) {
+            if (error)
+                *error = errors[f];
+            status = statuses[f];
+            goto done;
+        }
+    /* Recency is better when smaller; the map is defined in "best high" orientation. */
+    const int reverse_r = options->best != KSEG_BEST_LOW, reverse_fm = !reverse_r;
     const int flip = options->best == KSEG_BEST_LOW;
+    const int32_t *ascending_r = ascending, *ascending_f = ascending + n,
+                  *ascending_m = ascending + 2 * n;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t i = 0; i < n; i++) {
-        int32_t r = table->scores[3 * i], f = table->scores[3 * i + 1];
+        int32_t r = reverse_r ? bins + 1 - ascending_r[i] : ascending_r[i];
+        int32_t f = reverse_fm ? bins + 1 - ascending_f[i] : ascending_f[i];
+        int32_t m = reverse_fm ? bins + 1 - ascending_m[i] : ascending_m[i];
+        table->scores[3 * i] = r;
+        table->scores[3 * i + 1] = f;
+        table->scores[3 * i + 2] = m;
         if (flip) {
             r = bins + 1 - r;
             f = bins + 1 - f;
@@ -825,7 +1021,12 @@ out_of_memory:
 done:
     free(summaries);
     free(starts);
-    free(included);
+    free(included_id);
+    free(included_first);
+    free(included_last);
+    free(included_rows);
+    free(included_amount);
+    free(included_count);
     free(keys);
     free(scratch_keys);
     free(order);

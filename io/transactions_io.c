@@ -506,8 +506,20 @@ struct kseg_transaction_reader {
     size_t n_categories;
     kseg_category_column *category_views;
     size_t capacity;        /* rows the buffers hold */
+    unsigned selected;      /* KSEG_TX_* bits: the columns reads load */
     char reason[256];
 };
+
+/* Whether fixed column c (COL_*, whose bit is 1 << c) or the categories are read. */
+static int column_selected(const kseg_transaction_reader *reader, int c)
+{
+    return (reader->selected >> c) & 1u;
+}
+
+static int categories_selected(const kseg_transaction_reader *reader)
+{
+    return (reader->selected & KSEG_TX_CATEGORIES) != 0;
+}
 
 static int reader_hdf5_failure(kseg_transaction_reader *reader, kseg_error *error,
                                const char *what, const char *name)
@@ -573,6 +585,27 @@ static int open_column(kseg_transaction_reader *reader, const char *name, column
         goto done;
     }
     *rows = (size_t)dims[0];
+    /* A chunked dataset without filters is read straight into the caller's buffer when the chunk
+       cache is off; through the cache (the default) every chunk is copied once more. With
+       filters the cache stays: a chunk read in two blocks is then decompressed once. */
+    hid_t dcpl = H5Dget_create_plist(dataset);
+    if (dcpl >= 0) {
+        if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) == 0) {
+            hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+            if (dapl >= 0 &&
+                H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0,
+                                   H5D_CHUNK_CACHE_W0_DEFAULT) >= 0) {
+                hid_t direct = H5Dopen2(reader->group, name, dapl);
+                if (direct >= 0) {
+                    H5Dclose(dataset);
+                    dataset = direct;
+                }
+            }
+            if (dapl >= 0)
+                H5Pclose(dapl);
+        }
+        H5Pclose(dcpl);
+    }
     *dataset_out = dataset;
     dataset = H5I_INVALID_HID;
 
@@ -782,6 +815,7 @@ int kseg_transaction_reader_open(kseg_transaction_reader **reader_out, const cha
     if (!reader)
         return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
     reader->file = reader->group = H5I_INVALID_HID;
+    reader->selected = KSEG_TX_ALL;
     for (int c = 0; c < N_COLUMNS; c++) {
         reader->columns[c].name = column_specs[c].name;
         reader->columns[c].dataset = H5I_INVALID_HID;
@@ -937,6 +971,8 @@ static int reserve(kseg_transaction_reader *reader, size_t count, kseg_error *er
 {
     if (count <= reader->capacity)
         return 0;
+    /* Every present column grows, selected or not (a later select may add it back): unselected
+       ones by realloc of a buffer that was never touched, which costs no memory until read. */
     for (int c = 0; c < N_COLUMNS; c++) {
         if (reader->columns[c].dataset < 0)
             continue;
@@ -1001,7 +1037,7 @@ int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
         return status;
     if (count > 0) {
         for (int c = 0; c < N_COLUMNS; c++) {
-            if (reader->columns[c].dataset < 0)
+            if (reader->columns[c].dataset < 0 || !column_selected(reader, c))
                 continue;
             hid_t memory_type = column_specs[c].element_size == 1 ? H5T_NATIVE_UINT8
                                 : column_specs[c].kind == KIND_NUMBER ? H5T_NATIVE_DOUBLE
@@ -1011,12 +1047,12 @@ int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
                                      error)))
                 return status;
         }
-        if (reader->time_divisor != 1) {
+        if (reader->time_divisor != 1 && column_selected(reader, COL_TIME)) {
             int64_t *time = reader->columns[COL_TIME].buffer;
             for (size_t i = 0; i < count; i++)
                 time[i] = floor_divide(time[i], reader->time_divisor);
         }
-        for (size_t k = 0; k < reader->n_categories; k++) {
+        for (size_t k = 0; categories_selected(reader) && k < reader->n_categories; k++) {
             category *cat = &reader->categories[k];
             if ((status = read_block(reader, cat->dataset, cat->name, H5T_NATIVE_INT32, offset,
                                      count, cat->codes, error)))
@@ -1032,14 +1068,18 @@ int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
         }
     }
     block->rows = count;
-    block->customer_id = reader->columns[COL_CUSTOMER_ID].buffer;
-    block->customer_valid = reader->columns[COL_CUSTOMER_VALID].buffer;
-    block->time = reader->columns[COL_TIME].buffer;
-    block->amount = reader->columns[COL_AMOUNT].buffer;
-    block->quantity = reader->columns[COL_QUANTITY].buffer;
-    block->price = reader->columns[COL_PRICE].buffer;
-    block->invoice = reader->columns[COL_INVOICE].buffer;
-    block->cancelled = reader->columns[COL_CANCELLED].buffer;
+#define KSEG_SELECTED_BUFFER(c) (column_selected(reader, (c)) ? reader->columns[(c)].buffer : NULL)
+    block->customer_id = KSEG_SELECTED_BUFFER(COL_CUSTOMER_ID);
+    block->customer_valid = KSEG_SELECTED_BUFFER(COL_CUSTOMER_VALID);
+    block->time = KSEG_SELECTED_BUFFER(COL_TIME);
+    block->amount = KSEG_SELECTED_BUFFER(COL_AMOUNT);
+    block->quantity = KSEG_SELECTED_BUFFER(COL_QUANTITY);
+    block->price = KSEG_SELECTED_BUFFER(COL_PRICE);
+    block->invoice = KSEG_SELECTED_BUFFER(COL_INVOICE);
+    block->cancelled = KSEG_SELECTED_BUFFER(COL_CANCELLED);
+#undef KSEG_SELECTED_BUFFER
+    if (!categories_selected(reader))
+        return 0;
     for (size_t k = 0; k < reader->n_categories; k++) {
         kseg_category_column *view = &reader->category_views[k];
         view->name = reader->categories[k].name;
@@ -1049,6 +1089,20 @@ int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
     }
     block->categories = reader->n_categories ? reader->category_views : NULL;
     block->n_categories = reader->n_categories;
+    return 0;
+}
+
+int kseg_transaction_reader_select(kseg_transaction_reader *reader, unsigned columns,
+                                   kseg_error *error)
+{
+    if (!reader)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "kseg_transaction_reader_select: reader is NULL");
+    if (columns & ~(unsigned)KSEG_TX_ALL)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "kseg_transaction_reader_select: unknown column bits 0x%x",
+                              columns & ~(unsigned)KSEG_TX_ALL);
+    reader->selected = columns;
     return 0;
 }
 

@@ -2,6 +2,7 @@
  * then lock-free accumulation where each thread owns whole partitions. Tables are open-addressing
  * with linear probing, kept at most half full, and grow only between batches of rows. */
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ void kseg_agg_state_destroy(kseg_agg_state *state)
             free(partition->customers);
             free(partition->customer_slots);
             free(partition->keys);
+            free(partition->key_log);
             free(partition->row_hashes);
         }
     free(state->partitions);
@@ -51,6 +53,7 @@ size_t kseg_agg_state_bytes(const kseg_agg_state *state)
         bytes += partition->customer_capacity * sizeof *partition->customers;
         bytes += partition->customer_slot_count * sizeof *partition->customer_slots;
         bytes += partition->key_slot_count * sizeof *partition->keys;
+        bytes += partition->key_log_capacity * sizeof *partition->key_log;
         bytes += partition->row_hash_slot_count * sizeof *partition->row_hashes;
     }
     return bytes;
@@ -134,9 +137,38 @@ static int grow_row_hash_set(kseg_agg_partition *partition, size_t slot_count)
     return 0;
 }
 
+/* Moves the key log into the key set (the logged pairs are distinct); from then on the partition
+ * uses the set only. Returns 0 or -1. */
+static int hash_key_log(kseg_agg_partition *partition)
+{
+    if (partition->keys_hashed)
+        return 0;
+    size_t needed = partition->n_keys + partition->n_key_log;
+    if (2 * (needed + 1) > partition->key_slot_count &&
+        grow_key_set(partition, next_power_of_two(2 * (needed + 1))))
+        return -1;
+    size_t mask = partition->key_slot_count - 1;
+    for (size_t i = 0; i < partition->n_key_log; i++) {
+        const kseg_agg_key_entry *entry = &partition->key_log[i];
+        int64_t customer_id = partition->customers[entry->customer_plus_one - 1].customer_id;
+        size_t slot = (size_t)key_hash(customer_id, entry->key) & mask;
+        while (partition->keys[slot].customer_plus_one)
+            slot = (slot + 1) & mask;
+        partition->keys[slot] = *entry;
+    }
+    partition->n_keys += partition->n_key_log;
+    free(partition->key_log);
+    partition->key_log = NULL;
+    partition->n_key_log = partition->key_log_capacity = 0;
+    partition->keys_hashed = 1;
+    return 0;
+}
+
 /* Makes room for `rows` more rows in the worst case (each one a new customer, key and hash). */
 static int reserve(kseg_agg_partition *partition, size_t rows, int track_keys, int dedupe)
 {
+    if (track_keys && hash_key_log(partition))
+        return -1;
     size_t customers = partition->n_customers + rows;
     if (customers > partition->customer_capacity) {
         size_t capacity = partition->customer_capacity * 2;
@@ -386,4 +418,253 @@ int kseg_agg_add_block_reference(kseg_agg_state *state, const kseg_agg_record *r
         add_record(partition, &records[i], state->track_keys, state->dedupe);
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- the column path */
+
+/* The index of customer_id (hash = kseg_mix64(customer_id)) in the partition, added if new; the
+ * tables grow here, when an insertion would make them more than half full. Returns 0 or -1. */
+static int column_customer(kseg_agg_partition *partition, int64_t customer_id, uint64_t hash,
+                           uint32_t *index_out)
+{
+    for (;;) {
+        if (partition->customer_slot_count) {
+            size_t mask = partition->customer_slot_count - 1;
+            size_t slot = (size_t)hash & mask;
+            for (;;) {
+                uint32_t entry = partition->customer_slots[slot];
+                if (!entry)
+                    break;
+                if (partition->customers[entry - 1].customer_id == customer_id) {
+                    *index_out = entry - 1;
+                    return 0;
+                }
+                slot = (slot + 1) & mask;
+            }
+            if (2 * (partition->n_customers + 1) <= partition->customer_slot_count &&
+                partition->n_customers < partition->customer_capacity) {
+                uint32_t index = (uint32_t)partition->n_customers++;
+                partition->customer_slots[slot] = index + 1;
+                kseg_agg_customer *customer = &partition->customers[index];
+                memset(customer, 0, sizeof *customer);
+                customer->customer_id = customer_id;
+                customer->first_time = INT64_MAX;
+                customer->last_time = INT64_MIN;
+                *index_out = index;
+                return 0;
+            }
+        }
+        if (reserve(partition, 1, 0, 0))
+            return -1;
+    }
+}
+
+/* Inserts (customer, key) into the key set; *added receives 1 if it was new. Returns 0 or -1. */
+static int column_key(kseg_agg_partition *partition, uint32_t customer, int64_t customer_id,
+                      int64_t key, int *added)
+{
+    uint64_t hash = key_hash(customer_id, key);
+    for (;;) {
+        if (partition->key_slot_count) {
+            size_t mask = partition->key_slot_count - 1;
+            size_t slot = (size_t)hash & mask;
+            for (;;) {
+                kseg_agg_key_entry *entry = &partition->keys[slot];
+                if (!entry->customer_plus_one)
+                    break;
+                if (entry->customer_plus_one == customer + 1 && entry->key == key) {
+                    *added = 0;
+                    return 0;
+                }
+                slot = (slot + 1) & mask;
+            }
+            if (2 * (partition->n_keys + 1) <= partition->key_slot_count) {
+                kseg_agg_key_entry *entry = &partition->keys[slot];
+                entry->key = key;
+                entry->customer_plus_one = customer + 1;
+                partition->n_keys++;
+                *added = 1;
+                return 0;
+            }
+        }
+        if (grow_key_set(partition, next_power_of_two(2 * (partition->n_keys + 1))))
+            return -1;
+    }
+}
+
+/* Rows ahead (of the whole block, owned or not) whose slots are prefetched; the customer record
+ * is fetched at half the distance. */
+#ifndef COLUMN_PREFETCH_AHEAD
+#define COLUMN_PREFETCH_AHEAD 24
+#endif
+#ifndef COLUMN_RECORD_AHEAD
+#define COLUMN_RECORD_AHEAD 12
+#endif
+
+int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
+                         int n_threads)
+{
+    if (state->dedupe)
+        return -1;
+    const size_t n_partitions = state->n_partitions;
+    const int track_keys = state->track_keys;
+    const int64_t *customer_ids = columns->customer_id;
+    const int64_t *times = columns->time;
+    const double *amounts = columns->amount;
+    const int64_t *keys = columns->key;
+    const uint8_t *stages = columns->stage;
+    if (n_threads < 1)
+        n_threads = 1;
+    if ((size_t)n_threads > n_partitions)
+        n_threads = (int)n_partitions;
+    int failed = 0;
+#pragma omp parallel num_threads(n_threads)
+    {
+        const size_t thread = (size_t)omp_get_thread_num();
+        const size_t team = (size_t)omp_get_num_threads();
+        /* This thread owns partitions [first, last): a fixed split, and each customer's rows are
+           added in row order whatever it is. */
+        const size_t first = n_partitions * thread / team;
+        const size_t last = n_partitions * (thread + 1) / team;
+        kseg_agg_partition *partitions = state->partitions;
+
+        int64_t current_id = 0;
+        int have_current = 0, current_owned = 0, key_known = 0;
+        kseg_agg_partition *partition = NULL;
+        uint32_t index = 0;
+        int64_t known_key = 0;
+        for (size_t i = 0; i < rows; i++) {
+            /* Prefetch for a row ahead where a new customer (or key) starts. */
+            size_t ahead = i + COLUMN_PREFETCH_AHEAD;
+            if (ahead < rows && stages[ahead] != KSEG_AGG_NO_CUSTOMER) {
+                int64_t id = customer_ids[ahead];
+                int new_customer = id != customer_ids[ahead - 1];
+                int new_key = track_keys && stages[ahead] == KSEG_AGG_KEPT_PURCHASE &&
+                              (new_customer || keys[ahead] != keys[ahead - 1]);
+                if (new_customer || new_key) {
+                    uint64_t hash = kseg_mix64((uint64_t)id);
+                    size_t p = (size_t)(((hash >> 32) * (uint64_t)n_partitions) >> 32);
+                    if (p >= first && p < last) {
+                        const kseg_agg_partition *target = &partitions[p];
+                        if (new_customer && target->customer_slot_count)
+                            __builtin_prefetch(&target->customer_slots
+                                                   [hash & (target->customer_slot_count - 1)]);
+                        if (new_key && target->keys_hashed && target->key_slot_count)
+                            __builtin_prefetch(&target->keys[key_hash(id, keys[ahead]) &
+                                                             (target->key_slot_count - 1)]);
+                    }
+                }
+            }
+            size_t near = i + COLUMN_RECORD_AHEAD;
+            if (near < rows && stages[near] != KSEG_AGG_NO_CUSTOMER &&
+                customer_ids[near] != customer_ids[near - 1]) {
+                uint64_t hash = kseg_mix64((uint64_t)customer_ids[near]);
+                size_t p = (size_t)(((hash >> 32) * (uint64_t)n_partitions) >> 32);
+                if (p >= first && p < last && partitions[p].customer_slot_count) {
+                    const kseg_agg_partition *target = &partitions[p];
+                    uint32_t entry =
+                        target->customer_slots[hash & (target->customer_slot_count - 1)];
+                    if (entry)
+                        __builtin_prefetch(&target->customers[entry - 1]);
+                }
+            }
+
+            uint32_t stage = stages[i];
+            if (stage == KSEG_AGG_NO_CUSTOMER)
+                continue;
+            int64_t id = customer_ids[i];
+            if (!have_current || id != current_id) {
+                uint64_t hash = kseg_mix64((uint64_t)id);
+                size_t p = (size_t)(((hash >> 32) * (uint64_t)n_partitions) >> 32);
+                have_current = 1;
+                current_id = id;
+                key_known = 0;
+                current_owned = p >= first && p < last;
+                if (!current_owned)
+                    continue;
+                partition = &partitions[p];
+                if (column_customer(partition, id, hash, &index)) {
+#pragma omp atomic write
+                    failed = 1;
+                    break;
+                }
+            } else if (!current_owned)
+                continue;
+            kseg_agg_customer *customer = &partition->customers[index];
+            partition->stage_rows[stage]++;
+            int32_t reach = stage >= KSEG_AGG_KEPT_PURCHASE ? KSEG_AGG_KEPT_PURCHASE
+                                                           : (int32_t)stage;
+            if (reach > customer->reach)
+                customer->reach = reach;
+            if (stage < KSEG_AGG_KEPT_PURCHASE)
+                continue;
+            customer->rows++;
+            customer->amount += amounts[i];
+            if (stage != KSEG_AGG_KEPT_PURCHASE)
+                continue;
+            customer->purchases++;
+            int64_t time = times[i];
+            if (time < customer->first_time)
+                customer->first_time = time;
+            if (time > customer->last_time)
+                customer->last_time = time;
+            if (!track_keys)
+                continue;
+            int64_t key = keys[i];
+            if (key_known && key == known_key)
+                continue; /* the previous purchase of this customer had it: in the set */
+            if (!partition->keys_hashed) {
+                if (customer->distinct_keys == 0 || key > customer->max_key) {
+                    if (partition->n_key_log == partition->key_log_capacity) {
+                        size_t capacity = partition->key_log_capacity
+                                              ? 2 * partition->key_log_capacity
+                                              : 256;
+                        kseg_agg_key_entry *grown =
+                            realloc(partition->key_log, capacity * sizeof *grown);
+                        if (!grown) {
+#pragma omp atomic write
+                            failed = 1;
+                            break;
+                        }
+                        partition->key_log = grown;
+                        partition->key_log_capacity = capacity;
+                    }
+                    kseg_agg_key_entry *entry = &partition->key_log[partition->n_key_log++];
+                    entry->key = key;
+                    entry->customer_plus_one = index + 1;
+                    entry->unused = 0;
+                    customer->distinct_keys++;
+                    customer->max_key = key;
+                    key_known = 1;
+                    known_key = key;
+                    continue;
+                }
+                if (key == customer->max_key) {
+                    key_known = 1;
+                    known_key = key;
+                    continue;
+                }
+                /* A key below the customer's largest: only the set can tell. */
+                if (hash_key_log(partition)) {
+#pragma omp atomic write
+                    failed = 1;
+                    break;
+                }
+            }
+            if (customer->distinct_keys == 0 || key > customer->max_key)
+                customer->max_key = key;
+            int added = 0;
+            if (column_key(partition, index, id, key, &added)) {
+#pragma omp atomic write
+                failed = 1;
+                break;
+            }
+            /* The table may have moved: customer is not used past this point. */
+            if (added)
+                partition->customers[index].distinct_keys++;
+            key_known = 1;
+            known_key = key;
+        }
+    }
+    return failed ? -1 : 0;
 }

@@ -35,7 +35,7 @@ typedef struct kseg_agg_record {
     uint32_t unused;
 } kseg_agg_record;
 
-/* A customer's running aggregates. 64 bytes. */
+/* A customer's running aggregates. 72 bytes. */
 typedef struct kseg_agg_customer {
     int64_t customer_id;
     int64_t first_time;    /* first kept purchase; INT64_MAX while there is none */
@@ -44,6 +44,8 @@ typedef struct kseg_agg_customer {
     int64_t rows;          /* kept rows */
     int64_t purchases;     /* kept purchase rows */
     int64_t distinct_keys; /* distinct keys among kept purchase rows (when keys are on) */
+    int64_t max_key;       /* largest of those keys; meaningful while distinct_keys > 0 (kept by
+                              the column path only) */
     int32_t reach;         /* furthest stage any row reached (kept rows count as KEPT_PURCHASE) */
     int32_t unused;
 } kseg_agg_customer;
@@ -73,6 +75,15 @@ typedef struct kseg_agg_partition {
     kseg_agg_key_entry *keys;
     size_t n_keys;
     size_t key_slot_count;
+    /* Until keys_hashed, the column path keeps the distinct (customer, key) pairs as an
+       append-only log instead of the set: while each customer's keys arrive in increasing order
+       (invoice numbers usually do), a key above the customer's max_key is new and one equal to it
+       is not, so no lookup is needed. The first key below its customer's max_key moves the log
+       into the set (keys_hashed = 1) for good; the record paths do so before they add. */
+    kseg_agg_key_entry *key_log;
+    size_t n_key_log;
+    size_t key_log_capacity;
+    int keys_hashed;
     kseg_agg_hash_entry *row_hashes;
     size_t n_row_hashes;
     size_t row_hash_slot_count;
@@ -122,7 +133,7 @@ void kseg_agg_state_destroy(kseg_agg_state *state);
 /* Customers over all partitions. */
 size_t kseg_agg_customer_count(const kseg_agg_state *state);
 
-/* Bytes held by the tables (customers, indexes, keys, row hashes). */
+/* Bytes held by the tables (customers, indexes, keys and key logs, row hashes). */
 size_t kseg_agg_state_bytes(const kseg_agg_state *state);
 
 /* Adds a block of rows in row order. Records with stage KSEG_AGG_NO_CUSTOMER are skipped. For each
@@ -142,6 +153,30 @@ size_t kseg_agg_state_bytes(const kseg_agg_state *state);
 int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
                        int n_threads, kseg_agg_record *partitioned, size_t *histograms,
                        size_t *offsets);
+
+/* A block as columns, classified by the caller: the column form of kseg_agg_record, without the
+ * per-row copies. stage[i] is a kseg_agg_stage (KSEG_AGG_NO_CUSTOMER rows are skipped); key is
+ * read only when keys are on (then it is required), time only for KEPT_PURCHASE rows, amount only
+ * for kept rows. Dedupe is not supported here (the state must have dedupe off). */
+typedef struct kseg_agg_columns {
+    const int64_t *customer_id;
+    const int64_t *time;
+    const double *amount;
+    const int64_t *key;
+    const uint8_t *stage;
+} kseg_agg_columns;
+
+/* Adds a block given as columns with the same contract (and the same results, bit for bit) as
+ * kseg_agg_add_block: each thread scans the whole block and adds the rows of the partitions it
+ * owns (a fixed contiguous range of partitions), in row order, so nothing is copied and every
+ * customer's rows are still added in row order by one thread. Consecutive rows of the same
+ * customer reuse its table entry, and a purchase row with the same customer and key as the
+ * previous one skips the key set (the pair is known to be there); see kseg_agg_partition for
+ * the key log used while keys arrive in increasing order. Tables grow when an insertion
+ * would make them more than half full. Returns 0, or -1 when a table could not grow (the state is
+ * then unusable except for destroy) or the state has dedupe on. */
+int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
+                         int n_threads);
 
 /* The reference: the same contract, one record at a time in row order, on one thread. */
 int kseg_agg_add_block_reference(kseg_agg_state *state, const kseg_agg_record *records,

@@ -290,3 +290,135 @@ Test(aggregate, empty_blocks_and_rows_without_customer)
     cr_assert_eq(kseg_agg_customer_count(&state), 0);
     kseg_agg_state_destroy(&state);
 }
+
+/* ---------------------------------------------------------------- the column path */
+
+/* A log shaped like real invoices: customers in runs of consecutive rows (the lines of a visit),
+ * keys mostly increasing with the row (invoice numbers), and with probability out_of_order_percent
+ * a key below the customer's earlier ones (which moves its partition's key log into the set). */
+static kseg_agg_record *make_visit_records(size_t rows, size_t customers, uint64_t seed,
+                                           unsigned out_of_order_percent)
+{
+    kseg_agg_record *records = make_records(rows, customers, seed);
+    rng_state = seed ^ 0x5bd1e995u;
+    for (size_t i = 1; i < rows; i++) {
+        kseg_agg_record *record = &records[i];
+        if (next_random() % 100 < 65) {
+            record->customer_id = records[i - 1].customer_id; /* same visit */
+            record->key = records[i - 1].key;
+        } else
+            record->key = (int64_t)(i / 2);
+        if (next_random() % 100 < out_of_order_percent)
+            record->key = (int64_t)(next_random() % (i + 1)) - 5;
+    }
+    return records;
+}
+
+/* Adds records as columns in blocks of block_rows with kseg_agg_add_columns. */
+static void run_columns(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
+                        size_t block_rows, int threads)
+{
+    int64_t *customer_id = malloc(rows * sizeof *customer_id);
+    int64_t *time = malloc(rows * sizeof *time);
+    double *amount = malloc(rows * sizeof *amount);
+    int64_t *key = malloc(rows * sizeof *key);
+    uint8_t *stage = malloc(rows * sizeof *stage);
+    for (size_t i = 0; i < rows; i++) {
+        customer_id[i] = records[i].customer_id;
+        time[i] = records[i].time;
+        amount[i] = records[i].amount;
+        key[i] = records[i].key;
+        stage[i] = (uint8_t)records[i].stage;
+    }
+    for (size_t begin = 0; begin < rows; begin += block_rows) {
+        size_t count = rows - begin < block_rows ? rows - begin : block_rows;
+        kseg_agg_columns columns = {customer_id + begin, time + begin, amount + begin,
+                                    state->track_keys ? key + begin : NULL, stage + begin};
+        cr_assert_eq(kseg_agg_add_columns(state, &columns, count, threads), 0);
+    }
+    free(customer_id);
+    free(time);
+    free(amount);
+    free(key);
+    free(stage);
+}
+
+Test(aggregate, columns_match_brute_force_for_every_split)
+{
+    const size_t rows = 20000, customers = 300;
+    unsigned out_of_order[] = {0, 1, 100};
+    int thread_counts[] = {1, 2, 3, 4};
+    size_t partition_counts[] = {1, 7, KSEG_AGG_PARTITIONS};
+    size_t block_sizes[] = {rows, 1000, 333};
+    for (size_t o = 0; o < sizeof out_of_order / sizeof out_of_order[0]; o++) {
+        kseg_agg_record *records = make_visit_records(rows, customers, 4242 + o, out_of_order[o]);
+        for (int track_keys = 0; track_keys < 2; track_keys++) {
+            kseg_agg_customer *expected;
+            int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+            size_t n_expected =
+                brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+            for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++)
+                for (size_t p = 0; p < sizeof partition_counts / sizeof partition_counts[0]; p++)
+                    for (size_t b = 0; b < sizeof block_sizes / sizeof block_sizes[0]; b++) {
+                        char what[160];
+                        snprintf(what, sizeof what,
+                                 "columns: out of order %u%% keys %d threads %d partitions %zu "
+                                 "block %zu",
+                                 out_of_order[o], track_keys, thread_counts[t],
+                                 partition_counts[p], block_sizes[b]);
+                        kseg_agg_state state;
+                        cr_assert_eq(kseg_agg_state_init(&state, partition_counts[p], track_keys,
+                                                         0),
+                                     0);
+                        run_columns(&state, records, rows, block_sizes[b], thread_counts[t]);
+                        assert_same(expected, n_expected, expected_stages, &state, track_keys,
+                                    what);
+                        kseg_agg_state_destroy(&state);
+                    }
+            free(expected);
+        }
+        free(records);
+    }
+}
+
+Test(aggregate, columns_then_records_share_the_state)
+{
+    /* The column path's key log must be moved into the set before the record path adds to it. */
+    const size_t rows = 30000, customers = 2000;
+    kseg_agg_record *records = make_visit_records(rows, customers, 99, 0);
+    kseg_agg_customer *expected;
+    int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+    size_t n_expected = brute_force(records, rows, 1, 0, &expected, expected_stages);
+    kseg_agg_state state;
+    cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, 1, 0), 0);
+    run_columns(&state, records, rows / 2, 4096, 2);
+    run_parallel(&state, records + rows / 2, rows - rows / 2, 4096, 2);
+    assert_same(expected, n_expected, expected_stages, &state, 1, "columns then records");
+    kseg_agg_state_destroy(&state);
+    free(expected);
+    free(records);
+}
+
+Test(aggregate, columns_grow_far_and_refuse_dedupe)
+{
+    const size_t rows = 400000, customers = 150000;
+    kseg_agg_record *records = make_visit_records(rows, customers, 31337, 2);
+    kseg_agg_customer *expected;
+    int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+    size_t n_expected = brute_force(records, rows, 1, 0, &expected, expected_stages);
+    kseg_agg_state state;
+    cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, 1, 0), 0);
+    run_columns(&state, records, rows, 65536, 4);
+    assert_same(expected, n_expected, expected_stages, &state, 1, "columns growth");
+    kseg_agg_state_destroy(&state);
+
+    cr_assert_eq(kseg_agg_state_init(&state, 16, 1, 1), 0);
+    uint8_t stage = KSEG_AGG_KEPT_PURCHASE;
+    int64_t zero = 0;
+    double amount = 1.0;
+    kseg_agg_columns columns = {&zero, &zero, &amount, &zero, &stage};
+    cr_assert_eq(kseg_agg_add_columns(&state, &columns, 1, 1), -1, "dedupe is not supported");
+    kseg_agg_state_destroy(&state);
+    free(expected);
+    free(records);
+}

@@ -622,3 +622,113 @@ Test(transactions, generator_is_plausible)
     free(rows_of);
     release(&r);
 }
+
+Test(transactions, reader_reads_only_the_selected_columns)
+{
+    const size_t n = 5003;
+    const char *names[] = {"channel"};
+    kseg_transaction_file_options file;
+    kseg_transaction_file_options_defaults(&file);
+    file.rows = n;
+    file.customer_valid = file.quantity = file.price = file.invoice = file.cancelled = 1;
+    file.categories = names;
+    file.n_categories = 1;
+    file.chunk_rows = 700;
+    kseg_error error = {0};
+    kseg_transaction_writer *writer = NULL;
+    const char *path = scratch_path("select.h5");
+    cr_assert_eq(kseg_transaction_writer_open(&writer, path, &file, &error), 0, "%s",
+                 error.message);
+    int64_t *ids = malloc(n * sizeof *ids), *times = malloc(n * sizeof *times);
+    int64_t *invoices = malloc(n * sizeof *invoices);
+    double *amounts = malloc(n * sizeof *amounts), *quantities = malloc(n * sizeof *quantities);
+    double *prices = malloc(n * sizeof *prices);
+    uint8_t *valid = malloc(n), *cancelled = malloc(n);
+    int32_t *channel = malloc(n * sizeof *channel);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (int64_t)(i * 31 % 977);
+        times[i] = (int64_t)i * 60;
+        invoices[i] = (int64_t)(i / 4);
+        quantities[i] = (double)(i % 7) - 2;
+        prices[i] = 0.5 * (double)(i % 9);
+        amounts[i] = quantities[i] * prices[i];
+        valid[i] = i % 17 != 0;
+        cancelled[i] = quantities[i] < 0;
+        channel[i] = (int32_t)(i % 3);
+    }
+    kseg_category_column view = {"channel", channel, NULL, 0};
+    kseg_transactions all = {n, ids, valid, times, amounts, quantities, prices, invoices,
+                             cancelled, &view, 1};
+    cr_assert_eq(kseg_transaction_writer_write(writer, 0, &all, &error), 0, "%s", error.message);
+    const char *channels[] = {"web", "store", "phone"};
+    cr_assert_eq(kseg_transaction_writer_dictionary(writer, "channel", channels, 3, &error), 0);
+    cr_assert_eq(kseg_transaction_writer_commit(writer, &error), 0, "%s", error.message);
+
+    kseg_transaction_reader *reader = NULL;
+    cr_assert_eq(kseg_transaction_reader_open(&reader, path, NULL, &error), 0, "%s",
+                 error.message);
+    cr_assert_eq(kseg_transaction_reader_select(NULL, KSEG_TX_ALL, &error), KSEG_EINVAL);
+    cr_assert_eq(kseg_transaction_reader_select(reader, KSEG_TX_ALL + 1, &error), KSEG_EINVAL);
+    cr_assert_not_null(strstr(error.message, "unknown column"), "%s", error.message);
+
+    /* What kseg rfm reads by default: no price, no categories. */
+    unsigned rfm = KSEG_TX_CUSTOMER_ID | KSEG_TX_CUSTOMER_VALID | KSEG_TX_TIME | KSEG_TX_AMOUNT |
+                   KSEG_TX_QUANTITY | KSEG_TX_INVOICE | KSEG_TX_CANCELLED;
+    cr_assert_eq(kseg_transaction_reader_select(reader, rfm, &error), 0, "%s", error.message);
+    kseg_transactions block;
+    for (size_t offset = 0; offset < n; offset += 1000) {
+        size_t count = n - offset < 1000 ? n - offset : 1000;
+        cr_assert_eq(kseg_transaction_reader_read(reader, offset, count, &block, &error), 0, "%s",
+                     error.message);
+        cr_assert_eq(block.rows, count);
+        cr_assert_null(block.price);
+        cr_assert_null(block.categories);
+        cr_assert_eq(block.n_categories, 0);
+        cr_assert_eq(memcmp(block.customer_id, ids + offset, count * 8), 0);
+        cr_assert_eq(memcmp(block.customer_valid, valid + offset, count), 0);
+        cr_assert_eq(memcmp(block.time, times + offset, count * 8), 0);
+        cr_assert_eq(memcmp(block.amount, amounts + offset, count * 8), 0);
+        cr_assert_eq(memcmp(block.quantity, quantities + offset, count * 8), 0);
+        cr_assert_eq(memcmp(block.invoice, invoices + offset, count * 8), 0);
+        cr_assert_eq(memcmp(block.cancelled, cancelled + offset, count), 0);
+    }
+
+    /* Categories and price only; then everything again, in a larger block than before (the
+       buffers of unselected columns grow too). */
+    cr_assert_eq(kseg_transaction_reader_select(reader, KSEG_TX_PRICE | KSEG_TX_CATEGORIES,
+                                                &error),
+                 0);
+    cr_assert_eq(kseg_transaction_reader_read(reader, 10, 500, &block, &error), 0, "%s",
+                 error.message);
+    cr_assert_null(block.customer_id);
+    cr_assert_null(block.customer_valid);
+    cr_assert_null(block.time);
+    cr_assert_null(block.amount);
+    cr_assert_null(block.quantity);
+    cr_assert_null(block.invoice);
+    cr_assert_null(block.cancelled);
+    cr_assert_eq(memcmp(block.price, prices + 10, 500 * 8), 0);
+    cr_assert_eq(block.n_categories, 1);
+    cr_assert_str_eq(block.categories[0].names[2], "phone");
+    cr_assert_eq(memcmp(block.categories[0].codes, channel + 10, 500 * 4), 0);
+
+    cr_assert_eq(kseg_transaction_reader_select(reader, KSEG_TX_ALL, &error), 0);
+    cr_assert_eq(kseg_transaction_reader_read(reader, 0, n, &block, &error), 0, "%s",
+                 error.message);
+    cr_assert_eq(memcmp(block.customer_id, ids, n * 8), 0);
+    cr_assert_eq(memcmp(block.price, prices, n * 8), 0);
+    cr_assert_eq(memcmp(block.quantity, quantities, n * 8), 0);
+    cr_assert_eq(memcmp(block.categories[0].codes, channel, n * 4), 0);
+    cr_assert_eq(block.n_categories, 1);
+    kseg_transaction_reader_close(reader);
+
+    free(ids);
+    free(times);
+    free(invoices);
+    free(amounts);
+    free(quantities);
+    free(prices);
+    free(valid);
+    free(cancelled);
+    free(channel);
+}

@@ -17,6 +17,12 @@
 extern "C" {
 #endif
 
+/* For programs that exit right after their work (the kseg command): call before anything else.
+ * It turns off HDF5's exit handler, which in HDF5 1.10 can crash re-closing a file whose close
+ * already failed (a full disk, a file size limit). kseg closes every file it opens, so the
+ * handler has nothing left to do. */
+KSEG_API void kseg_io_skip_exit_cleanup(void);
+
 /* ---------------------------------------------------------------- reading */
 
 /* How kseg_h5_read_matrix chooses the element type of the returned buffer. */
@@ -146,6 +152,27 @@ KSEG_API size_t kseg_transaction_reader_rows(const kseg_transaction_reader *read
 KSEG_API int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
                                           size_t count, kseg_transactions *block,
                                           kseg_error *error);
+/* Columns for kseg_transaction_reader_select, one bit each; KSEG_TX_CATEGORIES stands for every
+ * category column. */
+enum {
+    KSEG_TX_CUSTOMER_ID = 1u << 0,
+    KSEG_TX_CUSTOMER_VALID = 1u << 1,
+    KSEG_TX_TIME = 1u << 2,
+    KSEG_TX_AMOUNT = 1u << 3,
+    KSEG_TX_QUANTITY = 1u << 4,
+    KSEG_TX_PRICE = 1u << 5,
+    KSEG_TX_INVOICE = 1u << 6,
+    KSEG_TX_CANCELLED = 1u << 7,
+    KSEG_TX_CATEGORIES = 1u << 8,
+    KSEG_TX_ALL = (1u << 9) - 1
+};
+/* Chooses the columns later reads load (default KSEG_TX_ALL): a column outside columns is not
+ * read and comes back NULL in the block (categories: none, n_categories 0), as if the file lacked
+ * it; columns the file lacks stay NULL whatever is selected. Nothing else changes: the layout
+ * checks of open, the row count and the dictionaries are the same. Unknown bits are refused
+ * (KSEG_EINVAL). */
+KSEG_API int kseg_transaction_reader_select(kseg_transaction_reader *reader, unsigned columns,
+                                            kseg_error *error);
 KSEG_API void kseg_transaction_reader_close(kseg_transaction_reader *reader);
 
 #ifdef __cplusplus
