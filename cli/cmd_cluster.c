@@ -34,7 +34,8 @@ static const char *const cluster_usage =
     "      --weights F:/p    per-row sample weights (1-D, n values, finite, >= 0, positive sum)\n"
     "      --dtype TYPE      float32, float64 or native (default native: float64 sources stay\n"
     "                        float64, everything else is read as float32)\n"
-    "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, gemm)\n"
+    "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, avx512-rows,\n"
+    "                        gemm); default: chosen from the CPU and (k, d)\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
     "  -h, --help            show this help\n";

@@ -7,6 +7,8 @@
 
 /* Optimized kernels are declared here and defined in their own translation units, each compiled
  * with the instruction set it needs. */
+extern const kseg_assign_kernel kseg_assign_avx512_rows_f32;
+extern const kseg_assign_kernel kseg_assign_avx512_rows_f64;
 extern const kseg_assign_kernel kseg_assign_avx512_f32;
 extern const kseg_assign_kernel kseg_assign_avx512_f64;
 extern const kseg_assign_kernel kseg_assign_avx2_f32;
@@ -19,6 +21,7 @@ static const kseg_assign_kernel *const kernel_table_f32[] = {
     &kseg_assign_gemm_f32,
 #endif
 #ifdef KSEG_HAVE_AVX512_KERNEL
+    &kseg_assign_avx512_rows_f32,
     &kseg_assign_avx512_f32,
 #endif
 #ifdef KSEG_HAVE_AVX2_KERNEL
@@ -32,6 +35,7 @@ static const kseg_assign_kernel *const kernel_table_f64[] = {
     &kseg_assign_gemm_f64,
 #endif
 #ifdef KSEG_HAVE_AVX512_KERNEL
+    &kseg_assign_avx512_rows_f64,
     &kseg_assign_avx512_f64,
 #endif
 #ifdef KSEG_HAVE_AVX2_KERNEL
