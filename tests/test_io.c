@@ -18,45 +18,11 @@
 #include <hdf5.h>
 
 #include "kseg/io.h"
+#include "scratch_dir.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
-static char scratch[256];
-
-static void make_scratch(void)
-{
-    snprintf(scratch, sizeof scratch, "/tmp/kseg_test_io.XXXXXX");
-    cr_assert_not_null(mkdtemp(scratch), "mkdtemp: %s", strerror(errno));
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *ftw)
-{
-    (void)info;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_scratch(void)
-{
-    if (scratch[0]) {
-        chmod(scratch, 0700);
-        nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
-}
-
-TestSuite(io, .init = make_scratch, .fini = remove_scratch);
-
-/* A path in the scratch directory; rotating static buffers so that several can be live. */
-static const char *scratch_path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *buffer = buffers[next++ % 8];
-    snprintf(buffer, 512, "%s/%s", scratch, name);
-    return buffer;
-}
+KSEG_SCRATCH_SUITE(io);
 
 /* No file, dataset, group, named type or attribute may stay open after a kseg call, whatever it
    returned. (HDF5 1.10 cannot count library-type ids such as dataspaces from outside.) */

@@ -18,42 +18,11 @@
 
 #include "kseg/import.h"
 #include "kseg/io.h"
+#include "scratch_dir.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
-static char scratch[256];
-
-static void make_scratch(void)
-{
-    snprintf(scratch, sizeof scratch, "/tmp/kseg_test_transactions.XXXXXX");
-    cr_assert_not_null(mkdtemp(scratch), "mkdtemp: %s", strerror(errno));
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *ftw)
-{
-    (void)info;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_scratch(void)
-{
-    if (scratch[0])
-        nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(transactions, .init = make_scratch, .fini = remove_scratch);
-
-static const char *scratch_path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *buffer = buffers[next++ % 8];
-    snprintf(buffer, 512, "%s/%s", scratch, name);
-    return buffer;
-}
+KSEG_SCRATCH_SUITE(transactions);
 
 /* Raw HDF5 fixture helpers. */
 static void put(hid_t file, const char *path, hid_t type, size_t n, const void *data)
