@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "h5_internal.h"
+#include "kseg/io.h"
 
 void kseg_io_h5_silence(void)
 {
