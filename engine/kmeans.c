@@ -421,34 +421,17 @@ static int repair_empty_clusters(kmeans_context *context, const double *centers,
         while (next < total) {
             far_row candidate = gathered[next++];
             /* Label and weight of the candidate live on its owning rank: share them. */
-            int64_t owner_info[2] = {0, 0};
+            double owned[2] = {0.0, 0.0}, shared[2]; /* label, weight */
             if (candidate.row >= comm->row_offset && candidate.row < comm->row_offset + context->n) {
                 size_t i = (size_t)(candidate.row - comm->row_offset);
-                owner_info[0] = labels[i] + 1;
-                owner_info[1] = 1;
+                owned[0] = labels[i];
+                owned[1] = context->weights ? context->weights[i] : 1.0;
             }
-            if ((status = kseg_allreduce_i64(blocks, owner_info, 2, error)))
+            if ((status = kmeans_share_from_owner(context, candidate.row, owned, sizeof owned,
+                                                  shared, error)))
                 goto done;
-            size_t old = (size_t)(owner_info[0] - 1);
-            double weight = 1.0;
-            if (context->weights) {
-                double shared[1] = {0};
-                if (candidate.row >= comm->row_offset &&
-                    candidate.row < comm->row_offset + context->n)
-                    shared[0] = context->weights[candidate.row - comm->row_offset];
-                /* Weights travel as bytes from the owner, like rows. */
-                size_t owner_bytes = (candidate.row >= comm->row_offset &&
-                                      candidate.row < comm->row_offset + context->n)
-                                         ? sizeof shared
-                                         : 0;
-                double received[1];
-                if ((status = comm->ops->allgatherv(comm, shared, owner_bytes, received,
-                                                    sizeof received, lengths))) {
-                    kseg_error_set(error, status, "communicator failed repairing empty clusters");
-                    goto done;
-                }
-                weight = received[0];
-            }
+            size_t old = (size_t)shared[0];
+            double weight = shared[1];
             if (weights[old] - weight <= 0)
                 continue; /* moving it would empty its own cluster */
             if ((status = kmeans_fetch_row(context, candidate.row, row, error)))

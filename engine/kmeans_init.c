@@ -42,31 +42,38 @@ double kmeans_row_distance(const kmeans_context *context, size_t row, const doub
     return sum;
 }
 
+int kmeans_share_from_owner(kmeans_context *context, uint64_t global_row, const void *local,
+                            size_t bytes, void *out, kseg_error *error)
+{
+    const kseg_comm *comm = context->blocks.comm;
+    /* The owner contributes the bytes and the others nothing, so the gathered bytes are exactly
+       the owner's on every rank, whatever the transport. */
+    int owner = global_row >= comm->row_offset && global_row < comm->row_offset + context->n;
+    size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
+    if (!lengths)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory sharing row %llu",
+                              (unsigned long long)global_row);
+    int status = comm->ops->allgatherv(comm, local, owner ? bytes : 0, out, bytes, lengths);
+    free(lengths);
+    if (status)
+        kseg_error_set(error, status, "communicator failed while sharing row %llu",
+                       (unsigned long long)global_row);
+    return status;
+}
+
 int kmeans_fetch_row(kmeans_context *context, uint64_t global_row, double *out,
                      kseg_error *error)
 {
     const kseg_comm *comm = context->blocks.comm;
     size_t d = context->d;
-    /* The owner contributes the row and the others nothing, so the gathered bytes are exactly
-       the row on every rank, whatever the transport. */
-    int owner = global_row >= comm->row_offset && global_row < comm->row_offset + context->n;
     double *local = malloc(d * sizeof *local);
-    size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
-    int status = 0;
-    if (!local || !lengths) {
-        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory fetching a row");
-        goto done;
-    }
-    if (owner)
+    if (!local)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory fetching a row");
+    if (global_row >= comm->row_offset && global_row < comm->row_offset + context->n)
         kmeans_row_as_double(context, (size_t)(global_row - comm->row_offset), local);
-    status = comm->ops->allgatherv(comm, local, owner ? d * sizeof *local : 0, out,
-                                   d * sizeof *out, lengths);
-    if (status)
-        kseg_error_set(error, status, "communicator failed while fetching row %llu",
-                       (unsigned long long)global_row);
-done:
+    int status = kmeans_share_from_owner(context, global_row, local, d * sizeof *local, out,
+                                         error);
     free(local);
-    free(lengths);
     return status;
 }
 

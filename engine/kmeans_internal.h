@@ -35,6 +35,11 @@ void kmeans_row_as_double(const kmeans_context *context, size_t row, double *out
 /* Squared distance in double between local row i and center[d]. */
 double kmeans_row_distance(const kmeans_context *context, size_t row, const double *center);
 
+/* Copies `bytes` bytes that the rank holding global row `global_row` has in local (ignored on
+ * the other ranks) into out on every rank. */
+int kmeans_share_from_owner(kmeans_context *context, uint64_t global_row, const void *local,
+                            size_t bytes, void *out, kseg_error *error);
+
 /* Copies global row `global_row` (on whichever rank holds it) into out[d] on every rank. */
 int kmeans_fetch_row(kmeans_context *context, uint64_t global_row, double *out,
                      kseg_error *error);
