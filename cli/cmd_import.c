@@ -107,32 +107,37 @@ static int parse_delimiter(const char *text, char *delimiter)
     return 0;
 }
 
+enum { OPT_CUSTOMER = 256, OPT_TIME, OPT_AMOUNT, OPT_QUANTITY, OPT_PRICE, OPT_INVOICE,
+       OPT_CATEGORY, OPT_TIME_FORMAT, OPT_DELIMITER, OPT_GZIP, OPT_CHUNK, OPT_BLOCK };
+
+/* File scope so that `kseg run` can accept exactly these options in its import section. */
+const struct option kseg_import_long_options[] = {
+    {"customer", required_argument, NULL, OPT_CUSTOMER},
+    {"time", required_argument, NULL, OPT_TIME},
+    {"amount", required_argument, NULL, OPT_AMOUNT},
+    {"quantity", required_argument, NULL, OPT_QUANTITY},
+    {"price", required_argument, NULL, OPT_PRICE},
+    {"invoice", required_argument, NULL, OPT_INVOICE},
+    {"category", required_argument, NULL, OPT_CATEGORY},
+    {"time-format", required_argument, NULL, OPT_TIME_FORMAT},
+    {"delimiter", required_argument, NULL, OPT_DELIMITER},
+    {"gzip", required_argument, NULL, OPT_GZIP},
+    {"chunk-rows", required_argument, NULL, OPT_CHUNK},
+    {"block-rows", required_argument, NULL, OPT_BLOCK},
+    {"output", required_argument, NULL, 'o'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { OPT_CUSTOMER = 256, OPT_TIME, OPT_AMOUNT, OPT_QUANTITY, OPT_PRICE, OPT_INVOICE,
-           OPT_CATEGORY, OPT_TIME_FORMAT, OPT_DELIMITER, OPT_GZIP, OPT_CHUNK, OPT_BLOCK };
-    static const struct option long_options[] = {
-        {"customer", required_argument, NULL, OPT_CUSTOMER},
-        {"time", required_argument, NULL, OPT_TIME},
-        {"amount", required_argument, NULL, OPT_AMOUNT},
-        {"quantity", required_argument, NULL, OPT_QUANTITY},
-        {"price", required_argument, NULL, OPT_PRICE},
-        {"invoice", required_argument, NULL, OPT_INVOICE},
-        {"category", required_argument, NULL, OPT_CATEGORY},
-        {"time-format", required_argument, NULL, OPT_TIME_FORMAT},
-        {"delimiter", required_argument, NULL, OPT_DELIMITER},
-        {"gzip", required_argument, NULL, OPT_GZIP},
-        {"chunk-rows", required_argument, NULL, OPT_CHUNK},
-        {"block-rows", required_argument, NULL, OPT_BLOCK},
-        {"output", required_argument, NULL, 'o'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+
+
     kseg_import_options *im = &o->import;
     optind = 1;
     opterr = 0;
     int option;
-    while ((option = getopt_long(argc, argv, ":o:qh", long_options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, ":o:qh", kseg_import_long_options, NULL)) != -1) {
         int bad = 0;
         int64_t value;
         switch (option) {

@@ -17,6 +17,12 @@ static const char *const predict_usage =
     "distance to the centroid) and /labels/id when the input has ids. On the training data the\n"
     "labels equal the training labels.\n"
     "\n"
+    "A model from 'kseg run' (RESULT.h5) also carries the fitted transforms and scaling and the\n"
+    "segment names: the input's columns (in original units, e.g. /rfm of 'kseg rfm' or\n"
+    "RESULT.h5:/features) are prepared exactly as in training, and LABELS.h5 also gets\n"
+    "/labels/segment [n] int32 and /labels/segment_names; the summary counts customers per\n"
+    "segment.\n"
+    "\n"
     "options:\n"
     "  -m, --model FILE     result file of 'kseg cluster' (required)\n"
     "  -o, --output FILE    labels file (required; must differ from INPUT and the model)\n"
@@ -25,6 +31,91 @@ static const char *const predict_usage =
     "                       use the training run's dtype to reproduce its labels exactly\n"
     "  -q, --quiet          no summary\n"
     "  -h, --help           show this help\n";
+
+/* A 'kseg run' model: the prepare step and the cluster -> segment names. Read when the model has
+ * /model/prepare; otherwise prepare stays empty (n_features 0). */
+typedef struct pipeline_model {
+    kseg_prepare_model prepare;
+    int32_t *cluster_segment;
+    size_t n_clusters;
+    char **segment_names;
+    size_t n_segments;
+} pipeline_model;
+
+static void pipeline_model_destroy(pipeline_model *model)
+{
+    kseg_prepare_model_destroy(&model->prepare);
+    free(model->cluster_segment);
+    kseg_h5_free_strings(model->segment_names, model->n_segments);
+}
+
+static int read_pipeline_model(const char *file, size_t d, size_t k, pipeline_model *model,
+                               kseg_error *error)
+{
+    static const char *const parts[] = {"transform", "clip_low", "clip_high", "center", "scale",
+                                        "weight"};
+    double *vectors[6] = {NULL};
+    size_t length = 0;
+    int status = 0;
+    for (size_t p = 0; p < 6 && !status; p++) {
+        char path[64];
+        snprintf(path, sizeof path, "/model/prepare/%s", parts[p]);
+        status = kseg_h5_read_vector(file, path, d, &vectors[p], &length, error);
+    }
+    char *scaling = NULL;
+    if (!status)
+        status = kseg_h5_read_attribute_string(file, "/model/prepare/center", "scaling", &scaling,
+                                               error);
+    kseg_prepare_model *prepare = &model->prepare;
+    if (!status) {
+        prepare->n_features = d;
+        prepare->transform = malloc(d * sizeof *prepare->transform);
+        if (!prepare->transform)
+            status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", file);
+    }
+    if (!status && kseg_scaling_parse(scaling, &prepare->scaling))
+        status = kseg_error_set(error, KSEG_EFORMAT, "%s:/model/prepare/center: unknown scaling "
+                                "'%s'", file, scaling);
+    for (size_t j = 0; !status && j < d; j++) {
+        int code = (int)vectors[0][j];
+        if (code != KSEG_TRANSFORM_NONE && code != KSEG_TRANSFORM_LOG1P)
+            status = kseg_error_set(error, KSEG_EFORMAT, "%s:/model/prepare/transform: unknown "
+                                    "code %d at column %zu", file, code, j);
+        else
+            prepare->transform[j] = (kseg_transform)code;
+    }
+    if (!status) {
+        prepare->clip_low = vectors[1];
+        prepare->clip_high = vectors[2];
+        prepare->center = vectors[3];
+        prepare->scale = vectors[4];
+        prepare->weight = vectors[5];
+        for (size_t p = 1; p < 6; p++)
+            vectors[p] = NULL;
+    }
+    free(scaling);
+    for (size_t p = 0; p < 6; p++)
+        free(vectors[p]);
+    double *segments = NULL;
+    if (!status)
+        status = kseg_h5_read_vector(file, "/model/cluster_segment", k, &segments, &length, error);
+    if (!status)
+        status = kseg_h5_read_strings(file, "/model/segment_names", &model->segment_names,
+                                      &model->n_segments, error);
+    if (!status && !(model->cluster_segment = malloc(k * sizeof *model->cluster_segment)))
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", file);
+    for (size_t c = 0; !status && c < k; c++) {
+        if (!(segments[c] >= 0 && segments[c] < (double)model->n_segments))
+            status = kseg_error_set(error, KSEG_EFORMAT, "%s:/model/cluster_segment: cluster %zu "
+                                    "has segment %g, expected 0..%zu", file, c, segments[c],
+                                    model->n_segments - 1);
+        else
+            model->cluster_segment[c] = (int32_t)segments[c];
+    }
+    model->n_clusters = k;
+    free(segments);
+    return status;
+}
 
 int kseg_cmd_predict(int argc, char **argv)
 {
@@ -94,8 +185,12 @@ int kseg_cmd_predict(int argc, char **argv)
     kseg_table_init(&model);
     kseg_table_init(&table);
     int32_t *labels = NULL;
-    double *distances = NULL, *feature_mean = NULL;
+    double *distances = NULL, *feature_mean = NULL, *prepared = NULL;
     char *kernel_name = NULL;
+    int32_t *segments = NULL;
+    pipeline_model pipeline;
+    memset(&pipeline, 0, sizeof pipeline);
+    kseg_prepare_model_init(&pipeline.prepare);
 
     if (kseg_split_location(argv[optind], &input_file, &input_path, &error)) {
         exit_code = cli_fail(command, &error);
@@ -116,6 +211,19 @@ int kseg_cmd_predict(int argc, char **argv)
     if (kseg_h5_writer_open(&writer, output, &error)) {
         exit_code = cli_fail(command, &error);
         goto done;
+    }
+    int has_prepare = kseg_h5_read_vector(model_file, "/model/prepare/center", 0, &prepared,
+                                          &(size_t){0}, NULL) == 0;
+    free(prepared);
+    prepared = NULL;
+    if (has_prepare) {
+        if (read_pipeline_model(model_file, model.matrix.cols, model.matrix.rows, &pipeline,
+                                &error)) {
+            exit_code = cli_fail(command, &error);
+            goto done;
+        }
+        /* The prepare step works in double, exactly as in training. */
+        read_options.type = KSEG_READ_FLOAT64;
     }
     read_options.columns = (const char *const *)model.column_names;
     read_options.n_columns = model.matrix.cols;
@@ -140,7 +248,22 @@ int kseg_cmd_predict(int argc, char **argv)
     if (kseg_h5_read_attribute_string(model_file, "/model/centroids", "kernel", &kernel_name,
                                       NULL) != 0)
         kernel_name = NULL;
-    int predicted = kseg_kmeans_predict_with(&table.matrix, model.data, model.matrix.rows,
+    kseg_matrix input = table.matrix;
+    if (has_prepare) {
+        if (!(prepared = malloc((n ? n : 1) * model.matrix.cols * sizeof *prepared))) {
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory for %zu rows", n);
+            goto done;
+        }
+        if (n && kseg_prepare_apply(&pipeline.prepare, table.data, n,
+                                    (const char *const *)model.column_names, (int32_t)threads,
+                                    prepared, &error)) {
+            exit_code = cli_fail(command, &error);
+            goto done;
+        }
+        input.data = prepared;
+        input.dtype = KSEG_FLOAT64;
+    }
+    int predicted = kseg_kmeans_predict_with(&input, model.data, model.matrix.rows,
                                              feature_mean, kernel_name, (int32_t)threads, labels,
                                              distances, &error);
     if (predicted == KSEG_ENOTSUP && kernel_name) {
@@ -149,7 +272,7 @@ int kseg_cmd_predict(int argc, char **argv)
         cli_warnf(command, "kernel '%s' of the model is not available here; using the automatic "
                            "choice", kernel_name);
         kseg_error_clear(&error);
-        predicted = kseg_kmeans_predict_with(&table.matrix, model.data, model.matrix.rows,
+        predicted = kseg_kmeans_predict_with(&input, model.data, model.matrix.rows,
                                              feature_mean, NULL, (int32_t)threads, labels,
                                              distances, &error);
     }
@@ -169,15 +292,39 @@ int kseg_cmd_predict(int argc, char **argv)
         exit_code = cli_fail(command, &error);
         goto done;
     }
+    if (has_prepare) {
+        if (!(segments = malloc((n ? n : 1) * sizeof *segments))) {
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory for %zu rows", n);
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++)
+            segments[i] = pipeline.cluster_segment[labels[i]];
+        if (kseg_h5_write_dataset(writer, "/labels/segment", KSEG_STORE_INT32, 1, dims, segments,
+                                  chunk, 4, &error) ||
+            kseg_h5_write_strings(writer, "/labels/segment_names",
+                                  (const char *const *)pipeline.segment_names,
+                                  pipeline.n_segments, &error)) {
+            exit_code = cli_fail(command, &error);
+            goto done;
+        }
+    }
     int status = kseg_h5_writer_commit(writer, &error);
     writer = NULL;
     if (status) {
         exit_code = cli_fail(command, &error);
         goto done;
     }
-    if (!quiet)
+    if (!quiet) {
         printf("kseg predict: %zu rows assigned to %zu clusters, written to %s\n", n,
                model.matrix.rows, output);
+        for (size_t s = 0; has_prepare && s < pipeline.n_segments; s++) {
+            size_t members = 0;
+            for (size_t i = 0; i < n; i++)
+                members += segments[i] == (int32_t)s;
+            printf("  %10zu  %5.1f%%  %s\n", members, n ? 100.0 * (double)members / (double)n : 0.0,
+                   pipeline.segment_names[s]);
+        }
+    }
     exit_code = KSEG_EXIT_OK;
 done:
     kseg_h5_writer_abort(writer);
@@ -186,6 +333,9 @@ done:
     free(labels);
     free(distances);
     free(feature_mean);
+    free(prepared);
+    free(segments);
+    pipeline_model_destroy(&pipeline);
     free(kernel_name);
     free(input_file);
     free(input_path);

@@ -671,27 +671,30 @@ static int parse_choice(const char *option, const char *text, const char *const 
     return -1;
 }
 
+/* File scope so that `kseg run` can accept exactly these options in its rfm section. */
+const struct option kseg_rfm_long_options[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"reference-date", required_argument, NULL, 'R'},
+    {"allow-early-reference", no_argument, NULL, 'E'},
+    {"frequency", required_argument, NULL, 'F'},
+    {"monetary", required_argument, NULL, 'M'},
+    {"where", required_argument, NULL, 'W'},
+    {"returns", required_argument, NULL, 'r'},
+    {"min-price", required_argument, NULL, 'P'},
+    {"dedupe", no_argument, NULL, 'D'},
+    {"bins", required_argument, NULL, 'b'},
+    {"ties", required_argument, NULL, 'T'},
+    {"best", required_argument, NULL, 'B'},
+    {"map", required_argument, NULL, 'm'},
+    {"csv", required_argument, NULL, 'c'},
+    {"threads", required_argument, NULL, 'j'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
 int kseg_cmd_rfm(int argc, char **argv)
 {
-    static const struct option long_options[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"reference-date", required_argument, NULL, 'R'},
-        {"allow-early-reference", no_argument, NULL, 'E'},
-        {"frequency", required_argument, NULL, 'F'},
-        {"monetary", required_argument, NULL, 'M'},
-        {"where", required_argument, NULL, 'W'},
-        {"returns", required_argument, NULL, 'r'},
-        {"min-price", required_argument, NULL, 'P'},
-        {"dedupe", no_argument, NULL, 'D'},
-        {"bins", required_argument, NULL, 'b'},
-        {"ties", required_argument, NULL, 'T'},
-        {"best", required_argument, NULL, 'B'},
-        {"map", required_argument, NULL, 'm'},
-        {"csv", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+
     static const char *const frequency_names[] = {"invoices", "lines", "days"};
     static const char *const monetary_names[] = {"sum", "mean"};
     static const char *const returns_names[] = {"drop", "net"};
@@ -713,7 +716,7 @@ int kseg_cmd_rfm(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int option, exit_code = KSEG_EXIT_USAGE;
-    while ((option = getopt_long(argc, argv, ":o:qh", long_options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, ":o:qh", kseg_rfm_long_options, NULL)) != -1) {
         switch (option) {
         case 'o':
             output = optarg;

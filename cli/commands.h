@@ -3,6 +3,7 @@
 #ifndef KSEG_CLI_COMMANDS_H
 #define KSEG_CLI_COMMANDS_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,13 @@ int kseg_cmd_generate(int argc, char **argv);
 int kseg_cmd_generate_transactions(int argc, char **argv);
 int kseg_cmd_import(int argc, char **argv);
 int kseg_cmd_rfm(int argc, char **argv);
+int kseg_cmd_run(int argc, char **argv);
+int kseg_cmd_report(int argc, char **argv);
+
+/* The long options of 'kseg import transactions' and 'kseg rfm': 'kseg run' accepts exactly these
+ * (less output, quiet and help) as keys of its import and rfm sections. */
+extern const struct option kseg_import_long_options[];
+extern const struct option kseg_rfm_long_options[];
 
 /* Prints "kseg COMMAND: message" on stderr for a failed library call and returns
  * KSEG_EXIT_FAILURE. */

@@ -12,6 +12,8 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"run", kseg_cmd_run,
+     "the whole pipeline from a YAML config: RFM, k-means, named segments, report"},
     {"cluster", kseg_cmd_cluster, "cluster customer features with k-means and write a model"},
     {"predict", kseg_cmd_predict, "assign new customers to the clusters of a saved model"},
     {"rfm", kseg_cmd_rfm,
@@ -19,6 +21,7 @@ static const subcommand subcommands[] = {
     {"import", kseg_cmd_import, "import a CSV transaction log into HDF5 (kseg import transactions)"},
     {"generate", kseg_cmd_generate,
      "write synthetic customers, transactions, or test blobs"},
+    {"report", kseg_cmd_report, "print or redraw (HTML, JSON, CSV) the report of a 'kseg run'"},
     {"inspect", kseg_cmd_inspect, "list the groups, datasets, shapes and columns of an HDF5 file"},
 };
 

@@ -40,6 +40,11 @@ int kseg_io_h5_is_numeric(hid_t type_id);
 int kseg_io_h5_read_string_attribute(hid_t object_id, const char *name, const char *where,
                                      char ***values, size_t *count, kseg_error *error);
 
+/* Reads every element of a 1-D string dataset (fixed or variable length) into a malloc'd array of
+ * malloc'd strings; where names the dataset in messages. KSEG_ETYPE when it is not 1-D strings. */
+int kseg_io_h5_read_strings(hid_t dataset, const char *where, char ***values, size_t *count,
+                            kseg_error *error);
+
 /* Frees an array of count malloc'd strings and the array itself; safe with NULL. */
 void kseg_io_free_strings(char **values, size_t count);
 

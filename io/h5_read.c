@@ -1118,12 +1118,14 @@ done:
 
 /* ---------------------------------------------------------------- vectors and attributes */
 
-int kseg_h5_read_vector(const char *file, const char *path, size_t expected_length,
-                        double **values, size_t *length, kseg_error *error)
+/* Reads a 1-D numeric dataset converted to memory_type (double or int64) into a malloc'd array. */
+static int read_vector_as(const char *file, const char *path, size_t expected_length,
+                          hid_t memory_type, size_t element_size, void **values, size_t *length,
+                          kseg_error *error)
 {
     reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, ""};
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    double *result = NULL;
+    void *result = NULL;
     int status;
 
     if (!values || !length)
@@ -1147,6 +1149,11 @@ int kseg_h5_read_vector(const char *file, const char *path, size_t expected_leng
     status = check_numeric(&r, type, "");
     if (status)
         goto done;
+    if (memory_type == H5T_NATIVE_INT64 && H5Tget_class(type) != H5T_INTEGER) {
+        status = kseg_error_set(error, KSEG_ETYPE, "%s:%s: holds floating-point values "
+                                "(expected integers)", file, r.path);
+        goto done;
+    }
     int rank = H5Sget_simple_extent_ndims(space);
     hsize_t dims[H5S_MAX_RANK] = {0};
     if (rank != 1 || H5Sget_simple_extent_dims(space, dims, NULL) != 1) {
@@ -1160,13 +1167,13 @@ int kseg_h5_read_vector(const char *file, const char *path, size_t expected_leng
                                 r.path, n, expected_length);
         goto done;
     }
-    result = malloc((n ? n : 1) * sizeof *result);
+    result = malloc((n ? n : 1) * element_size);
     if (!result) {
         status = kseg_error_set(error, KSEG_ENOMEM, "%s:%s: out of memory for %zu values", file,
                                 r.path, n);
         goto done;
     }
-    if (n > 0 && H5Dread(r.object, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, result) < 0) {
+    if (n > 0 && H5Dread(r.object, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, result) < 0) {
         status = reader_hdf5_failure(&r, "cannot read the data");
         goto done;
     }
@@ -1182,6 +1189,57 @@ done:
         H5Tclose(type);
     reader_close(&r);
     return status;
+}
+
+int kseg_h5_read_vector(const char *file, const char *path, size_t expected_length,
+                        double **values, size_t *length, kseg_error *error)
+{
+    if (!values)
+        return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_vector: NULL output");
+    void *result = NULL;
+    int status = read_vector_as(file, path, expected_length, H5T_NATIVE_DOUBLE, sizeof(double),
+                                &result, length, error);
+    *values = result;
+    return status;
+}
+
+int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expected_length,
+                              int64_t **values, size_t *length, kseg_error *error)
+{
+    if (!values)
+        return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_int64_vector: NULL output");
+    void *result = NULL;
+    int status = read_vector_as(file, path, expected_length, H5T_NATIVE_INT64, sizeof(int64_t),
+                                &result, length, error);
+    *values = result;
+    return status;
+}
+
+int kseg_h5_read_strings(const char *file, const char *path, char ***values, size_t *count,
+                         kseg_error *error)
+{
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, ""};
+    if (!values || !count)
+        return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_strings: NULL output");
+    *values = NULL;
+    *count = 0;
+    int status = reader_open(&r, file, path, 0, "dataset");
+    if (!status && H5Iget_type(r.object) != H5I_DATASET)
+        status = kseg_error_set(error, KSEG_ETYPE, "%s:%s: is a group (expected a 1-D dataset of "
+                                "strings)", file, r.path);
+    if (!status) {
+        char where[1024];
+        snprintf(where, sizeof where, "%s:%s", file, r.path);
+        status = kseg_io_h5_read_strings(r.object, where, values, count, error);
+    }
+    reader_close(&r);
+    return status;
+}
+
+/* Frees what kseg_h5_read_strings returned. */
+void kseg_h5_free_strings(char **values, size_t count)
+{
+    kseg_io_free_strings(values, count);
 }
 
 int kseg_h5_read_attribute_string(const char *file, const char *object_path, const char *name,

@@ -623,102 +623,15 @@ done:
 static int read_strings(kseg_transaction_reader *reader, const char *path, char ***values_out,
                         size_t *count_out, kseg_error *error)
 {
-    int status = 0;
-    hid_t dataset = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    hid_t memory_type = H5I_INVALID_HID;
-    char **values = NULL, **variable = NULL;
-    char *fixed = NULL;
-    size_t n = 0;
     *values_out = NULL;
     *count_out = 0;
-
-    dataset = H5Dopen2(reader->group, path, H5P_DEFAULT);
+    hid_t dataset = H5Dopen2(reader->group, path, H5P_DEFAULT);
     if (dataset < 0)
         return reader_hdf5_failure(reader, error, "cannot open", path);
-    type = H5Dget_type(dataset);
-    space = H5Dget_space(dataset);
-    if (type < 0 || space < 0)
-        goto hdf5_failure;
-    if (H5Tget_class(type) != H5T_STRING || H5Sget_simple_extent_ndims(space) != 1) {
-        char type_name[64];
-        kseg_io_h5_type_name(type, type_name, sizeof type_name);
-        status = kseg_error_set(error, KSEG_ETYPE,
-                                "%s:%s/%s: is %s with %d dimensions (expected a 1-D dataset of "
-                                "strings)",
-                                reader->file_name, reader->group_path, path, type_name,
-                                H5Sget_simple_extent_ndims(space));
-        goto done;
-    }
-    hssize_t points = H5Sget_simple_extent_npoints(space);
-    if (points < 0)
-        goto hdf5_failure;
-    n = (size_t)points;
-    values = calloc(n + 1, sizeof *values);
-    memory_type = H5Tcopy(H5T_C_S1);
-    if (!values)
-        goto out_of_memory;
-    if (memory_type < 0 || H5Tset_cset(memory_type, H5Tget_cset(type)) < 0)
-        goto hdf5_failure;
-    htri_t is_variable = H5Tis_variable_str(type);
-    if (is_variable < 0)
-        goto hdf5_failure;
-    if (n == 0)
-        goto finish;
-    if (is_variable) {
-        variable = calloc(n, sizeof *variable);
-        if (!variable)
-            goto out_of_memory;
-        if (H5Tset_size(memory_type, H5T_VARIABLE) < 0 ||
-            H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, variable) < 0)
-            goto hdf5_failure;
-        int failed = 0;
-        for (size_t i = 0; i < n; i++)
-            if (!(values[i] = kseg_io_strdup(variable[i] ? variable[i] : "")))
-                failed = 1;
-        H5Dvlen_reclaim(memory_type, space, H5P_DEFAULT, variable);
-        if (failed)
-            goto out_of_memory;
-    } else {
-        size_t size = H5Tget_size(type);
-        fixed = malloc(n * size + 1);
-        if (!fixed)
-            goto out_of_memory;
-        if (H5Tset_size(memory_type, size) < 0 ||
-            H5Tset_strpad(memory_type, H5T_STR_NULLPAD) < 0 ||
-            H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed) < 0)
-            goto hdf5_failure;
-        for (size_t i = 0; i < n; i++) {
-            size_t length = strnlen(fixed + i * size, size);
-            if (!(values[i] = malloc(length + 1)))
-                goto out_of_memory;
-            memcpy(values[i], fixed + i * size, length);
-            values[i][length] = '\0';
-        }
-    }
-finish:
-    *values_out = values;
-    *count_out = n;
-    values = NULL;
-    goto done;
-
-out_of_memory:
-    status = kseg_error_set(error, KSEG_ENOMEM, "%s:%s/%s: out of memory for %zu strings",
-                            reader->file_name, reader->group_path, path, n);
-    goto done;
-hdf5_failure:
-    status = reader_hdf5_failure(reader, error, "cannot read", path);
-done:
-    kseg_io_free_strings(values, n);
-    free(variable);
-    free(fixed);
-    if (memory_type >= 0)
-        H5Tclose(memory_type);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    if (dataset >= 0)
-        H5Dclose(dataset);
+    char where[1024];
+    snprintf(where, sizeof where, "%s:%s/%s", reader->file_name, reader->group_path, path);
+    int status = kseg_io_h5_read_strings(dataset, where, values_out, count_out, error);
+    H5Dclose(dataset);
     return status;
 }
 

@@ -73,6 +73,16 @@ KSEG_API int kseg_h5_read_table(const char *file, const char *path, const kseg_r
 KSEG_API int kseg_h5_read_vector(const char *file, const char *path, size_t expected_length,
                         double **values, size_t *length, kseg_error *error);
 
+/* As kseg_h5_read_vector for an integer dataset, read exactly as int64 (customer ids). */
+KSEG_API int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expected_length,
+                                       int64_t **values, size_t *length, kseg_error *error);
+
+/* Reads a 1-D dataset of strings (fixed or variable length); *values is a malloc'd array of
+ * *count malloc'd strings, freed with kseg_h5_free_strings. */
+KSEG_API int kseg_h5_read_strings(const char *file, const char *path, char ***values,
+                                  size_t *count, kseg_error *error);
+KSEG_API void kseg_h5_free_strings(char **values, size_t count);
+
 /* Reads a string attribute (fixed or variable length) of object path; *value is malloc'd. */
 KSEG_API int kseg_h5_read_attribute_string(const char *file, const char *object_path, const char *name,
                                   char **value, kseg_error *error);

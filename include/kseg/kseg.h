@@ -14,5 +14,10 @@
 #include "kseg/rfm.h"
 #include "kseg/io.h"
 #include "kseg/import.h"
+#include "kseg/prepare.h"
+#include "kseg/metrics.h"
+#include "kseg/segment.h"
+#include "kseg/pipeline.h"
+#include "kseg/config.h"
 
 #endif

@@ -1,0 +1,116 @@
+/* `kseg report RESULT.h5`: prints the prioritized segment table stored in a 'kseg run' result and
+ * writes it again as JSON, CSV or an HTML page with charts, without rerunning the pipeline. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "report_output.h"
+
+static const char *const command = "report";
+
+static const char *const report_usage =
+    "usage: kseg report RESULT.h5 [--html DIR] [--json FILE] [--csv FILE] [-q]\n"
+    "\n"
+    "Read the segment report that 'kseg run' stored in RESULT.h5 (/report/json), print the\n"
+    "primary scheme's segments in priority order, and optionally write it as:\n"
+    "  --html DIR    DIR/index.html with charts (segment sizes and revenue shares, the Pareto\n"
+    "                curve, the centroid profile, the k sweep, the cross-tabulations) and the\n"
+    "                tables; drawn by report_html.py with matplotlib (python3)\n"
+    "  --json FILE   the report as JSON\n"
+    "  --csv FILE    the segment tables of every scheme as CSV\n"
+    "Files are written under a temporary name and renamed.\n"
+    "\n"
+    "options:\n"
+    "  -q, --quiet   do not print the table\n"
+    "  -h, --help    show this help\n"
+    "environment: KSEG_PYTHON (default python3) and KSEG_REPORT_SCRIPT choose the renderer.\n";
+
+int kseg_cmd_report(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"html", required_argument, NULL, 'H'}, {"json", required_argument, NULL, 'J'},
+        {"csv", required_argument, NULL, 'C'},  {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    const char *html = NULL, *json_file = NULL, *csv = NULL;
+    int quiet = 0;
+    optind = 1;
+    opterr = 0;
+    int option;
+    while ((option = getopt_long(argc, argv, ":qh", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'H':
+            html = optarg;
+            break;
+        case 'J':
+            json_file = optarg;
+            break;
+        case 'C':
+            csv = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(report_usage, stdout);
+            return KSEG_EXIT_OK;
+        case ':':
+            return cli_failf(command, KSEG_EXIT_USAGE, "option %s needs a value",
+                             argv[optind - 1]);
+        default:
+            return cli_failf(command, KSEG_EXIT_USAGE,
+                             "unknown option '%s' (run 'kseg report --help')", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return cli_failf(command, KSEG_EXIT_USAGE,
+                         "expected exactly one RESULT.h5 (run 'kseg report --help')");
+    const char *result = argv[optind];
+    kseg_error error;
+    kseg_error_clear(&error);
+    char **texts = NULL;
+    size_t count = 0;
+    if (kseg_h5_read_strings(result, "/report/json", &texts, &count, &error))
+        return cli_failf(command, KSEG_EXIT_FAILURE, "%s (is it a result of 'kseg run'?)",
+                         error.message);
+    json_error_t parse_error;
+    json_t *report = count == 1 ? json_loads(texts[0], 0, &parse_error) : NULL;
+    kseg_h5_free_strings(texts, count);
+    if (!report)
+        return cli_failf(command, KSEG_EXIT_FAILURE, "%s:/report/json: not a JSON report%s%s",
+                         result, count == 1 ? ": " : "", count == 1 ? parse_error.text : "");
+    int exit_code = KSEG_EXIT_FAILURE;
+    char *temporary_json = NULL;
+    if (json_file && report_write_json(command, report, json_file))
+        goto done;
+    if (csv && report_write_csv(command, report, csv))
+        goto done;
+    if (html) {
+        /* The renderer reads the JSON from a file: the --json output, or a temporary copy. */
+        const char *json_path = json_file;
+        if (!json_path) {
+            size_t size = strlen(html) + 32;
+            if (!(temporary_json = malloc(size)))
+                goto done;
+            snprintf(temporary_json, size, "%s.report.json", html);
+            if (report_write_json(command, report, temporary_json)) {
+                free(temporary_json);
+                temporary_json = NULL;
+                goto done;
+            }
+            json_path = temporary_json;
+        }
+        if (report_render_html(command, json_path, html))
+            goto done;
+    }
+    if (!quiet)
+        report_print_table(stdout, report);
+    exit_code = KSEG_EXIT_OK;
+done:
+    if (temporary_json) {
+        remove(temporary_json);
+        free(temporary_json);
+    }
+    json_decref(report);
+    return exit_code;
+}
