@@ -23,31 +23,6 @@ static const unsigned level_bits[] = {KSEG_LEVEL_LOW, KSEG_LEVEL_MID, KSEG_LEVEL
 
 #define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
-/* ---------------------------------------------------------------- struct kseg_rules */
-
-/* kseg_rules_init / kseg_rules_destroy belong with the rules engine (engine/); they are defined
-   here until that code exists, so that the reader links on its own. */
-void kseg_rules_init(kseg_rules *rules)
-{
-    memset(rules, 0, sizeof *rules);
-    rules->low_quantile = 1.0 / 3.0;
-    rules->high_quantile = 2.0 / 3.0;
-}
-
-void kseg_rules_destroy(kseg_rules *rules)
-{
-    if (!rules)
-        return;
-    if (rules->rules)
-        for (size_t r = 0; r < rules->n_rules; r++) {
-            free(rules->rules[r].segment);
-            free(rules->rules[r].conditions);
-        }
-    free(rules->rules);
-    free(rules->fallback);
-    kseg_rules_init(rules);
-}
-
 /* ---------------------------------------------------------------- reading */
 
 typedef struct reader {
