@@ -1367,8 +1367,20 @@ static void state_destroy(run_state *state)
     json_decref(state->report);
 }
 
+/* mkdir -p: creates the missing parents too. */
 static int make_directory(const char *path)
 {
+    char partial[4096];
+    if (snprintf(partial, sizeof partial, "%s", path) >= (int)sizeof partial)
+        return cli_failf(command, KSEG_EXIT_FAILURE, "output directory name too long: %s", path);
+    for (char *slash = strchr(partial + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(partial, 0777) != 0 && errno != EEXIST)
+            return cli_failf(command, KSEG_EXIT_FAILURE,
+                             "cannot create the output directory %s: %s", partial,
+                             strerror(errno));
+        *slash = '/';
+    }
     if (mkdir(path, 0777) == 0 || errno == EEXIST) {
         struct stat info;
         if (stat(path, &info) == 0 && S_ISDIR(info.st_mode))

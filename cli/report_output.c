@@ -107,8 +107,9 @@ void report_print_table(FILE *out, const json_t *report)
     }
     if (name_width > 48)
         name_width = 48;
-    fprintf(out, "\nSegments of '%s' by priority (%s per customer = %s):\n\n", primary,
-            text(report, "value_column"), text(report, "value_column"));
+    fprintf(out, "\nSegments of '%s' by priority (revenue = sum of '%s'; feature means on the "
+            "right):\n\n",
+            primary, text(report, "value_column"));
     fprintf(out, "  %4s  ", "rank");
     print_padded(out, "segment", name_width);
     fprintf(out, " %10s %7s %14s %7s %7s %12s", "customers", "share", "revenue", "share", "cum.",

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" >/dev/null
 kseg=build/release/kseg
+# The HTML report is drawn with matplotlib: setup.sh installs it for Debian's python3 and .venv.
+if [ -z "${KSEG_PYTHON:-}" ] && [ -x .venv/bin/python ]; then
+    export KSEG_PYTHON="$PWD/.venv/bin/python"
+fi
 out=build/demo
 mkdir -p "$out"
 

@@ -192,6 +192,19 @@ def main():
                 config = texts(f["/config/yaml"])[0]
             assert "silhouette_sample: 0" in config
 
+        def html_report_is_drawn():
+            html = os.path.join(directory, "html")
+            run_kseg("report", result, "--html", html, "-q")
+            with open(os.path.join(html, "index.html"), encoding="utf-8") as f:
+                page = f.read()
+            charts = [name for name in os.listdir(html) if name.endswith(".svg")]
+            assert len(charts) >= 4, charts
+            for chart in charts:
+                assert chart in page, chart
+            for stats in report["schemes"][0]["segments"]:
+                assert stats["name"].replace("&", "&amp;") in page, stats["name"]
+            assert not [name for name in os.listdir(directory) if ".report.json" in name]
+
         def sweep_metrics_match_sklearn():
             _, swept = run_pipeline(directory, "sweep", "--k", "2..6")
             sweep = swept["k_sweep"]
@@ -287,6 +300,7 @@ def main():
         cases.run("prepared_features_match_model", prepared_features_match_model)
         cases.run("thread_count_does_not_matter", thread_count_does_not_matter)
         cases.run("report_command_and_files", report_command_and_files)
+        cases.run("html_report_is_drawn", html_report_is_drawn)
         cases.run("sweep_metrics_match_sklearn", sweep_metrics_match_sklearn)
         cases.run("merge_into_other", merge_into_other)
         cases.run("rules_name_segments", rules_name_segments)
