@@ -1183,6 +1183,67 @@ static int build_report(run_state *state, const char *title)
 
 /* ------------------------------------------------------------------ result file */
 
+/* /report/<scheme>/: segment, name, priority, customers, shares, revenue, value per customer. */
+static int write_segment_table(kseg_h5_writer *writer, const kseg_scheme *scheme,
+                               const kseg_evaluation *evaluation, kseg_error *error)
+{
+    size_t m = evaluation->n_segments;
+    size_t dims[1] = {m};
+    int32_t *integers = malloc((m ? m : 1) * 2 * sizeof *integers);
+    int64_t *customers = malloc((m ? m : 1) * sizeof *customers);
+    double *values = malloc((m ? m : 1) * 6 * sizeof *values);
+    const char **names = malloc((m ? m : 1) * sizeof *names);
+    int status = 0;
+    if (!integers || !customers || !values || !names) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory writing the segment table");
+        goto done;
+    }
+    for (size_t i = 0; i < m; i++) {
+        const kseg_segment_stats *stats = &evaluation->segments[i];
+        integers[i] = stats->segment;
+        integers[m + i] = stats->priority;
+        customers[i] = stats->customers;
+        names[i] = scheme->segment_names[stats->segment];
+        values[i] = stats->customer_share;
+        values[m + i] = stats->revenue;
+        values[2 * m + i] = stats->revenue_share;
+        values[3 * m + i] = stats->cumulative_customer_share;
+        values[4 * m + i] = stats->cumulative_revenue_share;
+        values[5 * m + i] = stats->value_per_customer;
+    }
+    static const char *const value_columns[] = {"customer_share", "revenue", "revenue_share",
+                                                "cumulative_customer_share",
+                                                "cumulative_revenue_share", "value_per_customer"};
+    char path[256];
+    snprintf(path, sizeof path, "/report/%s/segment", scheme->name);
+    status = kseg_h5_write_dataset(writer, path, KSEG_STORE_INT32, 1, dims, integers, 0, 0, error);
+    if (!status) {
+        snprintf(path, sizeof path, "/report/%s/priority", scheme->name);
+        status = kseg_h5_write_dataset(writer, path, KSEG_STORE_INT32, 1, dims, integers + m, 0,
+                                       0, error);
+    }
+    if (!status) {
+        snprintf(path, sizeof path, "/report/%s/customers", scheme->name);
+        status = kseg_h5_write_dataset(writer, path, KSEG_STORE_INT64, 1, dims, customers, 0, 0,
+                                       error);
+    }
+    if (!status) {
+        snprintf(path, sizeof path, "/report/%s/name", scheme->name);
+        status = kseg_h5_write_strings(writer, path, names, m, error);
+    }
+    for (size_t c = 0; c < 6 && !status; c++) {
+        snprintf(path, sizeof path, "/report/%s/%s", scheme->name, value_columns[c]);
+        status = kseg_h5_write_dataset(writer, path, KSEG_STORE_FLOAT64, 1, dims, values + c * m,
+                                       0, 0, error);
+    }
+done:
+    free(integers);
+    free(customers);
+    free(values);
+    free(names);
+    return status;
+}
+
 static int write_result(run_state *state, const char *path)
 {
     const kseg_segmentation *segmentation = &state->segmentation;
@@ -1292,6 +1353,9 @@ static int write_result(run_state *state, const char *path)
                                            scheme->n_segments, &error);
         }
     }
+    /* The segment table of every scheme, as equal-length columns in priority order. */
+    for (size_t s = 0; s < state->n_schemes && !status; s++)
+        status = write_segment_table(writer, scheme_at(state, s), &state->evaluations[s], &error);
     if (!status)
         status = kseg_h5_write_strings(writer, "/report/json", report_strings, 1, &error);
     if (!status) {

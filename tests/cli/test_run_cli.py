@@ -110,6 +110,14 @@ def main():
                     assert sum(by_name.values()) == n
             names = {s["name"] for s in report["schemes"]}
             assert {"segment", "rfm", "lifecycle", "channel", "monetary"} <= names, names
+            # The HDF5 segment tables hold the same rows as the JSON, in priority order.
+            with h5py.File(result, "r") as f:
+                for scheme in report["schemes"]:
+                    table = f["/report/" + scheme["name"]]
+                    assert texts(table["name"]) == [s["name"] for s in scheme["segments"]]
+                    assert list(table["customers"][:]) == [s["customers"] for s in
+                                                           scheme["segments"]]
+                    assert list(table["priority"][:]) == list(range(1, len(scheme["segments"]) + 1))
 
         def shares_sum_to_one():
             for scheme in report["schemes"]:
