@@ -105,8 +105,8 @@ void report_print_table(FILE *out, const json_t *report)
         if (width > name_width)
             name_width = width;
     }
-    if (name_width > 48)
-        name_width = 48;
+    if (name_width > 64)
+        name_width = 64;
     fprintf(out, "\nSegments of '%s' by priority (revenue = sum of '%s'; feature means on the "
             "right):\n\n",
             primary, text(report, "value_column"));

@@ -246,6 +246,34 @@ def main():
             names = {s["name"] for s in named["schemes"][0]["segments"]}
             assert names <= {"Big spenders", "Recent", "Others"} and names, names
 
+        def customer_table_input():
+            run_kseg("generate", "customers", "--n", 3000, "--seed", 5, "-o",
+                     os.path.join(directory, "customers.h5"))
+            path = os.path.join(directory, "customers.yaml")
+            with open(path, "w") as f:
+                f.write("input:\n  customers: customers.h5:/customers/features\n"
+                        "prepare:\n  features: [recency_days, frequency, monetary]\n"
+                        "  scaling: robust\ncluster: {k: 4, seed: 2}\n"
+                        "schemes:\n  bands: {age: [30, 50]}\n"
+                        "report: {value: monetary, html: false}\n")
+            out = os.path.join(directory, "customers-out")
+            run_kseg("run", path, "-o", out, "-q")
+            labels_path = os.path.join(directory, "customers-labels.h5")
+            run_kseg("predict", "--model", os.path.join(out, "result.h5"),
+                     os.path.join(directory, "customers.h5") + ":/customers/features", "-o",
+                     labels_path)
+            with h5py.File(os.path.join(out, "result.h5"), "r") as f, \
+                    h5py.File(labels_path, "r") as g, \
+                    h5py.File(os.path.join(directory, "customers.h5"), "r") as c:
+                assert np.array_equal(f["/labels/segment"][:], g["/labels/segment"][:])
+                assert np.array_equal(f["/labels/id"][:], c["/customers/id"][:])
+                age = c["/customers/features"][:, 6]
+                bands = f["/labels/age"][:]
+                names = texts(f["/schemes/age/names"])
+                expected = np.digitize(age, [30, 50])
+                assert [names[b] for b in bands] == [["< 30", "30 to < 50", ">= 50"][e]
+                                                     for e in expected]
+
         def config_errors():
             cases_ = [
                 ("cluster:\n  k: 3\n  sede: 1\n", "unknown key 'sede'", "did you mean 'seed'"),
@@ -312,6 +340,7 @@ def main():
         cases.run("sweep_metrics_match_sklearn", sweep_metrics_match_sklearn)
         cases.run("merge_into_other", merge_into_other)
         cases.run("rules_name_segments", rules_name_segments)
+        cases.run("customer_table_input", customer_table_input)
         cases.run("config_errors", config_errors)
         cases.run("rules_errors", rules_errors)
         cases.run("predict_refuses_other_feature_set", predict_refuses_other_feature_set)
