@@ -240,41 +240,6 @@ static void format_double(double value, char *text, size_t size)
 }
 
 /* Reads a whole text file; *text is malloc'd and NUL-terminated. */
-static int read_text_file(const char *path, char **text, kseg_error *error)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return kseg_error_set(error, KSEG_ENOENT, "cannot open map file %s: %s", path,
-                              strerror(errno));
-    size_t capacity = 4096, length = 0;
-    char *buffer = malloc(capacity);
-    int status = 0;
-    while (buffer) {
-        length += fread(buffer + length, 1, capacity - length - 1, file);
-        if (length < capacity - 1)
-            break;
-        char *grown = realloc(buffer, capacity * 2);
-        if (!grown) {
-            free(buffer);
-            buffer = NULL;
-            break;
-        }
-        buffer = grown;
-        capacity *= 2;
-    }
-    if (!buffer)
-        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", path);
-    else if (ferror(file)) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot read map file %s", path);
-        free(buffer);
-    } else {
-        buffer[length] = '\0';
-        *text = buffer;
-    }
-    fclose(file);
-    return status;
-}
-
 /* Revenue of customer i: the sum of its kept amounts (monetary x frequency in mean mode). */
 static double customer_revenue(const kseg_rfm_table *table, size_t i, int mean)
 {
@@ -282,22 +247,6 @@ static double customer_revenue(const kseg_rfm_table *table, size_t i, int mean)
 }
 
 /* ---------------------------------------------------------------- CSV */
-
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void csv_field(FILE *out, const char *text)
-{
-    if (!strpbrk(text, ",\"\r\n")) {
-        fputs(text, out);
-        return;
-    }
-    fputc('"', out);
-    for (const char *c = text; *c; c++) {
-        if (*c == '"')
-            fputc('"', out);
-        fputc(*c, out);
-    }
-    fputc('"', out);
-}
 
 /* Writes the table to a temporary file beside path; *temporary receives its malloc'd name. The
  * caller renames it into place once the HDF5 result is committed. */
@@ -334,7 +283,7 @@ static int write_csv(const char *path, const kseg_rfm_table *table, char **tempo
         fprintf(out, "%lld,%s,%s,%s,%s,%lld,%d,%d,%d,", (long long)table->customer_id[i], recency,
                 frequency, monetary, tenure, (long long)table->rows[i], table->scores[3 * i],
                 table->scores[3 * i + 1], table->scores[3 * i + 2]);
-        csv_field(out, table->map.names[table->segment[i]]);
+        cli_csv_field(out, table->map.names[table->segment[i]]);
         fputc('\n', out);
     }
     /* The data must be on disk before the rename makes it visible under the final name. */
@@ -869,7 +818,7 @@ int kseg_cmd_rfm(int argc, char **argv)
         goto cleanup;
     }
     if (settings.map_path) {
-        if (read_text_file(settings.map_path, &map_text, &error) ||
+        if (cli_read_text_file(settings.map_path, "map file", &map_text, &error) ||
             kseg_rfm_map_parse(&map, map_text, options.bins, settings.map_path, &error)) {
             exit_code = cli_fail(command, &error);
             goto cleanup;

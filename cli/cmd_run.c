@@ -143,40 +143,6 @@ static int ends_with(const char *text, const char *suffix)
     return length >= suffix_length && strcmp(text + length - suffix_length, suffix) == 0;
 }
 
-static int read_whole_file(const char *path, char **text)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return cli_failf(command, KSEG_EXIT_FAILURE, "cannot open %s: %s", path, strerror(errno));
-    size_t capacity = 4096, length = 0;
-    char *buffer = malloc(capacity);
-    while (buffer) {
-        if (length + 1 >= capacity) {
-            char *grown = realloc(buffer, capacity * 2);
-            if (!grown) {
-                free(buffer);
-                buffer = NULL;
-                break;
-            }
-            buffer = grown;
-            capacity *= 2;
-        }
-        size_t got = fread(buffer + length, 1, capacity - length - 1, file);
-        length += got;
-        if (got == 0)
-            break;
-    }
-    int failed = ferror(file);
-    fclose(file);
-    if (!buffer || failed) {
-        free(buffer);
-        return cli_failf(command, KSEG_EXIT_FAILURE, "cannot read %s", path);
-    }
-    buffer[length] = '\0';
-    *text = buffer;
-    return 0;
-}
-
 /* Mapping keys of the config and its sections; unknown keys are refused with a suggestion. */
 static const char *const top_keys[] = {"title",   "output", "threads", "input",   "import",
                                        "rfm",     "prepare", "cluster", "label",  "schemes",
@@ -1379,25 +1345,17 @@ static int write_customers_csv(const run_state *state, const char *path)
     if (!out)
         return -1;
     fputs("id,cluster", out);
-    for (size_t s = 0; s < state->n_schemes; s++)
-        fprintf(out, ",%s", scheme_at(state, s)->name);
+    for (size_t s = 0; s < state->n_schemes; s++) {
+        fputc(',', out);
+        cli_csv_field(out, scheme_at(state, s)->name);
+    }
     fputc('\n', out);
     for (size_t i = 0; i < state->n; i++) {
         fprintf(out, "%lld,%d", (long long)state->ids[i], state->segmentation.kmeans.labels[i]);
         for (size_t s = 0; s < state->n_schemes; s++) {
             const kseg_scheme *scheme = scheme_at(state, s);
-            const char *name = scheme->segment_names[scheme->segment[i]];
-            if (strpbrk(name, ",\"\n")) {
-                fputs(",\"", out);
-                for (const char *p = name; *p; p++) {
-                    if (*p == '"')
-                        fputc('"', out);
-                    fputc(*p, out);
-                }
-                fputc('"', out);
-            } else {
-                fprintf(out, ",%s", name);
-            }
+            fputc(',', out);
+            cli_csv_field(out, scheme->segment_names[scheme->segment[i]]);
         }
         fputc('\n', out);
     }
@@ -1532,8 +1490,10 @@ int kseg_cmd_run(int argc, char **argv)
     state.source = state.config_path;
 
     /* The config: parsed, its keys checked, the text kept for the outputs. */
-    if (read_whole_file(state.config_path, &state.config_text))
+    if (cli_read_text_file(state.config_path, "config", &state.config_text, &error)) {
+        exit_code = fail_error(&error);
         goto done;
+    }
     if (kseg_yaml_load_string(state.config_text, strlen(state.config_text), state.config_path,
                               &state.document, &error)) {
         exit_code = fail_error(&error);

@@ -4,6 +4,7 @@
 #define KSEG_CLI_COMMANDS_H
 
 #include <getopt.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,5 +59,12 @@ void cli_free_list(char **items, size_t count);
 
 /* Non-zero when stderr is a terminal (progress lines are shown only then, unless --quiet). */
 int cli_stderr_is_terminal(void);
+
+/* Reads a whole text file into a malloc'd NUL-terminated string; what names it in messages
+ * ("map file", "config"). */
+int cli_read_text_file(const char *path, const char *what, char **text, kseg_error *error);
+
+/* Writes one CSV field, quoted as RFC 4180 when it holds a comma, quote or line break. */
+void cli_csv_field(FILE *out, const char *text);
 
 #endif

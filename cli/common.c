@@ -134,3 +134,53 @@ int cli_stderr_is_terminal(void)
 {
     return isatty(STDERR_FILENO);
 }
+
+int cli_read_text_file(const char *path, const char *what, char **text, kseg_error *error)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return kseg_error_set(error, KSEG_ENOENT, "cannot open %s %s: %s", what, path,
+                              strerror(errno));
+    size_t capacity = 4096, length = 0;
+    char *buffer = malloc(capacity);
+    int status = 0;
+    while (buffer) {
+        length += fread(buffer + length, 1, capacity - length - 1, file);
+        if (length < capacity - 1)
+            break;
+        char *grown = realloc(buffer, capacity * 2);
+        if (!grown) {
+            free(buffer);
+            buffer = NULL;
+            break;
+        }
+        buffer = grown;
+        capacity *= 2;
+    }
+    if (!buffer)
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", path);
+    else if (ferror(file)) {
+        status = kseg_error_set(error, KSEG_EIO, "cannot read %s %s", what, path);
+        free(buffer);
+    } else {
+        buffer[length] = '\0';
+        *text = buffer;
+    }
+    fclose(file);
+    return status;
+}
+
+void cli_csv_field(FILE *out, const char *text)
+{
+    if (!strpbrk(text, ",\"\r\n")) {
+        fputs(text, out);
+        return;
+    }
+    fputc('"', out);
+    for (const char *c = text; *c; c++) {
+        if (*c == '"')
+            fputc('"', out);
+        fputc(*c, out);
+    }
+    fputc('"', out);
+}

@@ -172,22 +172,6 @@ void report_print_table(FILE *out, const json_t *report)
     }
 }
 
-/* CSV quoting as RFC 4180: quote fields with a comma, quote or line break; double the quotes. */
-static void csv_field(FILE *out, const char *value)
-{
-    if (!strpbrk(value, ",\"\r\n")) {
-        fputs(value, out);
-        return;
-    }
-    fputc('"', out);
-    for (const char *p = value; *p; p++) {
-        if (*p == '"')
-            fputc('"', out);
-        fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
 int report_write_csv(const char *command, const json_t *report, const char *path)
 {
     char *temporary = NULL;
@@ -215,9 +199,9 @@ int report_write_csv(const char *command, const json_t *report, const char *path
         size_t s;
         const json_t *segment;
         json_array_foreach(json_object_get(scheme, "segments"), s, segment) {
-            csv_field(out, text(scheme, "name"));
+            cli_csv_field(out, text(scheme, "name"));
             fprintf(out, ",%d,", (int)number(segment, "priority"));
-            csv_field(out, text(segment, "name"));
+            cli_csv_field(out, text(segment, "name"));
             fprintf(out, ",%.0f,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g", number(segment, "customers"),
                     number(segment, "customer_share"), number(segment, "revenue"),
                     number(segment, "revenue_share"),
