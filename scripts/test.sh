@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds kseg and runs the whole test suite: the release build, then AddressSanitizer (with leak
-# checking) and UndefinedBehaviorSanitizer builds. Expects scripts/setup.sh to have run.
+# Builds kseg and runs the whole test suite: the release build; AddressSanitizer (leaks fail the
+# run) and UndefinedBehaviorSanitizer builds; ThreadSanitizer drivers (clang, libomp); each
+# libFuzzer target for a bounded time; and the demo under valgrind memcheck. Expects
+# scripts/setup.sh to have run. KSEG_FUZZ_SECONDS (default 30) bounds each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="$PWD/.venv/bin/python"
 jobs=$(nproc)
 status=0
-for preset in release asan ubsan; do
+for preset in release asan ubsan tsan; do
     echo "=== $preset: configure and build"
     cmake --preset "$preset" -DKSEG_PYTHON="$python" >/dev/null
     cmake --build --preset "$preset" -j "$jobs" >/dev/null
@@ -18,4 +20,8 @@ for preset in release asan ubsan; do
         ctest --preset "$preset" -j 1 -E '^oracle_' || status=1
     fi
 done
+echo "=== fuzz: every target for ${KSEG_FUZZ_SECONDS:-30} s"
+bash scripts/fuzz.sh --seconds "${KSEG_FUZZ_SECONDS:-30}" || status=1
+echo "=== valgrind: the demo under memcheck"
+bash scripts/valgrind_demo.sh || status=1
 exit $status
