@@ -248,30 +248,15 @@ static double customer_revenue(const kseg_rfm_table *table, size_t i, int mean)
 
 /* ---------------------------------------------------------------- CSV */
 
-/* Writes the table to a temporary file beside path; *temporary receives its malloc'd name. The
- * caller renames it into place once the HDF5 result is committed. */
-static int write_csv(const char *path, const kseg_rfm_table *table, char **temporary,
+/* Writes the table to the crash-safe output file, finished (on disk) but not yet renamed: the
+ * caller commits it once the HDF5 result is committed, so the CSV never appears without it. */
+static int write_csv(const char *path, const kseg_rfm_table *table, kseg_output_file *csv,
                      kseg_error *error)
 {
-    size_t length = strlen(path) + 16;
-    char *name = malloc(length);
-    if (!name)
-        return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
-    snprintf(name, length, "%s.tmp.XXXXXX", path);
-    int descriptor = mkstemp(name);
-    if (descriptor < 0) {
-        int status = kseg_error_set(error, KSEG_EIO, "cannot create %s: %s", name,
-                                    strerror(errno));
-        free(name);
+    int status = kseg_output_file_open(csv, path, error);
+    if (status)
         return status;
-    }
-    FILE *out = fdopen(descriptor, "w");
-    if (!out) {
-        close(descriptor);
-        unlink(name);
-        free(name);
-        return kseg_error_set(error, KSEG_EIO, "cannot write %s", path);
-    }
+    FILE *out = csv->stream;
     fputs("customer_id,recency,frequency,monetary,tenure,rows,r_score,f_score,m_score,segment\n",
           out);
     char recency[32], frequency[32], monetary[32], tenure[32];
@@ -286,18 +271,7 @@ static int write_csv(const char *path, const kseg_rfm_table *table, char **tempo
         cli_csv_field(out, table->map.names[table->segment[i]]);
         fputc('\n', out);
     }
-    /* The data must be on disk before the rename makes it visible under the final name. */
-    int failed = fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0;
-    failed |= fclose(out) != 0;
-    if (failed) {
-        int status = kseg_error_set(error, KSEG_EIO, "cannot write %s: %s", path,
-                                    strerror(errno));
-        unlink(name);
-        free(name);
-        return status;
-    }
-    *temporary = name;
-    return 0;
+    return kseg_output_file_finish(csv, error);
 }
 
 /* ---------------------------------------------------------------- result file */
@@ -791,7 +765,8 @@ int kseg_cmd_rfm(int argc, char **argv)
     exit_code = KSEG_EXIT_FAILURE;
     kseg_error error;
     kseg_error_clear(&error);
-    char *input_file = NULL, *input_group = NULL, *map_text = NULL, *csv_temporary = NULL;
+    char *input_file = NULL, *input_group = NULL, *map_text = NULL;
+    kseg_output_file csv = {0};
     kseg_rfm_map map = {0};
     kseg_transaction_reader *reader = NULL;
     read_job jobs[2];
@@ -929,7 +904,7 @@ int kseg_cmd_rfm(int argc, char **argv)
         totals.cells[table.map.cell_segment[c]]++;
 
     if (write_result(writer, &table, &options, &settings, &totals, &error) ||
-        (csv_path && write_csv(csv_path, &table, &csv_temporary, &error))) {
+        (csv_path && write_csv(csv_path, &table, &csv, &error))) {
         exit_code = cli_fail(command, &error);
         goto cleanup;
     }
@@ -939,15 +914,10 @@ int kseg_cmd_rfm(int argc, char **argv)
         exit_code = cli_fail(command, &error);
         goto cleanup;
     }
-    if (csv_temporary) {
-        if (rename(csv_temporary, csv_path) != 0) {
-            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                                  "cannot rename %s to %s: %s (%s was written)", csv_temporary,
-                                  csv_path, strerror(errno), output);
-            goto cleanup;
-        }
-        free(csv_temporary);
-        csv_temporary = NULL;
+    if (csv.temporary_path && kseg_output_file_commit(&csv, &error) != 0) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "%s (%s was written)", error.message,
+                              output);
+        goto cleanup;
     }
     if (!quiet) {
         print_summary(&table, &options, &totals, aggregated - started, finished - aggregated);
@@ -959,10 +929,7 @@ cleanup:
     read_job_finish(&jobs[0]);
     read_job_finish(&jobs[1]);
     kseg_h5_writer_abort(writer);
-    if (csv_temporary) {
-        unlink(csv_temporary);
-        free(csv_temporary);
-    }
+    kseg_output_file_abort(&csv);
     if (reader)
         kseg_transaction_reader_close(reader);
     if (jobs[1].reader)

@@ -1340,8 +1340,8 @@ done:
 
 static int write_customers_csv(const run_state *state, const char *path)
 {
-    char *temporary = NULL;
-    FILE *out = report_open_temporary(command, path, &temporary);
+    kseg_output_file file;
+    FILE *out = cli_output_open(command, &file, path);
     if (!out)
         return -1;
     fputs("id,cluster", out);
@@ -1359,7 +1359,7 @@ static int write_customers_csv(const run_state *state, const char *path)
         }
         fputc('\n', out);
     }
-    return report_commit_temporary(command, out, temporary, path);
+    return cli_output_commit(command, &file);
 }
 
 /* ------------------------------------------------------------------ main */

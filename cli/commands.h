@@ -67,4 +67,14 @@ int cli_read_text_file(const char *path, const char *what, char **text, kseg_err
 /* Writes one CSV field, quoted as RFC 4180 when it holds a comma, quote or line break. */
 void cli_csv_field(FILE *out, const char *text);
 
+/* Crash-safe text output (kseg/output.h): opens file for path and returns its stream, or prints
+ * the error and returns NULL. Commit renames it over path, or prints the error (a full disk
+ * included) and returns -1; the temporary file never outlives a failure. */
+FILE *cli_output_open(const char *command, kseg_output_file *file, const char *path);
+int cli_output_commit(const char *command, kseg_output_file *file);
+
+/* Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGPIPE that remove kseg's open temporary
+ * files and then die of the same signal, so the exit status still tells the shell why. */
+void cli_install_signal_cleanup(void);
+
 #endif

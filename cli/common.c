@@ -1,7 +1,9 @@
-/* Helpers shared by the subcommands: error lines, strict number parsing, list splitting. */
+/* Helpers shared by the subcommands: error lines, strict number parsing, list splitting,
+ * crash-safe text outputs and the signal handlers that remove temporary files. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,4 +185,49 @@ void cli_csv_field(FILE *out, const char *text)
         fputc(*c, out);
     }
     fputc('"', out);
+}
+
+FILE *cli_output_open(const char *command, kseg_output_file *file, const char *path)
+{
+    kseg_error error = {0};
+    if (kseg_output_file_open(file, path, &error) != 0) {
+        cli_fail(command, &error);
+        return NULL;
+    }
+    return file->stream;
+}
+
+int cli_output_commit(const char *command, kseg_output_file *file)
+{
+    kseg_error error = {0};
+    if (kseg_output_file_commit(file, &error) != 0) {
+        cli_fail(command, &error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs in signal context: only async-signal-safe calls. Restoring the default action and
+   raising again makes the process die of the signal, as the shell and Slurm expect. */
+static void remove_temporaries_and_die(int signal_number)
+{
+    kseg_remove_temporary_files();
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+void cli_install_signal_cleanup(void)
+{
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = remove_temporaries_and_die;
+        sigemptyset(&action.sa_mask);
+        /* An ignored signal stays ignored (nohup, or a parent that ignores SIGPIPE). */
+        struct sigaction previous;
+        if (sigaction(signals[i], NULL, &previous) == 0 && previous.sa_handler == SIG_IGN)
+            continue;
+        sigaction(signals[i], &action, NULL);
+    }
 }

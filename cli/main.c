@@ -47,6 +47,7 @@ static void print_help(FILE *out)
 int main(int argc, char **argv)
 {
     kseg_io_skip_exit_cleanup();
+    cli_install_signal_cleanup();
     if (argc < 2) {
         print_help(stderr);
         return KSEG_EXIT_USAGE;

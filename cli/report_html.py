@@ -941,6 +941,9 @@ def write_atomic(directory, name, data, mode):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            # On disk before the rename, so a crash never leaves a renamed but empty file.
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(temp, mode)
         os.replace(temp, os.path.join(directory, name))
     except BaseException:

@@ -12,42 +12,6 @@
 #include "commands.h"
 #include "report_output.h"
 
-FILE *report_open_temporary(const char *command, const char *path, char **temporary)
-{
-    size_t size = strlen(path) + 32;
-    *temporary = malloc(size);
-    if (!*temporary) {
-        cli_failf(command, KSEG_EXIT_FAILURE, "out of memory writing %s", path);
-        return NULL;
-    }
-    snprintf(*temporary, size, "%s.tmp.%ld", path, (long)getpid());
-    FILE *file = fopen(*temporary, "w");
-    if (!file) {
-        cli_failf(command, KSEG_EXIT_FAILURE, "cannot create %s: %s", *temporary,
-                  strerror(errno));
-        free(*temporary);
-        *temporary = NULL;
-    }
-    return file;
-}
-
-int report_commit_temporary(const char *command, FILE *file, char *temporary, const char *path)
-{
-    int failed = ferror(file);
-    failed |= fflush(file) != 0;
-    failed |= fsync(fileno(file)) != 0;
-    failed |= fclose(file) != 0;
-    if (failed || rename(temporary, path) != 0) {
-        int saved = errno;
-        unlink(temporary);
-        free(temporary);
-        cli_failf(command, KSEG_EXIT_FAILURE, "cannot write %s: %s", path, strerror(saved));
-        return -1;
-    }
-    free(temporary);
-    return 0;
-}
-
 static double number(const json_t *object, const char *key)
 {
     const json_t *value = json_object_get(object, key);
@@ -174,8 +138,8 @@ void report_print_table(FILE *out, const json_t *report)
 
 int report_write_csv(const char *command, const json_t *report, const char *path)
 {
-    char *temporary = NULL;
-    FILE *out = report_open_temporary(command, path, &temporary);
+    kseg_output_file file;
+    FILE *out = cli_output_open(command, &file, path);
     if (!out)
         return -1;
     const json_t *features = json_object_get(report, "features");
@@ -222,20 +186,20 @@ int report_write_csv(const char *command, const json_t *report, const char *path
             fputc('\n', out);
         }
     }
-    return report_commit_temporary(command, out, temporary, path);
+    return cli_output_commit(command, &file);
 }
 
 int report_write_json(const char *command, const json_t *report, const char *path)
 {
-    char *temporary = NULL;
-    FILE *out = report_open_temporary(command, path, &temporary);
+    kseg_output_file file;
+    FILE *out = cli_output_open(command, &file, path);
     if (!out)
         return -1;
     if (json_dumpf(report, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) !=
         0)
         fprintf(out, "\n"); /* ferror is checked at commit */
     fputc('\n', out);
-    return report_commit_temporary(command, out, temporary, path);
+    return cli_output_commit(command, &file);
 }
 
 /* The renderer script: KSEG_REPORT_SCRIPT, else the installed copy, else the source tree's. */

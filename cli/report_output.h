@@ -23,8 +23,5 @@ int report_write_json(const char *command, const json_t *report, const char *pat
  * interpreter). json_path is the report JSON on disk. */
 int report_render_html(const char *command, const char *json_path, const char *directory);
 
-/* Atomic text output: opens a temporary file beside path; commit renames it over path. */
-FILE *report_open_temporary(const char *command, const char *path, char **temporary);
-int report_commit_temporary(const char *command, FILE *file, char *temporary, const char *path);
 
 #endif

@@ -14,6 +14,7 @@
 #include "kseg/io.h"
 
 #include "h5_internal.h"
+#include "output_internal.h"
 
 /* Chunks are kept well below HDF5's 4 GiB limit and near the size of the default chunk cache. */
 #define DEFAULT_CHUNK_BYTES ((size_t)1 << 20)
@@ -34,53 +35,6 @@ static int writer_hdf5_failure(kseg_h5_writer *writer, kseg_error *error, const 
     kseg_io_h5_reason(writer->reason, sizeof writer->reason);
     return kseg_error_set(error, KSEG_EIO, "%s:%s: %s: %s", writer->final_path, path, what,
                           writer->reason);
-}
-
-/* The directory part of path ("." when there is none), malloc'd. */
-static char *directory_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return kseg_io_strdup(".");
-    size_t length = slash == path ? 1 : (size_t)(slash - path);
-    char *directory = malloc(length + 1);
-    if (directory) {
-        memcpy(directory, path, length);
-        directory[length] = '\0';
-    }
-    return directory;
-}
-
-/* Flushes a file or directory to stable storage. Some file systems refuse fsync on directories
-   (EINVAL); the rename is then as durable as they make it, which is not an error. */
-static int sync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int result = fsync(fd);
-    if (result != 0 && directory && (errno == EINVAL || errno == EBADF))
-        result = 0;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return result;
-}
-
-/* A 64-bit value that differs between processes and calls, for temporary names only (never for
-   anything that must be reproducible). */
-static uint64_t temp_name_entropy(void)
-{
-    static unsigned counter;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t x = ((uint64_t)now.tv_sec << 32) ^ (uint64_t)now.tv_nsec ^
-                 ((uint64_t)getpid() << 16) ^ ((uint64_t)++counter << 48);
-    /* splitmix64 finalizer: spreads the bits so consecutive calls look unrelated. */
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
 }
 
 static hid_t file_type_of(kseg_store_type type)
@@ -195,10 +149,8 @@ hid_t kseg_io_h5_writer_file(struct kseg_h5_writer *writer)
 int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kseg_error *error)
 {
     kseg_h5_writer *writer = NULL;
-    char *directory = NULL;
     hid_t fapl = H5I_INVALID_HID;
     int status = 0;
-    struct stat info;
 
     if (!writer_out)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_writer_open: writer is NULL");
@@ -207,70 +159,24 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         return kseg_error_set(error, KSEG_EINVAL, "no output file given (expected FILE.h5)");
     kseg_io_h5_silence();
 
-    size_t path_length = strlen(final_path);
-    if (final_path[path_length - 1] == '/' ||
-        (stat(final_path, &info) == 0 && S_ISDIR(info.st_mode)))
-        return kseg_error_set(error, KSEG_EINVAL,
-                              "cannot write %s: is a directory (expected a file name)", final_path);
-
-    /* The temporary file must live in the destination directory: rename is atomic only within
-       one file system. Check the directory first to say precisely what is wrong. */
-    directory = directory_of(final_path);
-    if (!directory) {
-        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if (stat(directory, &info) != 0) {
-        status = kseg_error_set(error, errno == ENOENT || errno == ENOTDIR ? KSEG_ENOENT : KSEG_EIO,
-                                "cannot write %s: directory %s %s", final_path, directory,
-                                errno == ENOENT || errno == ENOTDIR ? "does not exist"
-                                                                    : strerror(errno));
-        goto fail;
-    }
-    if (!S_ISDIR(info.st_mode)) {
-        status = kseg_error_set(error, KSEG_ENOENT, "cannot write %s: %s is not a directory",
-                                final_path, directory);
-        goto fail;
-    }
-    if (access(directory, W_OK | X_OK) != 0) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: directory %s is not writable (%s)",
-                                final_path, directory, strerror(errno));
-        goto fail;
-    }
-
     writer = calloc(1, sizeof *writer);
-    if (!writer || !(writer->final_path = kseg_io_strdup(final_path))) {
+    if (!writer) {
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
         goto fail;
     }
     writer->file = H5I_INVALID_HID;
-
-    /* ".NAME.tmp.PID.RANDOM" beside the final file: hidden, recognizable, and unique. O_EXCL
-       reserves the name so that two writers never share a temporary file. */
-    const char *slash = strrchr(final_path, '/');
-    const char *name = slash ? slash + 1 : final_path;
-    size_t prefix_length = (size_t)(name - final_path);
-    size_t temp_size = path_length + 64;
-    writer->temp_path = malloc(temp_size);
-    if (!writer->temp_path) {
+    /* The temporary file is created (and registered for removal on a signal) by the protocol
+       that text outputs share; HDF5 then truncates and writes it. */
+    int fd = -1;
+    status = kseg_io_temporary_create(final_path, &writer->temp_path, &fd, error);
+    if (status)
+        goto fail;
+    close(fd);
+    if (!(writer->final_path = kseg_io_strdup(final_path))) {
+        kseg_io_temporary_discard(writer->temp_path);
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
         goto fail;
     }
-    int fd = -1;
-    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-        snprintf(writer->temp_path, temp_size, "%.*s.%s.tmp.%ld.%016llx", (int)prefix_length,
-                 final_path, name, (long)getpid(), (unsigned long long)temp_name_entropy());
-        fd = open(writer->temp_path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create a temporary file "
-                                "in %s: %s",
-                                final_path, directory, strerror(errno));
-        goto fail;
-    }
-    close(fd);
 
     /* Version bounds 1.8: large attributes (many column names) are stored densely, and every
        HDF5 1.8+ reader, h5py and pandas included, can read the file. */
@@ -279,7 +185,7 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
         kseg_io_h5_reason(writer->reason, sizeof writer->reason);
         status = kseg_error_set(error, KSEG_EIO, "cannot write %s: %s", final_path, writer->reason);
-        unlink(writer->temp_path);
+        kseg_io_temporary_discard(writer->temp_path);
         goto fail;
     }
     /* No modification times in object headers (root group here, other groups in
@@ -295,11 +201,10 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         kseg_io_h5_reason(writer->reason, sizeof writer->reason);
         status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create %s: %s",
                                 final_path, writer->temp_path, writer->reason);
-        unlink(writer->temp_path);
+        kseg_io_temporary_discard(writer->temp_path);
         goto fail;
     }
     H5Pclose(fapl);
-    free(directory);
     *writer_out = writer;
     return 0;
 
@@ -311,14 +216,12 @@ fail:
         free(writer->temp_path);
         free(writer);
     }
-    free(directory);
     return status;
 }
 
 int kseg_h5_writer_commit(kseg_h5_writer *writer, kseg_error *error)
 {
     int status = 0;
-    char *directory = NULL;
     if (!writer)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_writer_commit: writer is NULL");
     kseg_io_h5_silence();
@@ -332,30 +235,14 @@ int kseg_h5_writer_commit(kseg_h5_writer *writer, kseg_error *error)
                                 writer->final_path, writer->temp_path, writer->reason);
         goto fail;
     }
-    if (sync_path(writer->temp_path, 0) != 0) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: flushing %s failed: %s",
-                                writer->final_path, writer->temp_path, strerror(errno));
-        goto fail;
-    }
-    if (rename(writer->temp_path, writer->final_path) != 0) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: renaming %s failed: %s",
-                                writer->final_path, writer->temp_path, strerror(errno));
-        goto fail;
-    }
-    /* The rename is durable only once the directory entry is on disk too. */
-    directory = directory_of(writer->final_path);
-    if (directory && sync_path(directory, 1) != 0) {
-        status = kseg_error_set(error, KSEG_EIO, "wrote %s but flushing directory %s failed: %s",
-                                writer->final_path, directory, strerror(errno));
-    }
-    free(directory);
+    status = kseg_io_temporary_publish(writer->temp_path, writer->final_path, error);
     free(writer->final_path);
     free(writer->temp_path);
     free(writer);
     return status;
 
 fail:
-    unlink(writer->temp_path);
+    kseg_io_temporary_discard(writer->temp_path);
     free(writer->final_path);
     free(writer->temp_path);
     free(writer);
@@ -369,7 +256,7 @@ void kseg_h5_writer_abort(kseg_h5_writer *writer)
     kseg_io_h5_silence();
     if (writer->file >= 0)
         H5Fclose(writer->file);
-    unlink(writer->temp_path);
+    kseg_io_temporary_discard(writer->temp_path);
     free(writer->final_path);
     free(writer->temp_path);
     free(writer);

@@ -13,6 +13,7 @@
 #include "kseg/transactions.h"
 #include "kseg/rfm.h"
 #include "kseg/io.h"
+#include "kseg/output.h"
 #include "kseg/import.h"
 #include "kseg/prepare.h"
 #include "kseg/metrics.h"
