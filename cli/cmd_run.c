@@ -376,8 +376,10 @@ static int run_transactions_steps(run_state *state, const char *input)
             goto done;
         }
         step_banner(state, "importing transactions");
-        if ((exit_code = kseg_cmd_import((int)arguments.count, arguments.items)) != 0) {
-            fprintf(stderr, "kseg run: the import step failed (config section 'import')\n");
+        cli_set_error_context(command, "the import step (config section 'import')");
+        exit_code = kseg_cmd_import((int)arguments.count, arguments.items);
+        cli_set_error_context(NULL, NULL);
+        if (exit_code != 0) {
             exit_code = KSEG_EXIT_FAILURE;
             goto done;
         }
@@ -403,10 +405,11 @@ static int run_transactions_steps(run_state *state, const char *input)
         goto done;
     }
     step_banner(state, "scoring RFM");
-    if ((exit_code = kseg_cmd_rfm((int)arguments.count, arguments.items)) != 0) {
-        fprintf(stderr, "kseg run: the RFM step failed (config section 'rfm')\n");
+    cli_set_error_context(command, "the RFM step (config section 'rfm')");
+    exit_code = kseg_cmd_rfm((int)arguments.count, arguments.items);
+    cli_set_error_context(NULL, NULL);
+    if (exit_code != 0)
         exit_code = KSEG_EXIT_FAILURE;
-    }
     goto done;
 out_of_memory:
     exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");

@@ -36,6 +36,10 @@ extern const struct option kseg_rfm_long_options[];
  * KSEG_EXIT_FAILURE. */
 int cli_fail(const char *command, const kseg_error *error);
 
+/* While set (step non-NULL), error lines name command and step instead of the subcommand that
+ * failed: kseg run uses it around the import and rfm steps it runs. NULL, NULL clears it. */
+void cli_set_error_context(const char *command, const char *step);
+
 /* Prints "kseg COMMAND: <formatted>" on stderr and returns exit_code. */
 int cli_failf(const char *command, int exit_code, const char *format, ...)
     __attribute__((format(printf, 3, 4)));

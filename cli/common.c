@@ -12,10 +12,28 @@
 
 #include "commands.h"
 
+/* Set while kseg run drives a subcommand: its errors then read "kseg run: the RFM step
+   (config section 'rfm'): ..." on one line instead of naming a command the user never typed. */
+static const char *error_context_command, *error_context_step;
+
+void cli_set_error_context(const char *command, const char *step)
+{
+    error_context_command = command;
+    error_context_step = step;
+}
+
+static void print_error_prefix(const char *command)
+{
+    if (error_context_command)
+        fprintf(stderr, "kseg %s: %s: ", error_context_command, error_context_step);
+    else
+        fprintf(stderr, "kseg %s: ", command);
+}
+
 int cli_fail(const char *command, const kseg_error *error)
 {
-    fprintf(stderr, "kseg %s: %s\n", command,
-            error->message[0] ? error->message : kseg_strerror(error->code));
+    print_error_prefix(command);
+    fprintf(stderr, "%s\n", error->message[0] ? error->message : kseg_strerror(error->code));
     return KSEG_EXIT_FAILURE;
 }
 
@@ -23,7 +41,7 @@ int cli_failf(const char *command, int exit_code, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    fprintf(stderr, "kseg %s: ", command);
+    print_error_prefix(command);
     vfprintf(stderr, format, arguments);
     fputc('\n', stderr);
     va_end(arguments);
