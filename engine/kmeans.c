@@ -4,11 +4,14 @@
  * rows goes through blocks.h, which makes results independent of threads and ranks. */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kmeans_internal.h"
+#include "kseg/memory.h"
+#include "reduce.h"
 
 /* ------------------------------------------------------------------ options and results */
 
@@ -120,6 +123,40 @@ done:
     return status;
 }
 
+/* Refuses, before anything is allocated, a fit whose workspace cannot fit in memory. The
+ * estimate covers what grows with the input: the per-block partial sums (k * d + k + 2 doubles)
+ * held on each thread's reduction stack, the center sets, the labels (twice with n_init > 1),
+ * the per-iteration statistics, and the assignment kernel's packed centers and per-thread
+ * scratch. The data itself is already in memory and not counted. */
+static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *options,
+                           const kseg_comm *comm, kseg_error *error)
+{
+    uint64_t k = (uint64_t)options->n_clusters, d = data->cols, n = data->rows;
+    uint64_t threads = options->n_threads > 0 ? (uint64_t)options->n_threads
+                                               : (uint64_t)omp_get_max_threads();
+    uint64_t width = kseg_memory_add(kseg_memory_multiply(k, d), k + 2);
+    uint64_t blocks = (comm->n_global + KSEG_BLOCK_ROWS - 1) / KSEG_BLOCK_ROWS;
+    uint64_t stack = kseg_memory_multiply(threads, kseg_tree_stack_capacity(blocks) + 1);
+    uint64_t doubles = kseg_memory_multiply(width, kseg_memory_add(stack, 2));
+    doubles = kseg_memory_add(doubles, kseg_memory_multiply(2, kseg_memory_multiply(k, d)));
+    uint64_t bytes = kseg_memory_multiply(doubles, sizeof(double));
+    /* An unknown kernel name is reported by select_kernel; here it only leaves out its share. */
+    const kseg_assign_kernel *kernel =
+        kseg_assign_kernel_select(data->dtype, (size_t)k, (size_t)d, options->kernel);
+    if (kernel) {
+        bytes = kseg_memory_add(bytes, kernel->packed_size((size_t)k, (size_t)d));
+        bytes = kseg_memory_add(bytes, kseg_memory_multiply(
+            threads, kernel->scratch_size((size_t)k, (size_t)d)));
+    }
+    bytes = kseg_memory_add(bytes, kseg_memory_multiply(n, options->n_init > 1 ? 8 : 4));
+    bytes = kseg_memory_add(bytes, kseg_memory_multiply((uint64_t)options->max_iter,
+                                                        2 * sizeof(kseg_iteration_stats)));
+    char what[160];
+    snprintf(what, sizeof what, "k-means with k = %llu on %llu rows x %llu features",
+             (unsigned long long)k, (unsigned long long)comm->n_global, (unsigned long long)d);
+    return kseg_memory_check(bytes, what, error);
+}
+
 /* Checks shapes and options before anything is allocated, so that a bad k is reported as such
  * rather than as a failed allocation sized from it. */
 static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *options,
@@ -175,7 +212,7 @@ static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *
         return kseg_error_set(error, KSEG_ETOOBIG,
                               "k = %zu clusters x d = %zu features is too large to allocate", k,
                               data->cols);
-    return 0;
+    return check_workspace(data, options, comm, error);
 }
 
 /* Checks the values: finite data (the first NaN/Inf named by row and column) and weights. */

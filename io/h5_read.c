@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kseg/io.h"
+#include "kseg/memory.h"
 
 #include "h5_internal.h"
 
@@ -502,6 +503,14 @@ static int allocate_matrix(reader *r, kseg_table *table, size_t rows, size_t col
     if (cols != 0 && rows > SIZE_MAX / cols / element)
         return kseg_error_set(r->error, KSEG_ETOOBIG, "%s:%s: %zu x %zu values do not fit in memory",
                               r->file, r->path, rows, cols);
+    /* The shape comes from the file: a declared [1e12, 16] dataset (chunked and never written,
+       so the file itself is tiny) must be refused here, not allocated and paged in. */
+    char what[1200];
+    snprintf(what, sizeof what, "%s:%s (%zu x %zu %s)", r->file, r->path, rows, cols,
+             dtype == KSEG_FLOAT32 ? "float32" : "float64");
+    int status = kseg_memory_check((uint64_t)rows * cols * element, what, r->error);
+    if (status)
+        return status;
     table->data = aligned_buffer(rows * cols * element);
     if (!table->data)
         return kseg_error_set(r->error, KSEG_ENOMEM,
@@ -1167,6 +1176,10 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
                                 r.path, n, expected_length);
         goto done;
     }
+    char what[1200];
+    snprintf(what, sizeof what, "%s:%s (%zu values)", file, r.path, n);
+    if ((status = kseg_memory_check(kseg_memory_multiply(n, element_size), what, error)))
+        goto done;
     result = malloc((n ? n : 1) * element_size);
     if (!result) {
         status = kseg_error_set(error, KSEG_ENOMEM, "%s:%s: out of memory for %zu values", file,

@@ -14,6 +14,7 @@
 #include "kseg/rfm.h"
 #include "kseg/io.h"
 #include "kseg/output.h"
+#include "kseg/memory.h"
 #include "kseg/import.h"
 #include "kseg/prepare.h"
 #include "kseg/metrics.h"
