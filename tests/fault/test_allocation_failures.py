@@ -8,7 +8,6 @@ Runs only in the build without sanitizers: AddressSanitizer replaces malloc itse
 import os
 import subprocess
 import sys
-import tempfile
 
 import h5py
 import numpy as np
@@ -31,9 +30,11 @@ def run_with_failure(args, fail_at=None, count_file=None):
                           env=environment)
 
 
-def snapshot(directory):
-    return {name: os.path.getmtime(os.path.join(directory, name))
-            for name in os.listdir(directory)}
+def failure_points(total):
+    """Every allocation number 1..total, or SAMPLES of them evenly spread."""
+    if total <= SAMPLES:
+        return list(range(1, total + 1))
+    return sorted({round(1 + i * (total - 1) / (SAMPLES - 1)) for i in range(SAMPLES)})
 
 
 def h5_arrays(path, names):
@@ -53,9 +54,7 @@ def exercise(tmp, args, outputs, compare):
     assert total > 0, "no allocation was counted: is the preload library active?"
     for path in outputs:
         os.unlink(path)
-    points = list(range(1, total + 1))
-    if len(points) > SAMPLES:
-        points = sorted({round(1 + i * (total - 1) / (SAMPLES - 1)) for i in range(SAMPLES)})
+    points = failure_points(total)
     outcomes = {"succeeded": 0, "failed cleanly": 0}
     prefix = f"kseg {args[0]}:"
     for fail_at in points:
@@ -141,8 +140,6 @@ def case_generate_rfm_and_run(tmp):
     run_kseg("run", config, "-o", reference_dir, "-q")
     (want_labels,) = h5_arrays(os.path.join(reference_dir, "result.h5"), ["/labels/cluster"])
     os.makedirs(run_dir)
-    run_outputs = [os.path.join(run_dir, name) for name in
-                   ("rfm.h5", "result.h5", "report.json", "segments.csv", "customers.csv")]
 
     def same_run():
         (labels,) = h5_arrays(os.path.join(run_dir, "result.h5"), ["/labels/cluster"])
@@ -155,7 +152,7 @@ def case_generate_rfm_and_run(tmp):
         result = run_with_failure(["run", config, "-o", run_dir, "-q"], count_file=count_file)
         assert result.returncode == 0, result.stderr
         total = int(open(count_file).read())
-        points = sorted({round(1 + i * (total - 1) / (SAMPLES - 1)) for i in range(SAMPLES)})
+        points = failure_points(total)
         outcomes = {"succeeded": 0, "failed cleanly": 0}
         for fail_at in points:
             for name in os.listdir(run_dir):
@@ -177,7 +174,6 @@ def case_generate_rfm_and_run(tmp):
                 outcomes["failed cleanly"] += 1
         print(f"     kseg run: {total} allocations, {len(points)} failed in turn: {outcomes}")
 
-    del run_outputs
     run_case()
 
 
