@@ -1638,7 +1638,9 @@ int kseg_cmd_run(int argc, char **argv)
     char *customers_path = join_path(state.output_dir, "customers.csv");
     char *html_dir = join_path(state.output_dir, "report");
     int failed = !result_path || !json_path || !segments_path || !customers_path || !html_dir;
-    if (!failed)
+    if (failed)
+        cli_failf(command, KSEG_EXIT_FAILURE, "out of memory naming the output files");
+    else
         failed = write_result(&state, result_path) ||
                  report_write_json(command, state.report, json_path) ||
                  report_write_csv(command, state.report, segments_path) ||

@@ -1,7 +1,9 @@
 /* The kseg command: dispatches to subcommands, prints the top-level help and version. The CLI
  * owns printing and exit codes; the library only returns errors. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -44,8 +46,24 @@ static void print_help(FILE *out)
             "environment: OMP_NUM_THREADS sets the default thread count (--threads overrides).\n");
 }
 
+/* OpenBLAS starts a pool of threads (one per core) when it is loaded, before main, unless
+ * OPENBLAS_NUM_THREADS says otherwise. kseg calls BLAS only from inside its own OpenMP regions,
+ * one call per thread, so that pool never does any work; worse, under an address-space limit
+ * (ulimit -v, as some batch systems set) its threads fail to allocate their buffers, spin, and
+ * hang the process at exit. So the first thing kseg does is to set OPENBLAS_NUM_THREADS=1 and
+ * execute itself again, once; if that fails it simply goes on with the pool. */
+static void start_without_blas_thread_pool(char **argv)
+{
+    if (getenv("OPENBLAS_NUM_THREADS"))
+        return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    start_without_blas_thread_pool(argv);
     kseg_io_skip_exit_cleanup();
     cli_install_signal_cleanup();
     if (argc < 2) {

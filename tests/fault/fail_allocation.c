@@ -5,9 +5,12 @@
  *
  *   KSEG_FAIL_ALLOCATION=N          the N-th counted allocation returns NULL (ENOMEM)
  *   KSEG_COUNT_ALLOCATIONS_FILE=F   at exit, write the number of counted allocations to F
+ *   KSEG_FAIL_ALLOCATION_TRACE=1    print the failing allocation's call stack on stderr (to
+ *                                   find the code behind a bad outcome; the test never sets it)
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <execinfo.h>
 #include <link.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@ static long fail_at = -1;
 static long counted;
 static uintptr_t executable_start, executable_end;
 static const char *count_file;
+static int trace;
 
 /* The main executable's executable segment: the first object dl_iterate_phdr reports. */
 static int find_executable(struct dl_phdr_info *info, size_t size, void *data)
@@ -45,6 +49,7 @@ __attribute__((constructor)) static void setup(void)
     if (text)
         fail_at = strtol(text, NULL, 10);
     count_file = getenv("KSEG_COUNT_ALLOCATIONS_FILE");
+    trace = getenv("KSEG_FAIL_ALLOCATION_TRACE") != NULL;
     dl_iterate_phdr(find_executable, NULL);
 }
 
@@ -68,6 +73,10 @@ static int should_fail(void *caller)
     long number = __atomic_add_fetch(&counted, 1, __ATOMIC_RELAXED);
     if (number != fail_at)
         return 0;
+    if (trace) {
+        void *frames[16];
+        backtrace_symbols_fd(frames, backtrace(frames, 16), 2);
+    }
     errno = ENOMEM;
     return 1;
 }

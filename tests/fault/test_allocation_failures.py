@@ -201,6 +201,41 @@ def case_import_csv(tmp):
              same_import)
 
 
+def case_address_space_limits(tmp):
+    """Under ulimit -v, whatever gives out first (kseg's budget check, one of kseg's allocations,
+    or one of HDF5's), the job ends with exit 1 and one error line and no output, or succeeds.
+    It never crashes or hangs (OpenBLAS's thread pool used to hang such a process at exit)."""
+    import resource
+    data = os.path.join(tmp, "blobs.h5")
+    run_kseg("generate", "blobs", "--n", 3_000_000, "--d", 8, "--k", 4, "-o", data)
+    out = os.path.join(tmp, "out.h5")
+    outcomes = []
+    for megabytes in (150, 200, 250, 400):
+        limit = megabytes << 20
+
+        def cap_address_space():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        result = subprocess.run([KSEG, "cluster", data, "-k", "3", "-o", out],
+                                capture_output=True, text=True, preexec_fn=cap_address_space,
+                                timeout=120)
+        where = f"ulimit -v {megabytes} MiB"
+        assert result.returncode in (0, 1), f"{where}: exit {result.returncode}: {result.stderr}"
+        if result.returncode == 1:
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("kseg cluster:"), f"{where}: {lines}"
+            assert not os.path.exists(out), f"{where}: output written"
+            outcomes.append(lines[0])
+        else:
+            assert os.path.exists(out), f"{where}: success without output"
+            os.unlink(out)
+            outcomes.append("succeeded")
+        print(f"     {where}: {outcomes[-1]}")
+    assert any("needs" in outcome and "available" in outcome for outcome in outcomes), \
+        "the budget check never refused the data"
+    assert outcomes[-1] == "succeeded", "the job failed even with 400 MiB"
+
+
 def main():
     assert LIBRARY and os.path.exists(LIBRARY), \
         "KSEG_FAIL_ALLOCATION_LIBRARY must name the built fail_allocation library"
