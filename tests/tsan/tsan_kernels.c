@@ -69,6 +69,22 @@ static void check_reductions(void)
             TSAN_SAME(definition, out, sizeof out, tsan_thread_counts[t],
                       "block reduction (pass %d) against the canonical tree", pass + 1);
         }
+        /* A third pass from inside an active parallel region, where OpenMP runs the reducer's
+           region on a team of one (nested parallelism is off): a team smaller than the
+           reducer's thread count must not leave the other threads' earlier stacks in the sum
+           (OMP_DYNAMIC can shrink a team the same way). */
+        omp_set_max_active_levels(1);
+        double out[REDUCE_WIDTH];
+        int status = 0;
+#pragma omp parallel num_threads(2)
+        {
+#pragma omp master
+            status = kseg_reduce_vector(&reducer, &blocks, REDUCE_WIDTH, reduce_block, NULL, out,
+                                        &error);
+        }
+        TSAN_OK(status, &error);
+        TSAN_SAME(definition, out, sizeof out, tsan_thread_counts[t],
+                  "block reduction by a team of one after one of %d", tsan_thread_counts[t]);
         kseg_vector_reducer_destroy(&reducer);
     }
     printf("%s: block reductions equal the canonical tree at 1, 2 and 4 threads\n",
