@@ -90,12 +90,18 @@ int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, 
     size_t n_blocks = blocks->n_blocks_local;
     int overflow = 0;
 
+    /* Every stack is emptied here, not by its thread: OpenMP may run the region on fewer threads
+       than asked for (OMP_DYNAMIC, or a call from inside another parallel region), and a stack
+       that no thread of this team touches would otherwise bring its nodes from an earlier call
+       into the sum below. */
+    for (int t = 0; t < n_threads; t++) {
+        reducer->stacks[t].width = width;
+        kseg_tree_stack_reset(&reducer->stacks[t]);
+    }
 #pragma omp parallel num_threads(n_threads) reduction(| : overflow)
     {
         int thread = omp_get_thread_num();
         kseg_tree_stack *stack = &reducer->stacks[thread];
-        stack->width = width;
-        kseg_tree_stack_reset(stack);
         /* Static scheduling hands each thread increasing block indices, as the stack needs. */
 #pragma omp for schedule(static)
         for (size_t b = 0; b < n_blocks; b++) {
