@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -141,6 +143,13 @@ int cli_read_text_file(const char *path, const char *what, char **text, kseg_err
     if (!file)
         return kseg_error_set(error, KSEG_ENOENT, "cannot open %s %s: %s", what, path,
                               strerror(errno));
+    /* fopen accepts a directory on Linux and only the read fails: say what is wrong. */
+    struct stat info;
+    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) {
+        fclose(file);
+        return kseg_error_set(error, KSEG_EINVAL, "cannot read %s %s: it is a directory", what,
+                              path);
+    }
     size_t capacity = 4096, length = 0;
     char *buffer = malloc(capacity);
     int status = 0;
@@ -160,7 +169,8 @@ int cli_read_text_file(const char *path, const char *what, char **text, kseg_err
     if (!buffer)
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", path);
     else if (ferror(file)) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot read %s %s", what, path);
+        status = kseg_error_set(error, KSEG_EIO, "cannot read %s %s: %s", what, path,
+                                strerror(errno));
         free(buffer);
     } else {
         buffer[length] = '\0';
