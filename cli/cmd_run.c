@@ -376,8 +376,11 @@ static int run_transactions_steps(run_state *state, const char *input)
             goto done;
         }
         step_banner(state, "importing transactions");
-        if ((exit_code = kseg_cmd_import((int)arguments.count, arguments.items)) != 0) {
-            fprintf(stderr, "kseg run: the import step failed (config section 'import')\n");
+        /* The step prints its own one error line, as "kseg run: ... (config section 'import')". */
+        cli_set_step(command, "import");
+        exit_code = kseg_cmd_import((int)arguments.count, arguments.items);
+        cli_set_step(NULL, NULL);
+        if (exit_code != 0) {
             exit_code = KSEG_EXIT_FAILURE;
             goto done;
         }
@@ -403,10 +406,11 @@ static int run_transactions_steps(run_state *state, const char *input)
         goto done;
     }
     step_banner(state, "scoring RFM");
-    if ((exit_code = kseg_cmd_rfm((int)arguments.count, arguments.items)) != 0) {
-        fprintf(stderr, "kseg run: the RFM step failed (config section 'rfm')\n");
+    cli_set_step(command, "rfm");
+    exit_code = kseg_cmd_rfm((int)arguments.count, arguments.items);
+    cli_set_step(NULL, NULL);
+    if (exit_code != 0)
         exit_code = KSEG_EXIT_FAILURE;
-    }
     goto done;
 out_of_memory:
     exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
@@ -747,9 +751,11 @@ static int latest_categories(run_state *state, const char *column, const kseg_ya
                 strncat(available, c ? ", " : "", sizeof available - strlen(available) - 1);
                 strncat(available, block.categories[c].name, sizeof available - strlen(available) - 1);
             }
-            exit_code = config_failf(state, node, "schemes.categories: %s", column);
-            fprintf(stderr, "kseg run: %s has no category column '%s' (it has: %s)\n",
-                    state->transactions_file, column, available[0] ? available : "none");
+            /* One line: where in the config, and what the transaction file has instead. */
+            char detail[400];
+            snprintf(detail, sizeof detail, "%s has no category column '%s' (it has: %.200s)",
+                     state->transactions_file, column, available[0] ? available : "none");
+            exit_code = config_failf(state, node, "schemes.categories: %s", detail);
             goto done;
         }
         names = category->names;

@@ -40,6 +40,11 @@ int cli_fail(const char *command, const kseg_error *error);
 int cli_failf(const char *command, int exit_code, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* While a command runs as a step of 'kseg run', its error and warning lines read "kseg PARENT:
+ * <message> (config section 'SECTION')": the user sees one line from the command they typed.
+ * cli_set_step(NULL, NULL) ends the step. */
+void cli_set_step(const char *parent, const char *section);
+
 /* Prints a warning line "kseg COMMAND: warning: <formatted>" on stderr. */
 void cli_warnf(const char *command, const char *format, ...) __attribute__((format(printf, 2, 3)));
 

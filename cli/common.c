@@ -12,10 +12,33 @@
 
 #include "commands.h"
 
+/* Set while 'kseg run' runs another command as one of its steps (see cli_set_step). */
+static const char *step_parent, *step_section;
+
+void cli_set_step(const char *parent, const char *section)
+{
+    step_parent = parent;
+    step_section = section;
+}
+
+/* "kseg COMMAND: " or, inside a step, "kseg PARENT: " (the user typed PARENT, not COMMAND). */
+static void print_prefix(const char *command)
+{
+    fprintf(stderr, "kseg %s: ", step_parent ? step_parent : command);
+}
+
+static void print_suffix(void)
+{
+    if (step_parent)
+        fprintf(stderr, " (config section '%s')", step_section);
+    fputc('\n', stderr);
+}
+
 int cli_fail(const char *command, const kseg_error *error)
 {
-    fprintf(stderr, "kseg %s: %s\n", command,
-            error->message[0] ? error->message : kseg_strerror(error->code));
+    print_prefix(command);
+    fputs(error->message[0] ? error->message : kseg_strerror(error->code), stderr);
+    print_suffix();
     return KSEG_EXIT_FAILURE;
 }
 
@@ -23,9 +46,9 @@ int cli_failf(const char *command, int exit_code, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    fprintf(stderr, "kseg %s: ", command);
+    print_prefix(command);
     vfprintf(stderr, format, arguments);
-    fputc('\n', stderr);
+    print_suffix();
     va_end(arguments);
     return exit_code;
 }
@@ -34,9 +57,10 @@ void cli_warnf(const char *command, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    fprintf(stderr, "kseg %s: warning: ", command);
+    print_prefix(command);
+    fputs("warning: ", stderr);
     vfprintf(stderr, format, arguments);
-    fputc('\n', stderr);
+    print_suffix();
     va_end(arguments);
 }
 
