@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "report_output.h"
@@ -1395,21 +1396,30 @@ static void state_destroy(run_state *state)
     json_decref(state->report);
 }
 
-/* mkdir -p: creates the missing parents too. */
-static int make_directory(const char *path)
+/* mkdir -p: creates the missing parents too. *created gets the length of the first directory
+ * it created (0: none), so that a failed run can take them away again. */
+static int make_directory(const char *path, size_t *created)
 {
     char partial[4096];
+    *created = 0;
     if (snprintf(partial, sizeof partial, "%s", path) >= (int)sizeof partial)
         return cli_failf(command, KSEG_EXIT_FAILURE, "output directory name too long: %s", path);
     for (char *slash = strchr(partial + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
-        if (mkdir(partial, 0777) != 0 && errno != EEXIST)
+        if (mkdir(partial, 0777) == 0) {
+            if (!*created)
+                *created = strlen(partial);
+        } else if (errno != EEXIST) {
             return cli_failf(command, KSEG_EXIT_FAILURE,
                              "cannot create the output directory %s: %s", partial,
                              strerror(errno));
+        }
         *slash = '/';
     }
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+    const int made = mkdir(path, 0777) == 0;
+    if (made && !*created)
+        *created = strlen(path);
+    if (made || errno == EEXIST) {
         struct stat info;
         if (stat(path, &info) == 0 && S_ISDIR(info.st_mode))
             return 0;
@@ -1417,6 +1427,25 @@ static int make_directory(const char *path)
     }
     return cli_failf(command, KSEG_EXIT_FAILURE, "cannot create the output directory %s: %s", path,
                      strerror(errno));
+}
+
+/* After a failed run: removes the directories make_directory created, deepest first, as long
+ * as they are empty (a complete file from an earlier step, e.g. transactions.h5, stays), so
+ * that a run refused at once leaves nothing behind. */
+static void remove_created_directories(const char *path, size_t created)
+{
+    char partial[4096];
+    if (!created || snprintf(partial, sizeof partial, "%s", path) >= (int)sizeof partial)
+        return;
+    for (size_t length = strlen(partial); length >= created;) {
+        if (rmdir(partial) != 0)
+            return;
+        char *slash = strrchr(partial, '/');
+        if (!slash || slash == partial)
+            return;
+        *slash = '\0';
+        length = strlen(partial);
+    }
 }
 
 static double seconds_since(const struct timespec *start)
@@ -1445,6 +1474,7 @@ int kseg_cmd_run(int argc, char **argv)
     int64_t threads = 0;
     int no_html = 0;
     int exit_code = KSEG_EXIT_FAILURE;
+    size_t created_directories = 0;
     kseg_error error;
     kseg_error_clear(&error);
     struct timespec start;
@@ -1558,7 +1588,7 @@ int kseg_cmd_run(int argc, char **argv)
         exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
         goto done;
     }
-    if (make_directory(state.output_dir))
+    if (make_directory(state.output_dir, &created_directories))
         goto done;
 
     /* Input: transactions (imported from CSV if needed, then RFM) or a customer table. */
@@ -1666,6 +1696,8 @@ int kseg_cmd_run(int argc, char **argv)
         goto done;
     exit_code = KSEG_EXIT_OK;
 done:
+    if (exit_code != KSEG_EXIT_OK && state.output_dir)
+        remove_created_directories(state.output_dir, created_directories);
     state_destroy(&state);
     return exit_code;
 }
