@@ -1,4 +1,5 @@
-/* Helpers shared by the subcommands: error lines, strict number parsing, list splitting. */
+/* Helpers shared by the subcommands: error lines, strict number parsing, list splitting, text
+ * files, free-space checks. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -217,4 +218,31 @@ void cli_csv_field(FILE *out, const char *text)
         fputc(*c, out);
     }
     fputc('"', out);
+}
+
+int cli_check_free_space(const char *command, const char *output, double bytes, int compressed)
+{
+    /* The directory of output; when it cannot be examined, the writer says why later. */
+    char directory[4096];
+    const char *slash = strrchr(output, '/');
+    if (!slash)
+        snprintf(directory, sizeof directory, ".");
+    else if (slash == output)
+        snprintf(directory, sizeof directory, "/");
+    else if (snprintf(directory, sizeof directory, "%.*s", (int)(slash - output), output) >=
+             (int)sizeof directory)
+        return 0;
+    struct statvfs info;
+    if (statvfs(directory, &info) != 0)
+        return 0;
+    /* Compression is rarely better than 10x on these numbers: only a size that cannot fit even
+       so is refused, so that no run that would have fitted is stopped. */
+    const double needed = compressed ? bytes / 10.0 : bytes;
+    const double available = (double)info.f_bavail * (double)info.f_frsize;
+    if (needed <= available)
+        return 0;
+    return cli_failf(command, KSEG_EXIT_FAILURE,
+                     "cannot write %s: it needs %s%.3g GB, but %s has %.3g GB free", output,
+                     compressed ? "at least " : "about ", needed / 1e9, directory,
+                     available / 1e9);
 }
