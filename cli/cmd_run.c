@@ -497,8 +497,13 @@ static int read_features(run_state *state)
     const char *path = state->rfm_file ? "/rfm" : state->customers_path;
     if (kseg_h5_read_table(file, path, &options, &table, &error)) {
         kseg_table_destroy(&table);
-        return cli_failf(command, KSEG_EXIT_FAILURE, "%s (config %s, prepare.features)",
-                         error.message, state->source);
+        /* A file that cannot be opened comes from the input section; anything else is about
+           the columns prepare.features asks for. */
+        const int file_level = strncmp(error.message, "cannot open ", 12) == 0;
+        return cli_failf(command, KSEG_EXIT_FAILURE, "%s (config %s, %s)", error.message,
+                         state->source,
+                         !file_level ? "prepare.features"
+                         : state->rfm_file ? "rfm" : "input.customers");
     }
     state->n = table.matrix.rows;
     state->features = table.data;
