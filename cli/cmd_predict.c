@@ -225,11 +225,35 @@ int kseg_cmd_predict(int argc, char **argv)
         /* The prepare step works in double, exactly as in training. */
         read_options.type = KSEG_READ_FLOAT64;
     }
-    read_options.columns = (const char *const *)model.column_names;
-    read_options.n_columns = model.matrix.cols;
+    /* A model fitted on unnamed columns carries the reader's positional names (column0, ...):
+       selecting those by name would quietly take the first d columns of a wider input, so such
+       a model takes all of the input's columns and their number must match. */
+    int positional = 1;
+    for (size_t j = 0; j < model.matrix.cols && positional; j++) {
+        char expected[32];
+        snprintf(expected, sizeof expected, "column%zu", j);
+        positional = strcmp(model.column_names[j], expected) == 0;
+    }
+    if (!positional) {
+        read_options.columns = (const char *const *)model.column_names;
+        read_options.n_columns = model.matrix.cols;
+    }
     if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
-        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "%s (the model %s needs these columns)",
-                              error.message, model_file);
+        /* The hint about the model's columns only where the file itself could be opened. */
+        if (strncmp(error.message, "cannot open ", 12) == 0)
+            exit_code = cli_fail(command, &error);
+        else
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                                  "%s (the model %s needs these columns)", error.message,
+                                  model_file);
+        goto done;
+    }
+    if (positional && table.matrix.cols != model.matrix.cols) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                              "%s%s%s: has %zu columns, but the model %s has %zu (its columns "
+                              "are unnamed, so they are matched by position)",
+                              input_file, input_path ? ":" : "", input_path ? input_path : "",
+                              table.matrix.cols, model_file, model.matrix.cols);
         goto done;
     }
     size_t n = table.matrix.rows;

@@ -1,8 +1,11 @@
 /* `kseg report RESULT.h5`: prints the prioritized segment table stored in a 'kseg run' result and
  * writes it again as JSON, CSV or an HTML page with charts, without rerunning the pipeline. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "report_output.h"
@@ -25,6 +28,33 @@ static const char *const report_usage =
     "  -q, --quiet   do not print the table\n"
     "  -h, --help    show this help\n"
     "environment: KSEG_PYTHON (default python3) and KSEG_REPORT_SCRIPT choose the renderer.\n";
+
+/* The --html directory must be a directory or creatable in an existing one; checked before any
+ * file is written, so that the message names what the user gave (not the temporary JSON). */
+static int check_html_directory(const char *html)
+{
+    struct stat info;
+    if (stat(html, &info) == 0)
+        return S_ISDIR(info.st_mode)
+                   ? 0
+                   : cli_failf(command, KSEG_EXIT_FAILURE,
+                               "cannot write %s/index.html: %s exists and is not a directory", html,
+                               html);
+    char parent[4096];
+    const char *slash = strrchr(html, '/');
+    if (!slash)
+        snprintf(parent, sizeof parent, ".");
+    else
+        snprintf(parent, sizeof parent, "%.*s", slash == html ? 1 : (int)(slash - html), html);
+    if (stat(parent, &info) != 0 || !S_ISDIR(info.st_mode))
+        return cli_failf(command, KSEG_EXIT_FAILURE,
+                         "cannot write %s/index.html: directory %s does not exist", html, parent);
+    if (access(parent, W_OK | X_OK) != 0)
+        return cli_failf(command, KSEG_EXIT_FAILURE,
+                         "cannot write %s/index.html: directory %s is not writable (%s)", html,
+                         parent, strerror(errno));
+    return 0;
+}
 
 int kseg_cmd_report(int argc, char **argv)
 {
@@ -66,6 +96,14 @@ int kseg_cmd_report(int argc, char **argv)
         return cli_failf(command, KSEG_EXIT_USAGE,
                          "expected exactly one RESULT.h5 (run 'kseg report --help')");
     const char *result = argv[optind];
+    /* Writing the report over the result it comes from would destroy the result. */
+    const char *outputs[3] = {json_file, csv, html};
+    for (int o = 0; o < 3; o++)
+        if (outputs[o] && kseg_same_file(outputs[o], result))
+            return cli_failf(command, KSEG_EXIT_FAILURE,
+                             "output %s is the input file: refusing to overwrite it", outputs[o]);
+    if (html && check_html_directory(html))
+        return KSEG_EXIT_FAILURE;
     kseg_error error;
     kseg_error_clear(&error);
     char **texts = NULL;
@@ -79,30 +117,39 @@ int kseg_cmd_report(int argc, char **argv)
     if (!report)
         return cli_failf(command, KSEG_EXIT_FAILURE, "%s:/report/json: not a JSON report%s%s",
                          result, count == 1 ? ": " : "", count == 1 ? parse_error.text : "");
+    /* What every output form reads: an object with a list of schemes, each with segments. A
+       result whose /report/json is something else is refused before any file is written. */
+    const json_t *schemes = json_object_get(report, "schemes");
+    const json_t *first = json_array_get(schemes, 0);
+    if (!json_is_object(report) || !json_is_array(schemes) || !json_is_object(first) ||
+        !json_is_array(json_object_get(first, "segments"))) {
+        json_decref(report);
+        return cli_failf(command, KSEG_EXIT_FAILURE,
+                         "%s:/report/json: not a kseg report (expected an object whose 'schemes' "
+                         "list holds schemes with 'segments')",
+                         result);
+    }
     int exit_code = KSEG_EXIT_FAILURE;
     char *temporary_json = NULL;
+    /* The page first, from a temporary copy of the JSON: the renderer checks the report most
+       thoroughly, and when it refuses, no --json or --csv file has been written yet. */
+    if (html) {
+        size_t size = strlen(html) + 32;
+        if (!(temporary_json = malloc(size)))
+            goto done;
+        snprintf(temporary_json, size, "%s.report.json", html);
+        if (report_write_json(command, report, temporary_json)) {
+            free(temporary_json);
+            temporary_json = NULL;
+            goto done;
+        }
+        if (report_render_html(command, temporary_json, html))
+            goto done;
+    }
     if (json_file && report_write_json(command, report, json_file))
         goto done;
     if (csv && report_write_csv(command, report, csv))
         goto done;
-    if (html) {
-        /* The renderer reads the JSON from a file: the --json output, or a temporary copy. */
-        const char *json_path = json_file;
-        if (!json_path) {
-            size_t size = strlen(html) + 32;
-            if (!(temporary_json = malloc(size)))
-                goto done;
-            snprintf(temporary_json, size, "%s.report.json", html);
-            if (report_write_json(command, report, temporary_json)) {
-                free(temporary_json);
-                temporary_json = NULL;
-                goto done;
-            }
-            json_path = temporary_json;
-        }
-        if (report_render_html(command, json_path, html))
-            goto done;
-    }
     if (!quiet)
         report_print_table(stdout, report);
     exit_code = KSEG_EXIT_OK;

@@ -833,6 +833,15 @@ int kseg_cmd_rfm(int argc, char **argv)
     }
     double started = omp_get_wtime();
     size_t total_rows = kseg_transaction_reader_rows(reader);
+    /* The engine knows rows, not files: an empty log and a non-finite amount are named here
+       with the file and dataset they come from. */
+    const char *group_name = input_group ? input_group : "/transactions";
+    if (total_rows == 0) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                              "%s:%s: no rows (expected at least one transaction)", input_file,
+                              group_name);
+        goto cleanup;
+    }
     int show_progress = !quiet && cli_stderr_is_terminal();
     /* Block k + 1 is read (into the other reader's buffers) while block k is aggregated; the
        blocks are still added in file order, so the results are those of reading in turn. */
@@ -854,7 +863,12 @@ int kseg_cmd_rfm(int argc, char **argv)
         if (kseg_rfm_aggregator_add(aggregator, &job->block, &error)) {
             if (show_progress)
                 fputc('\n', stderr);
-            exit_code = cli_fail(command, &error);
+            if (error.code == KSEG_ENONFINITE)
+                exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                                      "%s:%s/amount: %s (expected a finite amount)", input_file,
+                                      group_name, error.message);
+            else
+                exit_code = cli_fail(command, &error);
             goto cleanup;
         }
         if (show_progress)

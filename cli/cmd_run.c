@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "report_output.h"
@@ -376,9 +377,10 @@ static int run_transactions_steps(run_state *state, const char *input)
             goto done;
         }
         step_banner(state, "importing transactions");
-        cli_set_error_context(command, "the import step (config section 'import')");
+        /* The step prints its own one error line, as "kseg run: ... (config section 'import')". */
+        cli_set_step(command, "import");
         exit_code = kseg_cmd_import((int)arguments.count, arguments.items);
-        cli_set_error_context(NULL, NULL);
+        cli_set_step(NULL, NULL);
         if (exit_code != 0) {
             exit_code = KSEG_EXIT_FAILURE;
             goto done;
@@ -405,9 +407,9 @@ static int run_transactions_steps(run_state *state, const char *input)
         goto done;
     }
     step_banner(state, "scoring RFM");
-    cli_set_error_context(command, "the RFM step (config section 'rfm')");
+    cli_set_step(command, "rfm");
     exit_code = kseg_cmd_rfm((int)arguments.count, arguments.items);
-    cli_set_error_context(NULL, NULL);
+    cli_set_step(NULL, NULL);
     if (exit_code != 0)
         exit_code = KSEG_EXIT_FAILURE;
     goto done;
@@ -495,8 +497,13 @@ static int read_features(run_state *state)
     const char *path = state->rfm_file ? "/rfm" : state->customers_path;
     if (kseg_h5_read_table(file, path, &options, &table, &error)) {
         kseg_table_destroy(&table);
-        return cli_failf(command, KSEG_EXIT_FAILURE, "%s (config %s, prepare.features)",
-                         error.message, state->source);
+        /* A file that cannot be opened comes from the input section; anything else is about
+           the columns prepare.features asks for. */
+        const int file_level = strncmp(error.message, "cannot open ", 12) == 0;
+        return cli_failf(command, KSEG_EXIT_FAILURE, "%s (config %s, %s)", error.message,
+                         state->source,
+                         !file_level ? "prepare.features"
+                         : state->rfm_file ? "rfm" : "input.customers");
     }
     state->n = table.matrix.rows;
     state->features = table.data;
@@ -750,9 +757,11 @@ static int latest_categories(run_state *state, const char *column, const kseg_ya
                 strncat(available, c ? ", " : "", sizeof available - strlen(available) - 1);
                 strncat(available, block.categories[c].name, sizeof available - strlen(available) - 1);
             }
-            exit_code = config_failf(state, node, "schemes.categories: %s", column);
-            fprintf(stderr, "kseg run: %s has no category column '%s' (it has: %s)\n",
-                    state->transactions_file, column, available[0] ? available : "none");
+            /* One line: where in the config, and what the transaction file has instead. */
+            char detail[400];
+            snprintf(detail, sizeof detail, "%s has no category column '%s' (it has: %.200s)",
+                     state->transactions_file, column, available[0] ? available : "none");
+            exit_code = config_failf(state, node, "schemes.categories: %s", detail);
             goto done;
         }
         names = category->names;
@@ -1392,21 +1401,30 @@ static void state_destroy(run_state *state)
     json_decref(state->report);
 }
 
-/* mkdir -p: creates the missing parents too. */
-static int make_directory(const char *path)
+/* mkdir -p: creates the missing parents too. *created gets the length of the first directory
+ * it created (0: none), so that a failed run can take them away again. */
+static int make_directory(const char *path, size_t *created)
 {
     char partial[4096];
+    *created = 0;
     if (snprintf(partial, sizeof partial, "%s", path) >= (int)sizeof partial)
         return cli_failf(command, KSEG_EXIT_FAILURE, "output directory name too long: %s", path);
     for (char *slash = strchr(partial + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
-        if (mkdir(partial, 0777) != 0 && errno != EEXIST)
+        if (mkdir(partial, 0777) == 0) {
+            if (!*created)
+                *created = strlen(partial);
+        } else if (errno != EEXIST) {
             return cli_failf(command, KSEG_EXIT_FAILURE,
                              "cannot create the output directory %s: %s", partial,
                              strerror(errno));
+        }
         *slash = '/';
     }
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+    const int made = mkdir(path, 0777) == 0;
+    if (made && !*created)
+        *created = strlen(path);
+    if (made || errno == EEXIST) {
         struct stat info;
         if (stat(path, &info) == 0 && S_ISDIR(info.st_mode))
             return 0;
@@ -1414,6 +1432,25 @@ static int make_directory(const char *path)
     }
     return cli_failf(command, KSEG_EXIT_FAILURE, "cannot create the output directory %s: %s", path,
                      strerror(errno));
+}
+
+/* After a failed run: removes the directories make_directory created, deepest first, as long
+ * as they are empty (a complete file from an earlier step, e.g. transactions.h5, stays), so
+ * that a run refused at once leaves nothing behind. */
+static void remove_created_directories(const char *path, size_t created)
+{
+    char partial[4096];
+    if (!created || snprintf(partial, sizeof partial, "%s", path) >= (int)sizeof partial)
+        return;
+    for (size_t length = strlen(partial); length >= created;) {
+        if (rmdir(partial) != 0)
+            return;
+        char *slash = strrchr(partial, '/');
+        if (!slash || slash == partial)
+            return;
+        *slash = '\0';
+        length = strlen(partial);
+    }
 }
 
 static double seconds_since(const struct timespec *start)
@@ -1442,6 +1479,7 @@ int kseg_cmd_run(int argc, char **argv)
     int64_t threads = 0;
     int no_html = 0;
     int exit_code = KSEG_EXIT_FAILURE;
+    size_t created_directories = 0;
     kseg_error error;
     kseg_error_clear(&error);
     struct timespec start;
@@ -1555,7 +1593,7 @@ int kseg_cmd_run(int argc, char **argv)
         exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
         goto done;
     }
-    if (make_directory(state.output_dir))
+    if (make_directory(state.output_dir, &created_directories))
         goto done;
 
     /* Input: transactions (imported from CSV if needed, then RFM) or a customer table. */
@@ -1665,6 +1703,8 @@ int kseg_cmd_run(int argc, char **argv)
         goto done;
     exit_code = KSEG_EXIT_OK;
 done:
+    if (exit_code != KSEG_EXIT_OK && state.output_dir)
+        remove_created_directories(state.output_dir, created_directories);
     state_destroy(&state);
     return exit_code;
 }

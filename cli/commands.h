@@ -36,13 +36,14 @@ extern const struct option kseg_rfm_long_options[];
  * KSEG_EXIT_FAILURE. */
 int cli_fail(const char *command, const kseg_error *error);
 
-/* While set (step non-NULL), error lines name command and step instead of the subcommand that
- * failed: kseg run uses it around the import and rfm steps it runs. NULL, NULL clears it. */
-void cli_set_error_context(const char *command, const char *step);
-
 /* Prints "kseg COMMAND: <formatted>" on stderr and returns exit_code. */
 int cli_failf(const char *command, int exit_code, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* While a command runs as a step of 'kseg run', its error and warning lines read "kseg PARENT:
+ * <message> (config section 'SECTION')": the user sees one line from the command they typed.
+ * cli_set_step(NULL, NULL) ends the step. */
+void cli_set_step(const char *parent, const char *section);
 
 /* Prints a warning line "kseg COMMAND: warning: <formatted>" on stderr. */
 void cli_warnf(const char *command, const char *format, ...) __attribute__((format(printf, 2, 3)));
@@ -67,6 +68,11 @@ int cli_stderr_is_terminal(void);
 /* Reads a whole text file into a malloc'd NUL-terminated string; what names it in messages
  * ("map file", "config"). */
 int cli_read_text_file(const char *path, const char *what, char **text, kseg_error *error);
+
+/* Refuses (prints the error and returns KSEG_EXIT_FAILURE) to start writing output when its
+ * directory has less free space than the file needs: about bytes, or at least a tenth of that
+ * when compressed. Returns 0 when it fits or the directory cannot be examined. */
+int cli_check_free_space(const char *command, const char *output, double bytes, int compressed);
 
 /* Writes one CSV field, quoted as RFC 4180 when it holds a comma, quote or line break. */
 void cli_csv_field(FILE *out, const char *text);

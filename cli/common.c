@@ -1,5 +1,6 @@
 /* Helpers shared by the subcommands: error lines, strict number parsing, list splitting,
- * crash-safe text outputs and the signal handlers that remove temporary files. */
+ * text files, free-space checks, crash-safe text outputs and the signal handlers that remove
+ * temporary files. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -8,32 +9,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "commands.h"
 
-/* Set while kseg run drives a subcommand: its errors then read "kseg run: the RFM step
-   (config section 'rfm'): ..." on one line instead of naming a command the user never typed. */
-static const char *error_context_command, *error_context_step;
+/* Set while 'kseg run' runs another command as one of its steps (see cli_set_step). */
+static const char *step_parent, *step_section;
 
-void cli_set_error_context(const char *command, const char *step)
+void cli_set_step(const char *parent, const char *section)
 {
-    error_context_command = command;
-    error_context_step = step;
+    step_parent = parent;
+    step_section = section;
 }
 
-static void print_error_prefix(const char *command)
+/* "kseg COMMAND: " or, inside a step, "kseg PARENT: " (the user typed PARENT, not COMMAND). */
+static void print_prefix(const char *command)
 {
-    if (error_context_command)
-        fprintf(stderr, "kseg %s: %s: ", error_context_command, error_context_step);
-    else
-        fprintf(stderr, "kseg %s: ", command);
+    fprintf(stderr, "kseg %s: ", step_parent ? step_parent : command);
+}
+
+static void print_suffix(void)
+{
+    if (step_parent)
+        fprintf(stderr, " (config section '%s')", step_section);
+    fputc('\n', stderr);
 }
 
 int cli_fail(const char *command, const kseg_error *error)
 {
-    print_error_prefix(command);
-    fprintf(stderr, "%s\n", error->message[0] ? error->message : kseg_strerror(error->code));
+    print_prefix(command);
+    fputs(error->message[0] ? error->message : kseg_strerror(error->code), stderr);
+    print_suffix();
     return KSEG_EXIT_FAILURE;
 }
 
@@ -41,9 +49,9 @@ int cli_failf(const char *command, int exit_code, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    print_error_prefix(command);
+    print_prefix(command);
     vfprintf(stderr, format, arguments);
-    fputc('\n', stderr);
+    print_suffix();
     va_end(arguments);
     return exit_code;
 }
@@ -52,9 +60,10 @@ void cli_warnf(const char *command, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    fprintf(stderr, "kseg %s: warning: ", command);
+    print_prefix(command);
+    fputs("warning: ", stderr);
     vfprintf(stderr, format, arguments);
-    fputc('\n', stderr);
+    print_suffix();
     va_end(arguments);
 }
 
@@ -161,6 +170,13 @@ int cli_read_text_file(const char *path, const char *what, char **text, kseg_err
     if (!file)
         return kseg_error_set(error, KSEG_ENOENT, "cannot open %s %s: %s", what, path,
                               strerror(errno));
+    /* fopen accepts a directory on Linux and only the read fails: say what is wrong. */
+    struct stat info;
+    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) {
+        fclose(file);
+        return kseg_error_set(error, KSEG_EINVAL, "cannot read %s %s: it is a directory", what,
+                              path);
+    }
     size_t capacity = 4096, length = 0;
     char *buffer = malloc(capacity);
     int status = 0;
@@ -180,7 +196,8 @@ int cli_read_text_file(const char *path, const char *what, char **text, kseg_err
     if (!buffer)
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory reading %s", path);
     else if (ferror(file)) {
-        status = kseg_error_set(error, KSEG_EIO, "cannot read %s %s", what, path);
+        status = kseg_error_set(error, KSEG_EIO, "cannot read %s %s: %s", what, path,
+                                strerror(errno));
         free(buffer);
     } else {
         buffer[length] = '\0';
@@ -248,4 +265,31 @@ void cli_install_signal_cleanup(void)
             continue;
         sigaction(signals[i], &action, NULL);
     }
+}
+
+int cli_check_free_space(const char *command, const char *output, double bytes, int compressed)
+{
+    /* The directory of output; when it cannot be examined, the writer says why later. */
+    char directory[4096];
+    const char *slash = strrchr(output, '/');
+    if (!slash)
+        snprintf(directory, sizeof directory, ".");
+    else if (slash == output)
+        snprintf(directory, sizeof directory, "/");
+    else if (snprintf(directory, sizeof directory, "%.*s", (int)(slash - output), output) >=
+             (int)sizeof directory)
+        return 0;
+    struct statvfs info;
+    if (statvfs(directory, &info) != 0)
+        return 0;
+    /* Compression is rarely better than 10x on these numbers: only a size that cannot fit even
+       so is refused, so that no run that would have fitted is stopped. */
+    const double needed = compressed ? bytes / 10.0 : bytes;
+    const double available = (double)info.f_bavail * (double)info.f_frsize;
+    if (needed <= available)
+        return 0;
+    return cli_failf(command, KSEG_EXIT_FAILURE,
+                     "cannot write %s: it needs %s%.3g GB, but %s has %.3g GB free", output,
+                     compressed ? "at least " : "about ", needed / 1e9, directory,
+                     available / 1e9);
 }

@@ -230,22 +230,57 @@ int report_render_html(const char *command, const char *json_path, const char *d
     const char *python = getenv("KSEG_PYTHON");
     if (!python || !*python)
         python = "python3";
+    /* The renderer's stderr comes through a pipe: when it fails, its last line (it prints one
+       line naming the problem) becomes part of kseg's one error line; otherwise it is passed
+       on unchanged. */
+    int channel[2];
+    if (pipe(channel) != 0) {
+        cli_failf(command, KSEG_EXIT_FAILURE, "cannot start %s: %s", python, strerror(errno));
+        return -1;
+    }
     fflush(stdout);
     fflush(stderr);
     pid_t child = fork();
     if (child < 0) {
+        close(channel[0]);
+        close(channel[1]);
         cli_failf(command, KSEG_EXIT_FAILURE, "cannot start %s: %s", python, strerror(errno));
         return -1;
     }
     if (child == 0) {
+        close(channel[0]);
+        dup2(channel[1], STDERR_FILENO);
+        close(channel[1]);
         char *const arguments[] = {(char *)python, (char *)script, (char *)json_path,
                                    (char *)"--out", (char *)directory, NULL};
         execvp(python, arguments);
-        fprintf(stderr, "kseg %s: cannot run %s: %s (install python3 and python3-matplotlib, "
-                        "or set KSEG_PYTHON)\n",
-                command, python, strerror(errno));
+        fprintf(stderr, "cannot run %s: %s (install python3 and python3-matplotlib, or set "
+                        "KSEG_PYTHON)\n",
+                python, strerror(errno));
         _exit(127);
     }
+    close(channel[1]);
+    /* Everything is read before waiting, so that a talkative child never blocks on a full pipe;
+       only the last 4 KiB are kept. */
+    char captured[4096];
+    size_t length = 0;
+    for (;;) {
+        char buffer[1024];
+        ssize_t got = read(channel[0], buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if (length + (size_t)got >= sizeof captured) { /* drop the oldest bytes */
+            size_t drop = length + (size_t)got - (sizeof captured - 1);
+            memmove(captured, captured + drop, length - drop);
+            length -= drop;
+        }
+        memcpy(captured + length, buffer, (size_t)got);
+        length += (size_t)got;
+    }
+    close(channel[0]);
+    captured[length] = '\0';
     int status = 0;
     while (waitpid(child, &status, 0) < 0) {
         if (errno != EINTR) {
@@ -255,9 +290,17 @@ int report_render_html(const char *command, const char *json_path, const char *d
         }
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        cli_failf(command, KSEG_EXIT_FAILURE, "the HTML renderer (%s %s) failed; see above",
-                  python, script);
+        /* The last non-empty line, without the renderer's own "report_html: " prefix. */
+        while (length > 0 && (captured[length - 1] == '\n' || captured[length - 1] == '\r'))
+            captured[--length] = '\0';
+        char *last = strrchr(captured, '\n');
+        last = last ? last + 1 : captured;
+        if (strncmp(last, "report_html: ", 13) == 0)
+            last += 13;
+        cli_failf(command, KSEG_EXIT_FAILURE, "the HTML renderer (%s %s) failed: %s", python,
+                  script, *last ? last : "no message");
         return -1;
     }
+    fputs(captured, stderr);
     return 0;
 }

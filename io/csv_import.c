@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,7 +213,8 @@ static int parse_iso_time(const char *s, int64_t *seconds)
 {
     const char *p = s;
     int64_t year = fixed_digits(&p, 4);
-    if (year < 0 || *p++ != '-')
+    /* Year 0000 is no calendar year of a transaction log: a zeroed or missing date. */
+    if (year < 1 || *p++ != '-')
         return -1;
     int64_t month = fixed_digits(&p, 2);
     if (month < 1 || month > 12 || *p++ != '-')
@@ -811,10 +813,69 @@ static void remember_rejection(pass1_mode *mode, uint64_t line, const char *reas
     mode->rejected++;
 }
 
+/* Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms,
+   no surrogates, nothing above U+10FFFF), or -1 when the whole text is. */
+static ptrdiff_t invalid_utf8_offset(const unsigned char *text, size_t length)
+{
+    size_t i = 0;
+    while (i < length) {
+        const unsigned char c = text[i];
+        size_t more;
+        unsigned char low = 0x80, high = 0xBF; /* the allowed range of the second byte */
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            low = c == 0xE0 ? 0xA0 : 0x80;
+            high = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            low = c == 0xF0 ? 0x90 : 0x80;
+            high = c == 0xF4 ? 0x8F : 0xBF;
+        } else {
+            return (ptrdiff_t)i;
+        }
+        if (length - i - 1 < more || text[i + 1] < low || text[i + 1] > high)
+            return (ptrdiff_t)i;
+        for (size_t k = 2; k <= more; k++)
+            if ((text[i + k] & 0xC0) != 0x80)
+                return (ptrdiff_t)i;
+        i += more + 1;
+    }
+    return -1;
+}
+
+/* The text columns (customer id, invoice, categories) are stored as UTF-8 dictionaries, which
+   h5py, pandas and the JSON report decode. A file in another encoding (Latin-1 exports) fails
+   at its first such field, naming line, column and byte, rather than store undecodable text or
+   drop its rows one by one. Returns non-zero (with im->status set) on such a field. */
+static int check_text_fields(importer *im, uint64_t line)
+{
+    for (size_t s = 0; s < im->n_slots; s++) {
+        if (!im->slot_names[s] || (s != SLOT_CUSTOMER && s != SLOT_INVOICE && s < SLOT_CATEGORY0))
+            continue;
+        const slot *field = &im->slots[s];
+        ptrdiff_t bad = invalid_utf8_offset((const unsigned char *)field->text, field->length);
+        if (bad >= 0)
+            return importer_fail(im, KSEG_EFORMAT,
+                                 "%s: line %llu: column '%s' is not UTF-8 (byte 0x%02X at offset "
+                                 "%td of the value); convert the file to UTF-8 first (e.g. iconv "
+                                 "-f latin1 -t utf-8)",
+                                 im->path, (unsigned long long)line, im->slot_names[s],
+                                 (unsigned)(unsigned char)field->text[bad], bad);
+    }
+    return 0;
+}
+
 static void pass1_row(importer *im, uint64_t line)
 {
     parsed_row row;
     char reason[200];
+    if (check_text_fields(im, line))
+        return;
     im->rows_read++;
     if (parse_row(im, &row, reason, sizeof reason) != 0) {
         remember_rejection(&im->modes[0], line, reason);
@@ -1187,8 +1248,11 @@ static int check_output_directory(const char *output_path, kseg_error *error)
     else
         snprintf(directory, sizeof directory, "%.*s",
                  slash == output_path ? 1 : (int)(slash - output_path), output_path);
-    if (stat(directory, &info) != 0 || !S_ISDIR(info.st_mode))
+    if (stat(directory, &info) != 0)
         return kseg_error_set(error, KSEG_ENOENT, "cannot write %s: directory %s does not exist",
+                              output_path, directory);
+    if (!S_ISDIR(info.st_mode))
+        return kseg_error_set(error, KSEG_ENOENT, "cannot write %s: %s is not a directory",
                               output_path, directory);
     if (access(directory, W_OK | X_OK) != 0)
         return kseg_error_set(error, KSEG_EIO, "cannot write %s: directory %s is not writable (%s)",

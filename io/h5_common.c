@@ -91,6 +91,15 @@ int kseg_io_h5_open_read(const char *file, hid_t *file_id, kseg_error *error)
     if (id < 0) {
         char reason[256];
         kseg_io_h5_reason(reason, sizeof reason);
+        /* HDF5's reasons are its internals ("truncated file: eof = ..."): say first, in the
+           user's words, what is wrong with the file. */
+        const char *what = strstr(reason, "truncated") ? "truncated HDF5 file, an incomplete copy?"
+                           : strstr(reason, "superblock") || strstr(reason, "signature")
+                               ? "corrupt HDF5 file"
+                               : NULL;
+        if (what)
+            return kseg_error_set(error, KSEG_EIO, "cannot open %s: %s (HDF5: %s)", file, what,
+                                  reason);
         return kseg_error_set(error, KSEG_EIO, "cannot open %s: %s", file, reason);
     }
     *file_id = id;

@@ -6,10 +6,19 @@ import tempfile
 
 KSEG = os.environ.get("KSEG", "kseg")
 
+# What the sanitizer builds print when they find something. UBSan's "runtime error:" does not
+# change the exit status unless halt_on_error is set, so stderr itself is checked.
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
 
 def run_kseg(*args, check=True):
-    """Runs kseg with args; returns the CompletedProcess (text mode)."""
+    """Runs kseg with args; returns the CompletedProcess (text mode). A sanitizer report on
+    stderr fails the calling test whatever the exit status and check."""
     result = subprocess.run([KSEG, *map(str, args)], capture_output=True, text=True)
+    for report in SANITIZER_REPORTS:
+        if report in result.stderr:
+            raise AssertionError(f"kseg {' '.join(map(str, args))}: sanitizer report "
+                                 f"'{report}' on stderr:\n{result.stderr.strip()}")
     if check and result.returncode != 0:
         raise AssertionError(f"kseg {' '.join(map(str, args))} failed ({result.returncode}): "
                              f"{result.stderr.strip()}")
