@@ -43,7 +43,12 @@ static void print_help(FILE *out)
             "\n"
             "exit status: 0 success, 1 bad input or failed run (one line on stderr says why),\n"
             "             2 bad command line.\n"
-            "environment: OMP_NUM_THREADS sets the default thread count (--threads overrides).\n");
+            "environment: OMP_NUM_THREADS sets the default thread count (--threads overrides).\n"
+            "             KSEG_MEMORY_LIMIT caps the memory kseg plans to use (e.g. 8G): a job that\n"
+            "             needs more is refused before it allocates, with both amounts named.\n"
+            "             OPENBLAS_NUM_THREADS is set to 1 (kseg re-executes itself once to do so).\n"
+            "signals:     SIGINT, SIGTERM, SIGHUP remove the temporary files of unfinished outputs;\n"
+            "             existing outputs are replaced only by complete new ones.\n");
 }
 
 /* OpenBLAS starts a pool of threads (one per core) when it is loaded, before main, unless
