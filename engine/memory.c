@@ -51,8 +51,8 @@ static uint64_t minimum(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-/* Bytes the process uses now (resident + swapped), from /proc/self/status; 0 if unknown. */
-static uint64_t process_usage(void)
+/* A value in kB from /proc/self/status ("VmRSS:  1234 kB") in bytes; 0 if unknown. */
+static uint64_t status_bytes(const char *key)
 {
     char text[8192];
     FILE *file = fopen("/proc/self/status", "r");
@@ -61,24 +61,14 @@ static uint64_t process_usage(void)
     size_t length = fread(text, 1, sizeof text - 1, file);
     fclose(file);
     text[length] = '\0';
-    int64_t resident = meminfo_value(text, "VmRSS");
-    int64_t swapped = meminfo_value(text, "VmSwap");
-    return (uint64_t)(resident > 0 ? resident : 0) * 1024 +
-           (uint64_t)(swapped > 0 ? swapped : 0) * 1024;
+    int64_t value = meminfo_value(text, key);
+    return value > 0 ? (uint64_t)value * 1024 : 0;
 }
 
-/* Bytes of address space in use, for RLIMIT_AS; 0 if unknown. */
-static uint64_t process_address_space(void)
+/* Bytes the process uses now: resident plus swapped out. */
+static uint64_t process_usage(void)
 {
-    char text[8192];
-    FILE *file = fopen("/proc/self/status", "r");
-    if (!file)
-        return 0;
-    size_t length = fread(text, 1, sizeof text - 1, file);
-    fclose(file);
-    text[length] = '\0';
-    int64_t size = meminfo_value(text, "VmSize");
-    return size > 0 ? (uint64_t)size * 1024 : 0;
+    return status_bytes("VmRSS") + status_bytes("VmSwap");
 }
 
 /* What the environment's KSEG_MEMORY_LIMIT allows, UINT64_MAX when unset or unreadable. */
@@ -146,7 +136,7 @@ uint64_t kseg_memory_available(void)
 
     struct rlimit resource;
     if (getrlimit(RLIMIT_AS, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY) {
-        uint64_t used = process_address_space();
+        uint64_t used = status_bytes("VmSize"); /* the address space in use */
         available = minimum(available, resource.rlim_cur > used ? resource.rlim_cur - used : 0);
     }
     if (getrlimit(RLIMIT_DATA, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY) {

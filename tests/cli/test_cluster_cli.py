@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import KSEG, Cases, run_kseg, scratch_dir  # noqa: E402
+from common import KSEG, run_kseg, run_cases  # noqa: E402
 
 
 def case_recovers_generated_blobs(tmp):
@@ -119,12 +119,7 @@ def case_success_replaces_existing_output(tmp):
 
 
 def main():
-    cases = Cases()
-    for name, function in sorted(globals().items()):
-        if name.startswith("case_"):
-            with scratch_dir() as tmp:
-                cases.run(name[5:], function, tmp)
-    cases.finish()
+    run_cases(globals())
 
 
 if __name__ == "__main__":

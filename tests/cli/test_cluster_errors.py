@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import Cases, run_kseg, scratch_dir  # noqa: E402
+from common import run_kseg, run_cases  # noqa: E402
 
 
 def expect_failure(tmp, args, fragments, code=1, output="out.h5"):
@@ -280,12 +280,7 @@ def case_help_everywhere(tmp):
 
 
 def main():
-    cases = Cases()
-    for name, function in sorted(globals().items()):
-        if name.startswith("case_"):
-            with scratch_dir() as tmp:
-                cases.run(name[5:], function, tmp)
-    cases.finish()
+    run_cases(globals())
 
 
 if __name__ == "__main__":

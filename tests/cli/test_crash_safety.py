@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import KSEG, Cases, run_kseg, scratch_dir  # noqa: E402
+from common import KSEG, run_kseg, run_cases  # noqa: E402
 
 NAMESPACE_FLAG = "KSEG_TEST_IN_MOUNT_NAMESPACE"
 KILL_TRIALS = 24
@@ -258,12 +258,7 @@ def main():
         os.environ[NAMESPACE_FLAG] = "1"
         unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
         os.execvp(unshare[0], [*unshare, sys.executable, *sys.argv])
-    cases = Cases()
-    for name, function in sorted(globals().items()):
-        if name.startswith("case_"):
-            with scratch_dir() as tmp:
-                cases.run(name[5:], function, tmp)
-    cases.finish()
+    run_cases(globals())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import Cases, run_kseg, scratch_dir  # noqa: E402
+from common import run_kseg, run_cases  # noqa: E402
 
 SOURCE_DIR = os.environ.get("KSEG_SOURCE_DIR",
                             os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -382,12 +382,7 @@ def case_generate_plausible(tmp):
 
 
 def main():
-    cases = Cases()
-    for name, function in sorted(globals().items()):
-        if name.startswith("case_"):
-            with scratch_dir() as tmp:
-                cases.run(name[5:], function, tmp)
-    cases.finish()
+    run_cases(globals())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import Cases, run_kseg, scratch_dir  # noqa: E402
+from common import run_kseg, run_cases  # noqa: E402
 
 AMOUNTS = re.compile(r"needs ([0-9.]+ [KMGTPE]?i?B) but only ([0-9.]+ [KMGTPE]?i?B) of memory "
                      r"is available")
@@ -110,12 +110,7 @@ def case_memory_limit_for_the_kmeans_workspace(tmp):
 
 
 def main():
-    cases = Cases()
-    for name, function in sorted(globals().items()):
-        if name.startswith("case_"):
-            with scratch_dir() as tmp:
-                cases.run(name[5:], function, tmp)
-    cases.finish()
+    run_cases(globals())
 
 
 if __name__ == "__main__":

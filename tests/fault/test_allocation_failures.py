@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import KSEG, Cases, run_kseg, scratch_dir  # noqa: E402
+from common import KSEG, run_kseg, run_cases  # noqa: E402
 
 LIBRARY = os.environ.get("KSEG_FAIL_ALLOCATION_LIBRARY", "")
 # Runs per command; KSEG_FAULT_SAMPLES=0 fails every allocation (a longer run by hand).
@@ -239,12 +239,7 @@ def case_address_space_limits(tmp):
 def main():
     assert LIBRARY and os.path.exists(LIBRARY), \
         "KSEG_FAIL_ALLOCATION_LIBRARY must name the built fail_allocation library"
-    cases = Cases()
-    for name, function in sorted(globals().items()):
-        if name.startswith("case_"):
-            with scratch_dir() as tmp:
-                cases.run(name[5:], function, tmp)
-    cases.finish()
+    run_cases(globals())
 
 
 if __name__ == "__main__":

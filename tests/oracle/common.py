@@ -49,3 +49,14 @@ class Cases:
 
 def scratch_dir():
     return tempfile.TemporaryDirectory(prefix="kseg-test-")
+
+
+def run_cases(namespace):
+    """Runs every case_NAME(tmp) function of a test module (pass globals()), each in a fresh
+    scratch directory and in name order, then prints the summary and exits 1 if any failed."""
+    cases = Cases()
+    for name, function in sorted(namespace.items()):
+        if name.startswith("case_"):
+            with scratch_dir() as tmp:
+                cases.run(name[5:], function, tmp)
+    cases.finish()
