@@ -297,7 +297,7 @@ static int parse_strptime(const char *s, const char *format, int64_t *seconds)
 }
 
 /* Parses a trimmed, NUL-terminated time text. */
-static int parse_time_text(const char *s, const char *format, int64_t *seconds)
+static int parse_time_text_unchecked(const char *s, const char *format, int64_t *seconds)
 {
     if (!*s)
         return -1;
@@ -310,6 +310,18 @@ static int parse_time_text(const char *s, const char *format, int64_t *seconds)
     if (format)
         return -1;
     return parse_iso_time(s, seconds);
+}
+
+/* As above, and inside years 0 to 9999: Unix seconds can be any int64, and a time near its
+   limits (garbage in a time column) would overflow RFM's day arithmetic downstream. */
+static int parse_time_text(const char *s, const char *format, int64_t *seconds)
+{
+    int64_t parsed;
+    if (parse_time_text_unchecked(s, format, &parsed) != 0 || parsed < KSEG_TIME_MIN ||
+        parsed > KSEG_TIME_MAX)
+        return -1;
+    *seconds = parsed;
+    return 0;
 }
 
 int kseg_import_parse_time(const char *text, const char *format, int64_t *seconds)
