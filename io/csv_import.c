@@ -767,6 +767,16 @@ static int parse_row(importer *im, parsed_row *row, char *reason, size_t reason_
                      im->n_header);
         return -1;
     }
+    /* Every text is used as a C string from here on (numbers, ids, dictionary entries): a NUL
+       byte inside one would cut it short, so "12<NUL>x" would read as id 12 and two different
+       categories "A<NUL>x" and "A<NUL>y" would both be stored as "A" (found by
+       fuzz_csv_import). Such a record is malformed. */
+    for (size_t k = 0; k < im->n_slots; k++)
+        if (im->slots[k].length && memchr(im->slots[k].text, '\0', im->slots[k].length)) {
+            if (reason)
+                snprintf(reason, reason_size, "%s: contains a NUL byte", im->slot_names[k]);
+            return -1;
+        }
     slot *s = &im->slots[SLOT_CUSTOMER];
     row->customer_class = classify_id(s->text, s->length, &row->customer);
 

@@ -170,6 +170,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(block.time[i] >= stats.time_min && block.time[i] <= stats.time_max);
         }
         FUZZ_CHECK(block.n_categories == n_categories);
+        /* A dictionary maps distinct texts to codes: no text twice. */
+        for (size_t k = 0; k < block.n_categories; k++)
+            for (size_t a = 0; a < block.categories[k].n_names; a++)
+                for (size_t b = 0; b < a; b++)
+                    FUZZ_CHECK(strcmp(block.categories[k].names[a],
+                                      block.categories[k].names[b]) != 0);
         /* The RFM options come from the end of the input, so that they mutate with it. */
         fuzz_cursor rest = {data, size, size > 8 ? size - 8 : 0};
         fuzz_rfm_pass(reader, &rest);
