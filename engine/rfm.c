@@ -293,6 +293,13 @@ int kseg_rfm_aggregator_create(kseg_rfm_aggregator **aggregator_out,
             return kseg_error_set(error, KSEG_EINVAL,
                                   "where condition %zu: a column name and a value are required",
                                   f + 1);
+    /* Recency and tenure subtract times in whole days; inside years 0..9999 that never
+       overflows, near the int64 limits it would. */
+    if (options->reference_time != INT64_MIN &&
+        (options->reference_time < KSEG_TIME_MIN || options->reference_time > KSEG_TIME_MAX))
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "the reference time %lld is outside years 0 to 9999",
+                              (long long)options->reference_time);
     if (options->map && options->map->bins != options->bins)
         return kseg_error_set(error, KSEG_EINVAL,
                               "the segment map is for %d bins but the scores have %d",
@@ -658,6 +665,17 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
         if (!block->categories[c].codes)
             return kseg_error_set(error, KSEG_EINVAL,
                                   "RFM aggregation: category column %zu has no codes", c);
+    /* A time outside years 0..9999 (a damaged file: the importer never writes one) would make
+       the reference day and the recency and tenure subtractions overflow int64. */
+    for (size_t i = 0; i < block->rows; i++)
+        if (block->time[i] < KSEG_TIME_MIN || block->time[i] > KSEG_TIME_MAX) {
+            aggregator->failed = 1;
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "transaction row %lld: time %lld is outside years 0 to 9999 "
+                                  "(seconds since 1970-01-01 UTC expected)",
+                                  (long long)(aggregator->rows_read + (int64_t)i),
+                                  (long long)block->time[i]);
+        }
     int status;
     if (!aggregator->columns_known) {
         if ((status = configure(aggregator, block, error)))

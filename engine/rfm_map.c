@@ -239,17 +239,33 @@ static int add_segment_name(kseg_rfm_map *map, size_t *capacity, const char *nam
 }
 
 /* Builds the one-line message naming every overlapping cell (per pair of lines) and every cell
- * in no segment. owner[c] is the index of the first line covering cell c, or -1. */
+ * in no segment. owner[c] is the index of the first line covering cell c, or -1; earlier is
+ * scratch of n_lines zero bytes, left zero. */
 static void describe_problems(message *m, const kseg_rfm_map *map, const map_line *lines,
                               size_t n_lines, const int *owner, unsigned char *marked,
-                              int32_t bins, const char *source)
+                              unsigned char *earlier, int32_t bins, const char *source)
 {
     const size_t cells = (size_t)bins * (size_t)bins;
     message_add(m, "%s: ", source);
     int first_problem = 1;
-    /* Pairs (earlier line a, later line b) in the order b meets them. */
-    for (size_t b = 0; b < n_lines; b++)
+    /* Pairs (earlier line a, later line b) in the order b meets them. The lines b overlaps are
+       the owners of its cells, found in one pass over the grid: a pass per pair of lines made
+       the message cost lines^2 x cells (minutes for a long map of 100 bins, found by
+       fuzz_rfm_map). Once the message is full, nothing more can be said. */
+    for (size_t b = 0; b < n_lines && m->length < sizeof m->text - 1; b++) {
+        for (int32_t r = 1; r <= bins; r++)
+            for (int32_t f = 1; f <= bins; f++) {
+                size_t c = (size_t)(r - 1) * (size_t)bins + (size_t)(f - 1);
+                if (lines[b].r_selected[r] && lines[b].f_selected[f] && owner[c] >= 0 &&
+                    (size_t)owner[c] < b)
+                    earlier[owner[c]] = 1;
+            }
         for (size_t a = 0; a < b; a++) {
+            if (!earlier[a])
+                continue;
+            earlier[a] = 0;
+            if (m->length >= sizeof m->text - 1)
+                continue;
             memset(marked, 0, cells);
             for (int32_t r = 1; r <= bins; r++)
                 for (int32_t f = 1; f <= bins; f++) {
@@ -267,6 +283,7 @@ static void describe_problems(message *m, const kseg_rfm_map *map, const map_lin
                         map->names[lines[b].segment], lines[b].number);
             first_problem = 0;
         }
+    }
     for (size_t c = 0; c < cells; c++)
         marked[c] = owner[c] < 0;
     size_t holes = count_marked(marked, cells);
@@ -383,7 +400,11 @@ int kseg_rfm_map_parse(kseg_rfm_map *map, const char *text, int32_t bins, const 
     if (problems) {
         /* Every problem is named at once, so that a map can be fixed in one edit. */
         message m = {.length = 0};
-        describe_problems(&m, map, lines, n_lines, owner, marked, bins, source);
+        unsigned char *earlier = calloc(n_lines, 1);
+        if (!earlier)
+            goto out_of_memory;
+        describe_problems(&m, map, lines, n_lines, owner, marked, earlier, bins, source);
+        free(earlier);
         if (m.length >= KSEG_ERROR_MESSAGE_MAX - 1) {
             const char *cut = " ... (more cells; fix these first)";
             size_t keep = KSEG_ERROR_MESSAGE_MAX - 1 - strlen(cut);

@@ -299,7 +299,7 @@ static int parse_strptime(const char *s, const char *format, int64_t *seconds)
 }
 
 /* Parses a trimmed, NUL-terminated time text. */
-static int parse_time_text(const char *s, const char *format, int64_t *seconds)
+static int parse_time_text_unchecked(const char *s, const char *format, int64_t *seconds)
 {
     if (!*s)
         return -1;
@@ -312,6 +312,18 @@ static int parse_time_text(const char *s, const char *format, int64_t *seconds)
     if (format)
         return -1;
     return parse_iso_time(s, seconds);
+}
+
+/* As above, and inside years 0 to 9999: Unix seconds can be any int64, and a time near its
+   limits (garbage in a time column) would overflow RFM's day arithmetic downstream. */
+static int parse_time_text(const char *s, const char *format, int64_t *seconds)
+{
+    int64_t parsed;
+    if (parse_time_text_unchecked(s, format, &parsed) != 0 || parsed < KSEG_TIME_MIN ||
+        parsed > KSEG_TIME_MAX)
+        return -1;
+    *seconds = parsed;
+    return 0;
 }
 
 int kseg_import_parse_time(const char *text, const char *format, int64_t *seconds)
@@ -757,6 +769,16 @@ static int parse_row(importer *im, parsed_row *row, char *reason, size_t reason_
                      im->n_header);
         return -1;
     }
+    /* Every text is used as a C string from here on (numbers, ids, dictionary entries): a NUL
+       byte inside one would cut it short, so "12<NUL>x" would read as id 12 and two different
+       categories "A<NUL>x" and "A<NUL>y" would both be stored as "A" (found by
+       fuzz_csv_import). Such a record is malformed. */
+    for (size_t k = 0; k < im->n_slots; k++)
+        if (im->slots[k].length && memchr(im->slots[k].text, '\0', im->slots[k].length)) {
+            if (reason)
+                snprintf(reason, reason_size, "%s: contains a NUL byte", im->slot_names[k]);
+            return -1;
+        }
     slot *s = &im->slots[SLOT_CUSTOMER];
     row->customer_class = classify_id(s->text, s->length, &row->customer);
 

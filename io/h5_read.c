@@ -170,15 +170,92 @@ static void *aligned_buffer(size_t bytes)
    H5I_DATATYPE. A negative return stops the walk and is passed on. */
 typedef int (*visit_fn)(hid_t object, const char *path, H5I_type_t kind, void *data);
 
+/* Where an object lives in its file: the same group reached through two hard links has one
+   identity. */
+typedef struct object_identity {
+    unsigned long file;
+    unsigned char address[16]; /* haddr_t up to HDF5 1.10, H5O_token_t from 1.12 */
+} object_identity;
+
+static int identify_object(hid_t object, object_identity *identity)
+{
+    memset(identity, 0, sizeof *identity);
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    if (H5Oget_info3(object, &info, H5O_INFO_BASIC) < 0)
+        return -1;
+    memcpy(identity->address, &info.token, sizeof info.token);
+#else
+    H5O_info_t info;
+    if (H5Oget_info2(object, &info, H5O_INFO_BASIC) < 0)
+        return -1;
+    memcpy(identity->address, &info.addr, sizeof info.addr);
+#endif
+    identity->file = info.fileno;
+    return 0;
+}
+
+/* The groups a walk has entered: an open-addressing hash set of identities. */
+typedef struct group_set {
+    object_identity *slots;
+    unsigned char *used;
+    size_t count, capacity; /* capacity: a power of two, or 0 */
+} group_set;
+
+static void group_set_free(group_set *set)
+{
+    free(set->slots);
+    free(set->used);
+    memset(set, 0, sizeof *set);
+}
+
+static size_t identity_hash(const object_identity *identity)
+{
+    const unsigned char *bytes = (const unsigned char *)identity;
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < sizeof *identity; i++)
+        hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    return (size_t)(hash ^ (hash >> 29));
+}
+
+/* Adds identity; 1 when it was new, 0 when already there, KSEG_ENOMEM. */
+static int group_set_add(group_set *set, const object_identity *identity)
+{
+    if (2 * (set->count + 1) > set->capacity) {
+        group_set grown = {NULL, NULL, 0, set->capacity ? 2 * set->capacity : 64};
+        grown.slots = malloc(grown.capacity * sizeof *grown.slots);
+        grown.used = calloc(grown.capacity, 1);
+        if (!grown.slots || !grown.used) {
+            group_set_free(&grown);
+            return KSEG_ENOMEM;
+        }
+        for (size_t i = 0; i < set->capacity; i++)
+            if (set->used[i])
+                group_set_add(&grown, &set->slots[i]);
+        group_set_free(set);
+        *set = grown;
+    }
+    size_t i = identity_hash(identity) & (set->capacity - 1);
+    for (; set->used[i]; i = (i + 1) & (set->capacity - 1))
+        if (memcmp(&set->slots[i], identity, sizeof *identity) == 0)
+            return 0;
+    set->used[i] = 1;
+    set->slots[i] = *identity;
+    set->count++;
+    return 1;
+}
+
 typedef struct walk_state {
     const char *group_path;
     int depth;
     visit_fn visit;
     void *data;
+    group_set *entered;
     int status;
 } walk_state;
 
-static int walk_group(hid_t group, const char *group_path, int depth, visit_fn visit, void *data);
+static int walk_group(hid_t group, const char *group_path, int depth, visit_fn visit, void *data,
+                      group_set *entered);
 
 static herr_t walk_link(hid_t group, const char *name, const H5L_info_t *info, void *data)
 {
@@ -197,8 +274,19 @@ static herr_t walk_link(hid_t group, const char *name, const H5L_info_t *info, v
     if (object >= 0) {
         H5I_type_t kind = H5Iget_type(object);
         status = state->visit(object, path, kind, state->data);
-        if (status >= 0 && kind == H5I_GROUP && state->depth + 1 < MAX_WALK_DEPTH)
-            status = walk_group(object, path, state->depth + 1, state->visit, state->data);
+        /* A group is entered once, however many hard links reach it: two links back to the
+           root (a cycle) or to a shared subgroup at each level made the walk exponential in
+           the depth (found by fuzz_h5_input: kseg inspect never finished). A group reached
+           again is listed under this path too, but its members only under the first. */
+        object_identity identity;
+        int first = 1;
+        if (status >= 0 && kind == H5I_GROUP && identify_object(object, &identity) == 0)
+            first = group_set_add(state->entered, &identity);
+        if (first < 0)
+            status = first;
+        if (status >= 0 && first && kind == H5I_GROUP && state->depth + 1 < MAX_WALK_DEPTH)
+            status = walk_group(object, path, state->depth + 1, state->visit, state->data,
+                                state->entered);
         H5Oclose(object);
     }
     free(path);
@@ -209,15 +297,34 @@ static herr_t walk_link(hid_t group, const char *name, const H5L_info_t *info, v
     return 0;
 }
 
-static int walk_group(hid_t group, const char *group_path, int depth, visit_fn visit, void *data)
+static int walk_group(hid_t group, const char *group_path, int depth, visit_fn visit, void *data,
+                      group_set *entered)
 {
-    walk_state state = {group_path, depth, visit, data, 0};
+    walk_state state = {group_path, depth, visit, data, entered, 0};
     hsize_t index = 0;
     /* Name order makes listings and candidate lists the same on every run. */
     herr_t result = H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &index, walk_link, &state);
     if (state.status < 0)
         return state.status;
     return result < 0 ? KSEG_EIO : 0;
+}
+
+/* Walks every object below the root group of location (a file or its root group). */
+static int walk_file(hid_t location, visit_fn visit, void *data)
+{
+    group_set entered = {NULL, NULL, 0, 0};
+    object_identity root;
+    int status = 0;
+    hid_t group = H5Gopen2(location, "/", H5P_DEFAULT);
+    if (group < 0)
+        return KSEG_EIO;
+    if (identify_object(group, &root) == 0)
+        status = group_set_add(&entered, &root);
+    if (status >= 0)
+        status = walk_group(group, "/", 0, visit, data, &entered);
+    H5Gclose(group);
+    group_set_free(&entered);
+    return status < 0 ? status : 0;
 }
 
 /* ---------------------------------------------------------------- the default dataset */
@@ -268,7 +375,7 @@ static int default_table_path(hid_t file_id, const char *file, char **path, kseg
     }
     candidates found = {NULL, 0, 0};
     text_buffer list = {NULL, 0, 0, 0};
-    int status = walk_group(file_id, "/", 0, collect_matrix, &found);
+    int status = walk_file(file_id, collect_matrix, &found);
     if (status < 0) {
         status = kseg_error_set(error, status, "%s: cannot list the file's datasets", file);
     } else if (found.count == 1) {
@@ -1531,7 +1638,7 @@ int kseg_h5_describe(const char *file, char **listing_text, kseg_error *error)
     }
     status = describe_object(root, "/", H5I_GROUP, &list);
     if (status == 0)
-        status = walk_group(root, "/", 0, describe_object, &list);
+        status = walk_file(root, describe_object, &list);
     if (status) {
         status = kseg_error_set(error, status, "%s: cannot list the file's contents%s", file,
                                 status == KSEG_ENOMEM ? ": out of memory" : "");

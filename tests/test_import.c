@@ -309,6 +309,43 @@ Test(import, rejected_rows_are_counted_with_physical_lines)
         cr_assert_eq(sample[k], (int64_t)lines[k]);
 }
 
+Test(import, nul_bytes_in_mapped_fields_are_rejected)
+{
+    /* fuzz_csv_import: "A<NUL>x" and "A<NUL>y" were two categories both stored as "A", and
+       "12<NUL>9" was customer 12. A NUL in a mapped field now rejects the record; one in an
+       unmapped field is never looked at. */
+    static const char text[] = "c,t,a,k,note\n"
+                               "1,2024-01-01,1,A\0x,\n"   /* line 2: category */
+                               "1,2024-01-01,1,A\0y,\n"   /* 3 */
+                               "12\0009,2024-01-01,1,B,\n" /* 4: customer id */
+                               "2,2024-01-01,1,B,n\0te\n"  /* 5: unmapped, kept */
+                               "3,2024-01-01,1,A,\n";     /* 6 */
+    kseg_import_options options = basic_options();
+    const char *categories[] = {"k"};
+    options.categories = categories;
+    options.n_categories = 1;
+    kseg_import_stats stats;
+    kseg_error error = {0};
+    const char *csv = write_file("nul.csv", text, sizeof text - 1);
+    cr_assert_eq(kseg_import_transactions(csv, scratch_path("nul.h5"), &options, &stats, &error),
+                 0, "%s", error.message);
+    cr_assert_eq(stats.rows_read, 5);
+    cr_assert_eq(stats.rows_rejected, 3);
+    cr_assert_eq(stats.rejected_lines[0], 2);
+    cr_assert_eq(stats.rejected_lines[2], 4);
+    cr_assert_str_eq(stats.first_rejection, "line 2: k: contains a NUL byte");
+    cr_assert_eq(stats.category_levels[0], 2);
+    kseg_transaction_reader *reader = NULL;
+    cr_assert_eq(kseg_transaction_reader_open(&reader, scratch_path("nul.h5"), NULL, &error), 0);
+    kseg_transactions block;
+    cr_assert_eq(kseg_transaction_reader_read(reader, 0, 2, &block, &error), 0);
+    cr_assert_eq(block.customer_id[0], 2);
+    cr_assert_eq(block.customer_id[1], 3);
+    cr_assert_str_eq(block.categories[0].names[0], "B");
+    cr_assert_str_eq(block.categories[0].names[1], "A");
+    kseg_transaction_reader_close(reader);
+}
+
 Test(import, quantity_times_price_overflow_is_rejected)
 {
     kseg_import_options options = basic_options();
@@ -360,6 +397,17 @@ Test(import, time_parser)
         {"2011-12-31 17:30 +0200", "%Y-%m-%d %H:%M %z", 1, 1325345400},
         {"1700000000", "%s", 1, 1700000000},
         {"2011-12-31 junk", "%Y-%m-%d", 0, 0},
+        /* Years 0 to 9999 only (fuzz_csv_import: Unix seconds near the int64 limits made RFM's
+           day arithmetic overflow). */
+        {"9223372036854775807", NULL, 0, 0},
+        {"-9223372036854775808", "%s", 0, 0},
+        {"253402300799", NULL, 1, 253402300799},
+        {"253402300800", NULL, 0, 0},
+        {"-62167219200", NULL, 1, -62167219200},
+        {"-62167219201", NULL, 0, 0},
+        {"0000-01-01", NULL, 1, -62167219200},
+        {"9999-12-31 23:59:59Z", NULL, 1, 253402300799},
+        {"9999-12-31 23:59:00-01:00", NULL, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t seconds = 0;

@@ -759,6 +759,59 @@ Test(io, describe_lists_everything_sorted)
     assert_no_open_files();
 }
 
+Test(io, hard_link_cycles_and_shared_groups_are_walked_once, .timeout = 30)
+{
+    /* fuzz_h5_input: two hard links back to the root made the walk of kseg inspect and of the
+       default dataset search exponential in its depth limit (2^32 paths). A group is now
+       entered once, whatever links reach it; a diamond of shared groups 20 levels deep too. */
+    const char *path = scratch_path("cycles.h5");
+    hid_t file = create_file(path);
+    const hsize_t dims[2] = {3, 2};
+    const double values[6] = {1, 2, 3, 4, 5, 6};
+    write_raw(file, "/x", H5T_IEEE_F64LE, 2, dims, values, 0, 0);
+    cr_assert_geq(H5Lcreate_hard(file, "/", file, "/a", H5P_DEFAULT, H5P_DEFAULT), 0);
+    cr_assert_geq(H5Lcreate_hard(file, "/", file, "/b", H5P_DEFAULT, H5P_DEFAULT), 0);
+    char name[64];
+    for (int level = 0; level < 20; level++) {
+        snprintf(name, sizeof name, "/d%02d", level);
+        hid_t group = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        cr_assert_geq(group, 0);
+        H5Gclose(group);
+        if (level > 0) {
+            char parent[64], link[80];
+            snprintf(parent, sizeof parent, "/d%02d", level - 1);
+            for (int side = 0; side < 2; side++) {
+                snprintf(link, sizeof link, "%s/%c", parent, side ? 'r' : 'l');
+                cr_assert_geq(H5Lcreate_hard(file, name, file, link, H5P_DEFAULT, H5P_DEFAULT),
+                              0);
+            }
+        }
+    }
+    H5Fclose(file);
+
+    kseg_error error;
+    kseg_error_clear(&error);
+    char *listing = NULL;
+    cr_assert_eq(kseg_h5_describe(path, &listing, &error), 0, "%s", error.message);
+    /* The root's links once each, /a and /b not entered again; each diamond group entered once
+       (under its first path), so the listing stays small. */
+    cr_assert_not_null(strstr(listing, "/a "), "%s", listing);
+    cr_assert_null(strstr(listing, "/a/x"), "%s", listing);
+    cr_assert_not_null(strstr(listing, "/d00/l/l/l"), "%s", listing);
+    size_t lines = 0;
+    for (const char *c = listing; *c; c++)
+        lines += *c == '\n';
+    cr_assert_lt(lines, 200, "%zu lines", lines);
+    free(listing);
+
+    /* The default dataset is the only 2-D one, found once. */
+    kseg_table table;
+    cr_assert_eq(kseg_h5_read_table(path, NULL, NULL, &table, &error), 0, "%s", error.message);
+    cr_assert_eq(table.matrix.rows, 3);
+    kseg_table_destroy(&table);
+    assert_no_open_files();
+}
+
 Test(io, locations_and_file_identity)
 {
     kseg_error error;

@@ -807,6 +807,33 @@ Test(rfm, invoices_without_invoice_column_and_bad_amounts_are_errors)
     free_log(&log);
 }
 
+Test(rfm, times_outside_years_0_to_9999_are_errors)
+{
+    /* fuzz_csv_import: a time of INT64_MAX (imported as Unix seconds) overflowed the reference
+       day and the recency subtraction; such a time, and such a reference, are now refused. */
+    test_log log = make_log(200, 20, start_2023, 100, 5);
+    kseg_rfm_options options;
+    kseg_rfm_options_defaults(&options);
+    kseg_rfm_table table;
+    kseg_rfm_table_init(&table);
+    kseg_error error = {0};
+    log.time[77] = INT64_MAX;
+    cr_assert_eq(run_engine(&log, &options, 50, 1, &table, &error), KSEG_EINVAL);
+    cr_assert_str_eq(error.message, "transaction row 77: time 9223372036854775807 is outside "
+                                    "years 0 to 9999 (seconds since 1970-01-01 UTC expected)");
+    log.time[77] = KSEG_TIME_MIN - 1;
+    cr_assert_eq(run_engine(&log, &options, 200, 1, &table, &error), KSEG_EINVAL);
+    log.time[77] = KSEG_TIME_MIN;
+    cr_assert_eq(run_engine(&log, &options, 200, 1, &table, &error), 0, "%s", error.message);
+    kseg_rfm_aggregator *aggregator = NULL;
+    options.reference_time = KSEG_TIME_MAX + 1;
+    cr_assert_eq(kseg_rfm_aggregator_create(&aggregator, &options, &error), KSEG_EINVAL);
+    cr_assert_str_eq(error.message, "the reference time 253402300800 is outside years 0 to 9999");
+    cr_assert_null(aggregator);
+    kseg_rfm_table_destroy(&table);
+    free_log(&log);
+}
+
 Test(rfm, options_are_checked)
 {
     kseg_rfm_options options;

@@ -31,6 +31,13 @@
 extern "C" {
 #endif
 
+/* The transaction times kseg accepts: 0000-01-01 00:00:00 to 9999-12-31 23:59:59 UTC, in
+ * seconds since the epoch. The importer rejects a time outside as malformed and RFM refuses it:
+ * no real transaction is dated there, and near the int64 limits the day arithmetic of recency
+ * and tenure would overflow. */
+#define KSEG_TIME_MIN INT64_C(-62167219200)
+#define KSEG_TIME_MAX INT64_C(253402300799)
+
 /* A categorical column: codes [n] into names [n_names]. */
 typedef struct kseg_category_column {
     const char *name;
