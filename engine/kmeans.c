@@ -786,10 +786,15 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     if ((status = select_kernel(&context, error)))
         goto done;
     /* Bounds reproduce a kernel's labels only if its distances are the reference's (direct
-       difference); AUTO takes Hamerly where bounds stay tight, in low dimensions. */
+       difference). AUTO takes Hamerly only where it was measured to win: with the scalar
+       reference kernel (no AVX2) in low dimensions, where the bounds stay tight. The vectorized
+       kernels compare a row with all centers faster than the scalar bound bookkeeping decides
+       it (bench/RESULTS.md, issue 5). */
     kseg_kmeans_algorithm algorithm = options->algorithm;
     if (algorithm == KSEG_ALGORITHM_AUTO)
-        algorithm = context.d <= 32 ? KSEG_ALGORITHM_HAMERLY : KSEG_ALGORITHM_LLOYD;
+        algorithm = context.d <= 32 && strcmp(context.kernel->name, "reference") == 0
+                        ? KSEG_ALGORITHM_HAMERLY
+                        : KSEG_ALGORITHM_LLOYD;
     if (context.kernel->expanded_form)
         algorithm = KSEG_ALGORITHM_LLOYD;
     if (algorithm == KSEG_ALGORITHM_HAMERLY) {

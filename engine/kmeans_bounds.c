@@ -20,13 +20,14 @@ uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_
 {
     if (algorithm == KSEG_ALGORITHM_LLOYD)
         return 0;
-    /* Lower bounds [n] doubles; current and previous centers [k x d] in the element type (at most
-       a double); moves, half gaps and one spare [k] doubles. */
+    /* Lower bounds [n] doubles; current, previous and transposed centers [k x d] in the element
+       type (at most a double); moves, half gaps and one spare [k] doubles; per-thread distances
+       [k] (counted for 64 threads, more than kseg's machines have cores). */
     uint64_t bytes = kseg_memory_multiply(n_rows, sizeof(double));
     bytes = kseg_memory_add(bytes, kseg_memory_multiply(
-                                       kseg_memory_multiply(2, kseg_memory_multiply(k, d)),
+                                       kseg_memory_multiply(3, kseg_memory_multiply(k, d)),
                                        sizeof(double)));
-    return kseg_memory_add(bytes, kseg_memory_multiply(3 * sizeof(double), k));
+    return kseg_memory_add(bytes, kseg_memory_multiply((3 + 64) * sizeof(double), k));
 }
 
 int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context, kseg_error *error)
@@ -38,8 +39,11 @@ int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context, kse
     bounds->previous = malloc(k * d * size);
     bounds->moved = calloc(k, sizeof *bounds->moved);
     bounds->half_gap = calloc(k, sizeof *bounds->half_gap);
+    bounds->transposed = malloc(k * d * size);
+    bounds->n_threads = context->blocks.n_threads;
+    bounds->distances = calloc((size_t)bounds->n_threads * k, sizeof(double));
     if (!bounds->lower || !bounds->centers || !bounds->previous || !bounds->moved ||
-        !bounds->half_gap) {
+        !bounds->half_gap || !bounds->transposed || !bounds->distances) {
         kmeans_bounds_destroy(bounds);
         return kseg_error_set(error, KSEG_ENOMEM,
                               "out of memory for the Hamerly bounds (n = %zu, k = %zu)",
@@ -57,6 +61,12 @@ int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context, kse
     /* With so many features that the rounding margin is a sizeable fraction of the distance, the
        bounds would rarely decide anything: then every row is compared with every center. */
     bounds->usable = bounds->eta < 0.25;
+    /* The hot loop multiplies instead of dividing; each factor is rounded outwards by far more
+       than the error of computing it. */
+    bounds->own_factor = 1.0 / (1.0 - bounds->eta) * BOUND_UP;
+    bounds->needed_factor = (1.0 + bounds->eta) / (1.0 - bounds->eta) * BOUND_UP;
+    bounds->needed_slack = 2.0 * bounds->slack / (1.0 - bounds->eta) * BOUND_UP;
+    bounds->lower_factor = 1.0 / (1.0 + bounds->eta) * BOUND_DOWN;
     bounds->fresh = 1;
     return 0;
 }
@@ -68,6 +78,8 @@ void kmeans_bounds_destroy(kmeans_bounds *bounds)
     free(bounds->previous);
     free(bounds->moved);
     free(bounds->half_gap);
+    free(bounds->transposed);
+    free(bounds->distances);
     memset(bounds, 0, sizeof *bounds);
 }
 
@@ -105,12 +117,21 @@ void kmeans_bounds_prepare(kmeans_bounds *bounds, const kmeans_context *context,
     void *swap = bounds->previous;
     bounds->previous = bounds->centers;
     bounds->centers = swap;
+    /* The transposed copy [d x k] lets the comparison with all centers run across centers in
+       vector lanes while each center's sum still runs over the features in order. */
     if (context->dtype == KSEG_FLOAT32) {
-        float *out = bounds->centers;
+        float *out = bounds->centers, *transposed = bounds->transposed;
         for (size_t i = 0; i < k * d; i++)
             out[i] = (float)centers[i];
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++)
+                transposed[j * k + c] = out[c * d + j];
     } else {
+        double *transposed = bounds->transposed;
         memcpy(bounds->centers, centers, k * d * sizeof *centers);
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++)
+                transposed[j * k + c] = centers[c * d + j];
     }
     /* How far each center moved since the last pass (upper bounds), and the largest two moves:
        a row's lower bound drops by the largest move among the centers other than its own. */
@@ -172,9 +193,26 @@ void kmeans_bounds_reset(kmeans_bounds *bounds)
         return sum;                                                                                \
     }                                                                                              \
                                                                                                    \
+    /* out[c] := the distance to center c, each summed over the features in order (the same      \
+       bits as NAME##_distance), with the centers in vector lanes. */                              \
+    static inline void NAME##_all_distances(const T *row, const T *transposed, size_t k,           \
+                                            size_t d, T *restrict out)                             \
+    {                                                                                              \
+        for (size_t c = 0; c < k; c++)                                                             \
+            out[c] = 0;                                                                            \
+        for (size_t j = 0; j < d; j++) {                                                           \
+            T value = row[j];                                                                      \
+            const T *column = transposed + j * k;                                                  \
+            for (size_t c = 0; c < k; c++) {                                                       \
+                T diff = value - column[c];                                                        \
+                out[c] = FMA(diff, diff, out[c]);                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
     BOUNDS_CLONES                                                                                  \
     static void NAME(const kmeans_context *context, kmeans_bounds *bounds, size_t begin,           \
-                     size_t rows, int32_t *labels, double *payload)                                \
+                     size_t rows, int32_t *labels, double *payload, int thread)                    \
     {                                                                                              \
         size_t k = context->k, d = context->d;                                                     \
         const T *data = (const T *)(const void *)context->rows;                                    \
@@ -182,6 +220,8 @@ void kmeans_bounds_reset(kmeans_bounds *bounds)
         double *sums = payload, *weights = payload + k * d;                                        \
         double inertia = 0.0, changed = 0.0, computed = 0.0, skipped = 0.0;                        \
         double eta = bounds->eta, slack = bounds->slack;                                           \
+        const T *transposed = bounds->transposed;                                                  \
+        T *all = (T *)(void *)(bounds->distances + (size_t)thread * k);                            \
         for (size_t i = begin; i < begin + rows; i++) {                                            \
             const T *row = data + i * d;                                                           \
             int32_t label = labels[i], best = 0;                                                   \
@@ -201,12 +241,15 @@ void kmeans_bounds_reset(kmeans_bounds *bounds)
                 if (bounds->usable) {                                                              \
                     /* own >= the exact squared distance to the own center; needed is the       \
                        squared distance every other center must exceed so that the computed     \
-                       distances (within eta relative, slack absolute) cannot tie or reverse. */ \
-                    double own = ((double)best_value + slack) / (1.0 - eta) * BOUND_UP;            \
-                    double needed = (own * (1.0 + eta) + 2.0 * slack) / (1.0 - eta) * BOUND_UP;    \
-                    double gap = 2.0 * bounds->half_gap[label] - sqrt(own) * BOUND_UP;             \
-                    double other = lower > gap ? lower : gap;                                      \
-                    decided = other > 0 && other * other * BOUND_DOWN > needed;                    \
+                       distances (within eta relative, slack absolute) cannot tie or reverse.   \
+                       The lower bound is tried first: it needs no square root. */              \
+                    double own = ((double)best_value + slack) * bounds->own_factor;                \
+                    double needed = own * bounds->needed_factor + bounds->needed_slack;            \
+                    decided = lower * lower * BOUND_DOWN > needed;                                 \
+                    if (!decided) {                                                                \
+                        double gap = 2.0 * bounds->half_gap[label] - sqrt(own) * BOUND_UP;         \
+                        decided = gap > 0 && gap * gap * BOUND_DOWN > needed;                      \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
             if (decided) {                                                                         \
@@ -214,13 +257,12 @@ void kmeans_bounds_reset(kmeans_bounds *bounds)
             } else {                                                                               \
                 /* Compare with every center, as Lloyd does, keeping the runner-up for the new   \
                    lower bound (the own center's distance, when known, is the same value). */     \
-                T known = best_value;                                                              \
+                NAME##_all_distances(row, transposed, k, d, all);                                  \
                 T second = (T)INFINITY;                                                            \
                 best_value = (T)INFINITY;                                                          \
                 int first = 1;                                                                     \
                 for (size_t c = 0; c < k; c++) {                                                   \
-                    T value = (int32_t)c == label ? known                                          \
-                                                  : NAME##_distance(row, centers + c * d, d);      \
+                    T value = all[c];                                                              \
                     if (first || value < best_value) {                                             \
                         if (!first)                                                                \
                             second = best_value;                                                   \
@@ -231,14 +273,14 @@ void kmeans_bounds_reset(kmeans_bounds *bounds)
                         second = value;                                                            \
                     }                                                                              \
                 }                                                                                  \
-                computed += (double)(label >= 0 ? k - 1 : k);                                      \
+                computed += (double)(label >= 0 ? k - 1 : k); /* the own one was counted */        \
                 double lower;                                                                      \
                 if (k == 1)                                                                        \
                     lower = INFINITY; /* no other center to be closer */                           \
                 else if (isinf(second)) /* overflowed: the exact value is at least the maximum */  \
                     lower = sqrt(bounds->overflow / (1.0 + eta)) * BOUND_DOWN;                     \
                 else {                                                                             \
-                    double low = ((double)second - slack) / (1.0 + eta) * BOUND_DOWN;              \
+                    double low = ((double)second - slack) * bounds->lower_factor;                  \
                     lower = low > 0 ? sqrt(low) * BOUND_DOWN : 0.0;                                \
                 }                                                                                  \
                 bounds->lower[i] = lower;                                                          \
@@ -272,13 +314,12 @@ BOUNDS_ROWS(bounds_rows_f64, double, fma)
 
 void kmeans_bounds_block(void *opaque, size_t b, double *payload, int thread)
 {
-    (void)thread;
     kmeans_bounds_pass *pass = opaque;
     const kmeans_context *context = pass->context;
     size_t begin = kseg_block_begin(&context->blocks, b);
     size_t rows = kseg_block_rows(&context->blocks, b);
     if (context->dtype == KSEG_FLOAT32)
-        bounds_rows_f32(context, pass->bounds, begin, rows, pass->labels, payload);
+        bounds_rows_f32(context, pass->bounds, begin, rows, pass->labels, payload, thread);
     else
-        bounds_rows_f64(context, pass->bounds, begin, rows, pass->labels, payload);
+        bounds_rows_f64(context, pass->bounds, begin, rows, pass->labels, payload, thread);
 }

@@ -57,12 +57,19 @@ typedef struct kmeans_bounds {
     void *previous;        /* [k x d] element type: those of the last pass */
     double *moved;         /* [k] upper bound on each center's move since the last pass */
     double *half_gap;      /* [k] lower bound on half the distance to the nearest other center */
+    void *transposed;      /* [d x k] element type: the centers of the coming pass, transposed */
+    double *distances;     /* [n_threads x k] per-thread room for one row's k distances */
+    int n_threads;
     double largest_move, second_move;
     size_t largest_center; /* the center that moved largest_move */
     double eta;            /* relative error bound of the kernels' squared distances */
     double slack;          /* absolute error bound (underflow) of the same */
     double overflow;       /* the element type's largest finite value */
     int usable;            /* 0 when eta is too large for the bounds to decide anything */
+    double own_factor;     /* 1 / (1 - eta), rounded up: computed -> exact squared distance */
+    double needed_factor;  /* (1 + eta) / (1 - eta), rounded up */
+    double needed_slack;   /* 2 slack / (1 - eta), rounded up */
+    double lower_factor;   /* 1 / (1 + eta), rounded down: computed -> exact, from below */
     int fresh;             /* no pass since the run started: the bounds are not yet valid */
 } kmeans_bounds;
 

@@ -640,8 +640,22 @@ Test(kmeans, algorithm_names_parse_and_auto_resolves)
     o.algorithm = KSEG_ALGORITHM_AUTO;
     kseg_kmeans_result r;
     fit_or_fail(&m, &o, &r);
-    cr_assert_str_eq(r.algorithm, "hamerly", "AUTO takes Hamerly for d <= 32");
+    cr_assert_str_eq(r.algorithm, strcmp(r.kernel, "reference") == 0 ? "hamerly" : "lloyd",
+                     "AUTO takes Hamerly only with the reference kernel");
     kseg_kmeans_result_destroy(&r);
+    o.kernel = "reference";
+    fit_or_fail(&m, &o, &r);
+    cr_assert_str_eq(r.algorithm, "hamerly", "AUTO takes Hamerly with the reference kernel");
+    kseg_kmeans_result_destroy(&r);
+    o.kernel = "gemm";
+    o.algorithm = KSEG_ALGORITHM_HAMERLY;
+    kseg_error e;
+    kseg_error_clear(&e);
+    if (kseg_kmeans_fit(&m, &o, &r, &e) == 0) { /* where the GEMM kernel is built */
+        cr_assert_str_eq(r.algorithm, "lloyd", "expanded-form kernels run Lloyd");
+        kseg_kmeans_result_destroy(&r);
+    }
+    o.kernel = NULL;
     o.algorithm = (kseg_kmeans_algorithm)7;
     cr_assert_eq(fit_code(&m, &o, "unknown k-means algorithm"), KSEG_EINVAL);
 }

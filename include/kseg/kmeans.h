@@ -41,9 +41,9 @@ typedef enum kseg_kmeans_algorithm {
        rounding, and every undecided row is compared with all centers as Lloyd does). Needs a
        direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
     KSEG_ALGORITHM_HAMERLY = 1,
-    /* Hamerly when it is expected to pay off, else Lloyd: Hamerly when the kernel is a
-       direct-difference one and d <= 32 (in low dimensions the bounds stay tight; in high ones
-       they rarely decide and their upkeep is wasted). */
+    /* Hamerly where it was measured to pay off, else Lloyd: Hamerly when the kernel is the scalar
+       reference (CPUs without AVX2) and d <= 32 (in low dimensions the bounds stay tight). With
+       the vectorized kernels Lloyd was faster at every shape measured (bench/RESULTS.md). */
     KSEG_ALGORITHM_AUTO = 2
 } kseg_kmeans_algorithm;
 
