@@ -36,6 +36,10 @@ static const char *const cluster_usage =
     "                        float64, everything else is read as float32)\n"
     "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, avx512-rows,\n"
     "                        gemm); default: chosen from the CPU and (k, d)\n"
+    "      --algorithm A     lloyd (default), hamerly (bounds skip most distance computations;\n"
+    "                        the same labels, centers and inertia as lloyd, n more doubles of\n"
+    "                        memory) or auto (hamerly with the reference kernel and d <= 32,\n"
+    "                        else lloyd, which the vectorized kernels make faster)\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
     "  -h, --help            show this help\n";
@@ -53,17 +57,20 @@ static int report_progress(const kseg_progress_event *event, void *user_data)
         if (state->show)
             fprintf(stderr,
                     "run %d/%d  iter %4d  objective %.9g  shift %.3e  changed %lld  repairs %lld  "
-                    "%.3f s\n",
+                    "distances %lld (skipped %lld)  %.3f s\n",
                     event->init_run + 1, event->n_init, s->iteration, s->objective,
                     s->center_shift, (long long)s->changed_labels, (long long)s->empty_repairs,
+                    (long long)s->distances_computed, (long long)s->distances_skipped,
                     s->seconds);
         if (state->log)
             fprintf(state->log,
                     "{\"event\":\"iteration\",\"run\":%d,\"iteration\":%d,\"objective\":%.17g,"
                     "\"center_shift\":%.17g,\"changed_labels\":%lld,\"empty_repairs\":%lld,"
-                    "\"seconds\":%.9f}\n",
+                    "\"distances_computed\":%lld,\"distances_skipped\":%lld,\"seconds\":%.9f}\n",
                     event->init_run, s->iteration, s->objective, s->center_shift,
-                    (long long)s->changed_labels, (long long)s->empty_repairs, s->seconds);
+                    (long long)s->changed_labels, (long long)s->empty_repairs,
+                    (long long)s->distances_computed, (long long)s->distances_skipped,
+                    s->seconds);
     } else if (state->log) {
         fprintf(state->log, "{\"event\":\"run\",\"run\":%d,\"inertia\":%.17g}\n", event->init_run,
                 event->run_inertia);
@@ -111,7 +118,9 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
         (status = kseg_h5_write_attribute_double(writer, "/model/centroids", "tolerance",
                                                  result->tolerance, error)) ||
         (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "kernel",
-                                                 result->kernel, error)))
+                                                 result->kernel, error)) ||
+        (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "algorithm",
+                                                 result->algorithm, error)))
         return status;
     /* The data mean the kernels centered on: predict reuses it (and the kernel) so that training
        rows get exactly the training labels. */
@@ -125,7 +134,7 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
     size_t dims[1] = {iterations};
     int32_t *index = malloc((iterations ? iterations : 1) * sizeof *index);
     double *values = malloc((iterations ? iterations : 1) * 4 * sizeof *values);
-    int64_t *counts = malloc((iterations ? iterations : 1) * 2 * sizeof *counts);
+    int64_t *counts = malloc((iterations ? iterations : 1) * 4 * sizeof *counts);
     if (!index || !values || !counts) {
         free(index);
         free(values);
@@ -140,6 +149,8 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
         values[2 * iterations + i] = s->seconds;
         counts[i] = s->changed_labels;
         counts[iterations + i] = s->empty_repairs;
+        counts[2 * iterations + i] = s->distances_computed;
+        counts[3 * iterations + i] = s->distances_skipped;
     }
     status = kseg_h5_write_dataset(writer, "/model/iterations/iteration", KSEG_STORE_INT32, 1,
                                    dims, index, 0, 0, error);
@@ -159,6 +170,14 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
     if (!status)
         status = kseg_h5_write_dataset(writer, "/model/iterations/empty_repairs",
                                        KSEG_STORE_INT64, 1, dims, counts + iterations, 0, 0,
+                                       error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/distances_computed",
+                                       KSEG_STORE_INT64, 1, dims, counts + 2 * iterations, 0, 0,
+                                       error);
+    if (!status)
+        status = kseg_h5_write_dataset(writer, "/model/iterations/distances_skipped",
+                                       KSEG_STORE_INT64, 1, dims, counts + 3 * iterations, 0, 0,
                                        error);
     free(index);
     free(values);
@@ -255,7 +274,8 @@ int kseg_cmd_cluster(int argc, char **argv)
         {"columns", required_argument, NULL, 'c'},  {"weights", required_argument, NULL, 'w'},
         {"dtype", required_argument, NULL, 'D'},    {"kernel", required_argument, NULL, 'K'},
         {"log-json", required_argument, NULL, 'L'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"algorithm", required_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *command = "cluster";
     kseg_kmeans_options options;
     kseg_kmeans_options_defaults(&options);
@@ -316,6 +336,11 @@ int kseg_cmd_cluster(int argc, char **argv)
             break;
         case 'L':
             log_path = optarg;
+            break;
+        case 'A':
+            if (kseg_kmeans_algorithm_parse(optarg, &options.algorithm))
+                return cli_failf(command, KSEG_EXIT_USAGE,
+                                 "--algorithm: expected lloyd, hamerly or auto, got '%s'", optarg);
             break;
         case 'q':
             quiet = 1;
@@ -472,11 +497,13 @@ int kseg_cmd_cluster(int argc, char **argv)
     char options_json[1024];
     snprintf(options_json, sizeof options_json,
              "{\"n_clusters\":%lld,\"init\":\"%s\",\"n_init\":%d,\"max_iter\":%d,\"tol\":%.17g,"
-             "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\"}",
+             "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\","
+             "\"algorithm\":\"%s\"}",
              (long long)k, kseg_init_method_name(options.init), result.n_init, options.max_iter,
              options.tol, (unsigned long long)options.seed, weights ? "true" : "false",
              table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64",
-             options.kernel ? options.kernel : "auto");
+             options.kernel ? options.kernel : "auto",
+             kseg_kmeans_algorithm_name(options.algorithm));
     if (write_result(writer, &result, &table, &options, options_json, &error)) {
         exit_code = cli_fail(command, &error); /* the writer is aborted at done */
         goto done;
@@ -502,6 +529,15 @@ int kseg_cmd_cluster(int argc, char **argv)
                result.best_init + 1);
         printf("  time: load %.3f s, fit %.3f s, write %.3f s\n", loaded - started,
                fitted - loaded, finished - fitted);
+        int64_t computed = 0, skipped = 0;
+        for (int32_t i = 0; i < result.n_iter; i++) {
+            computed += result.iterations[i].distances_computed;
+            skipped += result.iterations[i].distances_skipped;
+        }
+        printf("  algorithm %s (kernel %s): %lld distances computed, %lld skipped (%.1f%%)\n",
+               result.algorithm, result.kernel, (long long)computed, (long long)skipped,
+               computed + skipped > 0 ? 100.0 * (double)skipped / (double)(computed + skipped)
+                                      : 0.0);
         print_profile(&result, &table);
         printf("  written to %s\n", output);
     }

@@ -24,6 +24,7 @@ void kseg_kmeans_options_defaults(kseg_kmeans_options *options)
     options->max_iter = 300;
     options->tol = 1e-4;
     options->seed = 0;
+    options->algorithm = KSEG_ALGORITHM_LLOYD;
 }
 
 int kseg_init_method_parse(const char *text, kseg_init_method *method)
@@ -35,6 +36,32 @@ int kseg_init_method_parse(const char *text, kseg_init_method *method)
     else
         return KSEG_EINVAL;
     return 0;
+}
+
+int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorithm)
+{
+    if (strcmp(text, "lloyd") == 0)
+        *algorithm = KSEG_ALGORITHM_LLOYD;
+    else if (strcmp(text, "hamerly") == 0)
+        *algorithm = KSEG_ALGORITHM_HAMERLY;
+    else if (strcmp(text, "auto") == 0)
+        *algorithm = KSEG_ALGORITHM_AUTO;
+    else
+        return KSEG_EINVAL;
+    return 0;
+}
+
+const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
+{
+    switch (algorithm) {
+    case KSEG_ALGORITHM_LLOYD:
+        return "lloyd";
+    case KSEG_ALGORITHM_HAMERLY:
+        return "hamerly";
+    case KSEG_ALGORITHM_AUTO:
+        return "auto";
+    }
+    return "unknown";
 }
 
 const char *kseg_init_method_name(kseg_init_method method)
@@ -126,15 +153,16 @@ done:
 /* Refuses, before anything is allocated, a fit whose workspace cannot fit in memory. The
  * estimate covers what grows with the input: the per-block partial sums (k * d + k + 2 doubles)
  * held on each thread's reduction stack, the center sets, the labels (twice with n_init > 1),
- * the per-iteration statistics, and the assignment kernel's packed centers and per-thread
- * scratch. The data itself is already in memory and not counted. */
+ * the per-iteration statistics, the assignment kernel's packed centers and per-thread scratch,
+ * and the bounds of a bound-based algorithm (kseg_kmeans_algorithm_memory). The data itself is
+ * already in memory and not counted. */
 static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *options,
                            const kseg_comm *comm, kseg_error *error)
 {
     uint64_t k = (uint64_t)options->n_clusters, d = data->cols, n = data->rows;
     uint64_t threads = options->n_threads > 0 ? (uint64_t)options->n_threads
                                                : (uint64_t)omp_get_max_threads();
-    uint64_t width = kseg_memory_add(kseg_memory_multiply(k, d), k + 2);
+    uint64_t width = kseg_memory_add(kseg_memory_multiply(k, d), k + 4);
     uint64_t blocks = (comm->n_global + KSEG_BLOCK_ROWS - 1) / KSEG_BLOCK_ROWS;
     uint64_t stack = kseg_memory_multiply(threads, kseg_tree_stack_capacity(blocks) + 1);
     uint64_t doubles = kseg_memory_multiply(width, kseg_memory_add(stack, 2));
@@ -149,6 +177,8 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
             threads, kernel->scratch_size((size_t)k, (size_t)d)));
     }
     bytes = kseg_memory_add(bytes, kseg_memory_multiply(n, options->n_init > 1 ? 8 : 4));
+    bytes = kseg_memory_add(bytes, kseg_kmeans_algorithm_memory(options->algorithm, (size_t)n,
+                                                                (size_t)k, (size_t)d));
     bytes = kseg_memory_add(bytes, kseg_memory_multiply((uint64_t)options->max_iter,
                                                         2 * sizeof(kseg_iteration_stats)));
     char what[160];
@@ -193,6 +223,10 @@ static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *
     if (options->local_trials < 0)
         return kseg_error_set(error, KSEG_EINVAL, "local_trials must be >= 0, got %d",
                               options->local_trials);
+    if (options->algorithm != KSEG_ALGORITHM_LLOYD && options->algorithm != KSEG_ALGORITHM_HAMERLY &&
+        options->algorithm != KSEG_ALGORITHM_AUTO)
+        return kseg_error_set(error, KSEG_EINVAL, "unknown k-means algorithm %d",
+                              (int)options->algorithm);
     if (options->init == KSEG_INIT_GIVEN) {
         if (!options->init_centers)
             return kseg_error_set(error, KSEG_EINVAL, "init is 'given' but no centers were passed");
@@ -314,6 +348,13 @@ static int feature_moments(kmeans_context *context, kseg_error *error)
 static size_t lloyd_width(const kmeans_context *context)
 {
     return context->k * context->d + context->k + 2;
+}
+
+/* Payload of the bound-based pass: Lloyd's, then distances computed and skipped. Each payload
+ * element is reduced by the same tree whatever the width, so the shared part has Lloyd's bits. */
+static size_t bounds_width(const kmeans_context *context)
+{
+    return lloyd_width(context) + 2;
 }
 
 typedef struct lloyd_pass {
@@ -508,8 +549,35 @@ static int pack_centers(kmeans_context *context, const double *centers)
     return 0;
 }
 
-static int run_lloyd(kmeans_context *context, int32_t run, double *centers, int32_t *labels,
-                     double *payload, run_output *output, kseg_error *error)
+/* One assignment pass over all rows into payload: Lloyd's fused kernel pass, or with bounds the
+ * bound-based pass, which gives the same labels, sums, inertia and change count. */
+static int assignment_pass(kmeans_context *context, kmeans_bounds *bounds, const double *centers,
+                           int32_t *labels, double *payload, kseg_error *error)
+{
+    int status;
+    if (bounds) {
+        kmeans_bounds_pass pass = {context, bounds, labels};
+        kmeans_bounds_prepare(bounds, context, centers);
+        status = kseg_reduce_vector(&context->reducer, &context->blocks, bounds_width(context),
+                                    kmeans_bounds_block, &pass, payload, error);
+        kmeans_bounds_finish(bounds);
+        return status;
+    }
+    lloyd_pass pass = {context, labels};
+    pack_centers(context, centers);
+    status = kseg_reduce_vector(&context->reducer, &context->blocks, lloyd_width(context),
+                                lloyd_block, &pass, payload, error);
+    /* Lloyd compares every row with every center. */
+    payload[lloyd_width(context)] = (double)context->blocks.comm->n_global * (double)context->k;
+    payload[lloyd_width(context) + 1] = 0.0;
+    return status;
+}
+
+/* Lloyd's iteration (bounds NULL) or Hamerly's (bounds set): the same updates, convergence tests
+ * and statistics, only the assignment pass differs. */
+static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run,
+                     double *centers, int32_t *labels, double *payload, run_output *output,
+                     kseg_error *error)
 {
     const kseg_kmeans_options *options = context->options;
     size_t k = context->k, d = context->d;
@@ -521,16 +589,18 @@ static int run_lloyd(kmeans_context *context, int32_t run, double *centers, int3
     output->empty_repairs = 0;
     for (size_t i = 0; i < context->n; i++)
         labels[i] = -1;
+    if (bounds)
+        kmeans_bounds_reset(bounds);
 
     int32_t iteration;
     for (iteration = 0; iteration < options->max_iter; iteration++) {
         double started = omp_get_wtime();
-        pack_centers(context, centers);
-        if ((status = kseg_reduce_vector(&context->reducer, &context->blocks, lloyd_width(context),
-                                         lloyd_block, &pass, payload, error)))
+        if ((status = assignment_pass(context, bounds, centers, labels, payload, error)))
             return status;
         double objective = payload[k * d + k];
         int64_t changed = (int64_t)payload[k * d + k + 1];
+        int64_t computed = (int64_t)payload[k * d + k + 2];
+        int64_t skipped = (int64_t)payload[k * d + k + 3];
         int64_t repairs = 0;
         if ((status = repair_empty_clusters(context, centers, labels, payload, &repairs, error)))
             return status;
@@ -555,6 +625,8 @@ static int run_lloyd(kmeans_context *context, int32_t run, double *centers, int3
         stats->changed_labels = changed;
         stats->empty_repairs = repairs;
         stats->seconds = omp_get_wtime() - started;
+        stats->distances_computed = computed;
+        stats->distances_skipped = skipped;
         output->empty_repairs += repairs;
         if (options->progress) {
             kseg_progress_event event = {run, context->n_init, stats, 0.0};
@@ -573,7 +645,14 @@ static int run_lloyd(kmeans_context *context, int32_t run, double *centers, int3
     }
     output->n_iter = iteration < options->max_iter ? iteration + 1 : options->max_iter;
 
-    /* Final assignment so that labels match the returned centers (and the inertia is theirs). */
+    /* Final assignment so that labels match the returned centers (and the inertia is theirs). The
+       bound-based pass gives the same labels and the same inertia bits as the kernel's. */
+    if (bounds) {
+        if ((status = assignment_pass(context, bounds, centers, labels, payload, error)))
+            return status;
+        output->inertia = payload[k * d + k];
+        return 0;
+    }
     pack_centers(context, centers);
     double inertia;
     if ((status = kseg_reduce_vector(&context->reducer, &context->blocks, 1, assign_block, &pass,
@@ -617,7 +696,7 @@ static int context_init(kmeans_context *context, const kseg_matrix *data,
     if (status)
         return status;
     int n_threads = context->blocks.n_threads;
-    size_t width = context->k * context->d + context->k + 2;
+    size_t width = context->k * context->d + context->k + 4;
     if (width < context->d)
         width = context->d;
     if ((status = kseg_vector_reducer_init(&context->reducer, &context->blocks, width, error)))
@@ -692,6 +771,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     double *centers = NULL, *best_centers = NULL, *payload = NULL;
     int32_t *labels = NULL, *best_labels = NULL;
     run_output output = {0};
+    kmeans_bounds bounds, *use_bounds = NULL;
+    memset(&bounds, 0, sizeof bounds);
     kseg_iteration_stats *best_iterations = NULL;
     int status = validate_options(data, options, comm, error);
     if (status) {
@@ -704,6 +785,23 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
         goto done;
     if ((status = select_kernel(&context, error)))
         goto done;
+    /* Bounds reproduce a kernel's labels only if its distances are the reference's (direct
+       difference). AUTO takes Hamerly only where it was measured to win: with the scalar
+       reference kernel (no AVX2) in low dimensions, where the bounds stay tight. The vectorized
+       kernels compare a row with all centers faster than the scalar bound bookkeeping decides
+       it (bench/RESULTS.md, issue 5). */
+    kseg_kmeans_algorithm algorithm = options->algorithm;
+    if (algorithm == KSEG_ALGORITHM_AUTO)
+        algorithm = context.d <= 32 && strcmp(context.kernel->name, "reference") == 0
+                        ? KSEG_ALGORITHM_HAMERLY
+                        : KSEG_ALGORITHM_LLOYD;
+    if (context.kernel->expanded_form)
+        algorithm = KSEG_ALGORITHM_LLOYD;
+    if (algorithm == KSEG_ALGORITHM_HAMERLY) {
+        if ((status = kmeans_bounds_init(&bounds, &context, error)))
+            goto done;
+        use_bounds = &bounds;
+    }
 
     size_t n = context.n, d = context.d, k = context.k;
     int32_t n_init = options->n_init > 0 ? options->n_init
@@ -713,7 +811,7 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     context.n_init = n_init;
     centers = malloc(k * d * sizeof *centers);
     best_centers = malloc(k * d * sizeof *best_centers);
-    payload = malloc(lloyd_width(&context) * sizeof *payload);
+    payload = malloc(bounds_width(&context) * sizeof *payload);
     labels = malloc((n ? n : 1) * sizeof *labels);
     best_labels = n_init > 1 ? malloc((n ? n : 1) * sizeof *best_labels) : NULL;
     output.iterations = calloc((size_t)options->max_iter, sizeof *output.iterations);
@@ -744,7 +842,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
             status = kmeans_init_plusplus(&context, run, centers, error);
         if (status)
             goto restore_blas;
-        if ((status = run_lloyd(&context, run, centers, labels, payload, &output, error)))
+        if ((status = run_lloyd(&context, use_bounds, run, centers, labels, payload, &output,
+                                error)))
             goto restore_blas;
         result->total_empty_repairs += output.empty_repairs;
         if (options->progress) {
@@ -800,6 +899,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     }
     memcpy(result->feature_mean, context.column_mean, d * sizeof *result->feature_mean);
     snprintf(result->kernel, sizeof result->kernel, "%s", context.kernel->name);
+    snprintf(result->algorithm, sizeof result->algorithm, "%s",
+             use_bounds ? "hamerly" : "lloyd");
 
     size_t distinct;
     count_distinct_centers(result->centroids, k, d, &distinct);
@@ -853,6 +954,7 @@ done:
     free(best_labels);
     free(output.iterations);
     free(best_iterations);
+    kmeans_bounds_destroy(&bounds);
     context_destroy(&context);
     return status;
 }

@@ -49,4 +49,48 @@ int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
                          kseg_error *error);
 int kmeans_init_random(kmeans_context *context, int32_t run, double *centers, kseg_error *error);
 
+/* State of Hamerly's algorithm (kmeans_bounds.c). Distances in the bounds are exact Euclidean
+ * distances to the centers rounded to the element type, as the direct kernels see them. */
+typedef struct kmeans_bounds {
+    double *lower;         /* [n] lower bound on the distance of each row to every center but its own */
+    void *centers;         /* [k x d] element type: the centers of the coming pass */
+    void *previous;        /* [k x d] element type: those of the last pass */
+    double *moved;         /* [k] upper bound on each center's move since the last pass */
+    double *half_gap;      /* [k] lower bound on half the distance to the nearest other center */
+    void *transposed;      /* [d x k] element type: the centers of the coming pass, transposed */
+    double *distances;     /* [n_threads x k] per-thread room for one row's k distances */
+    int n_threads;
+    double largest_move, second_move;
+    size_t largest_center; /* the center that moved largest_move */
+    double eta;            /* relative error bound of the kernels' squared distances */
+    double slack;          /* absolute error bound (underflow) of the same */
+    double overflow;       /* the element type's largest finite value */
+    int usable;            /* 0 when eta is too large for the bounds to decide anything */
+    double own_factor;     /* 1 / (1 - eta), rounded up: computed -> exact squared distance */
+    double needed_factor;  /* (1 + eta) / (1 - eta), rounded up */
+    double needed_slack;   /* 2 slack / (1 - eta), rounded up */
+    double lower_factor;   /* 1 / (1 + eta), rounded down: computed -> exact, from below */
+    int fresh;             /* no pass since the run started: the bounds are not yet valid */
+} kmeans_bounds;
+
+/* Payload of the bound-based pass: Lloyd's (sums [k x d], weights [k], inertia, changed labels)
+ * followed by the distances computed and skipped. */
+typedef struct kmeans_bounds_pass {
+    const kmeans_context *context;
+    kmeans_bounds *bounds;
+    int32_t *labels;
+} kmeans_bounds_pass;
+
+int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context, kseg_error *error);
+void kmeans_bounds_destroy(kmeans_bounds *bounds);
+/* Starts a new run: every row's first assignment compares it with every center. */
+void kmeans_bounds_reset(kmeans_bounds *bounds);
+/* Before a pass: the new centers [k x d] (double), their moves and half gaps. */
+void kmeans_bounds_prepare(kmeans_bounds *bounds, const kmeans_context *context,
+                           const double *centers);
+/* After a pass: the bounds now describe the labels. */
+void kmeans_bounds_finish(kmeans_bounds *bounds);
+/* kseg_block_fn of the pass (opaque is a kmeans_bounds_pass). */
+void kmeans_bounds_block(void *opaque, size_t block, double *payload, int thread);
+
 #endif

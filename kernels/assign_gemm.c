@@ -244,6 +244,7 @@ GEMM_AVX2 static int32_t gemm_argmin_avx2_f64(const double *products, const doub
 
 const kseg_assign_kernel kseg_assign_gemm_f32 = {
     .name = "gemm",
+    .expanded_form = 1,
     .dtype = KSEG_FLOAT32,
     .cpu_supported = gemm_supported,
     .preferred = gemm_preferred,
@@ -256,6 +257,7 @@ const kseg_assign_kernel kseg_assign_gemm_f32 = {
 
 const kseg_assign_kernel kseg_assign_gemm_f64 = {
     .name = "gemm",
+    .expanded_form = 1,
     .dtype = KSEG_FLOAT64,
     .cpu_supported = gemm_supported,
     .preferred = gemm_preferred,

@@ -39,6 +39,10 @@ typedef struct kseg_block_sums {
 typedef struct kseg_assign_kernel {
     const char *name;
     kseg_dtype dtype;
+    /* Non-zero for kernels using the expanded form |x|^2 - 2x.c + |c|^2: their distances are only
+       close to the reference's, so bound-based algorithms (which must reproduce a kernel's labels
+       bitwise) cannot use them. Zero for direct-difference kernels. */
+    int expanded_form;
     /* Non-zero if the kernel can run on this CPU (checked once at selection). */
     int (*cpu_supported)(void);
     /* Non-zero if the kernel is a good choice for this shape (used by automatic selection only;

@@ -2,6 +2,7 @@
  * well-separated blobs, empty-cluster repair, sample weights, predict, and warnings. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -471,4 +472,190 @@ Test(kmeans, huge_k_is_rejected_before_allocating)
     kseg_kmeans_options_defaults(&o);
     o.n_clusters = (int64_t)1 << 62;
     cr_assert_eq(fit_code(&m, &o, "exceeds the number of rows (4)"), KSEG_EINVAL);
+}
+
+/* ------------------------------------------------------------------ Hamerly */
+
+/* Data that stresses exactness: blobs of different widths (some rows far from every center, some
+   between two), every 7th row a copy of the previous one, and every 5th row snapped to a coarse
+   grid so that many rows are exactly equidistant from several centers once centers land on grid
+   points. */
+static void *make_hard_data(size_t n, size_t d, size_t blobs, kseg_dtype dtype, uint64_t seed)
+{
+    uint64_t state = seed;
+    double *centers = malloc(blobs * d * sizeof *centers);
+    for (size_t i = 0; i < blobs * d; i++)
+        centers[i] = 10.0 * uniform(&state);
+    double *rows = malloc(n * d * sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        size_t blob = splitmix(&state) % blobs;
+        double width = 0.2 + 1.5 * (double)(blob % 3);
+        for (size_t j = 0; j < d; j++) {
+            double value = centers[blob * d + j] + width * gaussian(&state);
+            if (i % 5 == 0)
+                value = floor(value / 2.0) * 2.0;
+            rows[i * d + j] = value;
+        }
+        if (i % 7 == 0 && i > 0)
+            memcpy(rows + i * d, rows + (i - 1) * d, d * sizeof *rows);
+    }
+    free(centers);
+    if (dtype == KSEG_FLOAT64)
+        return rows;
+    float *out = malloc(n * d * sizeof *out);
+    for (size_t i = 0; i < n * d; i++)
+        out[i] = (float)rows[i];
+    free(rows);
+    return out;
+}
+
+static void assert_same_statistics(const kseg_kmeans_result *a, const kseg_kmeans_result *b,
+                                   const char *what)
+{
+    cr_assert_eq(a->convergence, b->convergence, "%s: convergence differs", what);
+    cr_assert_eq(a->best_init, b->best_init, "%s: winning run differs", what);
+    for (int32_t i = 0; i < a->n_iter; i++) {
+        const kseg_iteration_stats *x = &a->iterations[i], *y = &b->iterations[i];
+        cr_assert(memcmp(&x->objective, &y->objective, sizeof x->objective) == 0 &&
+                      memcmp(&x->center_shift, &y->center_shift, sizeof x->center_shift) == 0 &&
+                      x->changed_labels == y->changed_labels &&
+                      x->empty_repairs == y->empty_repairs,
+                  "%s: statistics of iteration %d differ", what, i + 1);
+        cr_assert_eq(y->distances_computed + y->distances_skipped, x->distances_computed,
+                     "%s: computed + skipped must be Lloyd's n * k", what);
+    }
+}
+
+Test(kmeans, hamerly_equals_lloyd_bitwise, .timeout = 300)
+{
+    /* n is not a multiple of the 8192-row block; k from 2 to 40, d from 2 to 32. */
+    const size_t n = 20011;
+    const struct {
+        size_t d, k, blobs;
+        kseg_dtype dtype;
+        int weighted, random_init;
+        const char *kernel;
+    } cases[] = {
+        {2, 2, 3, KSEG_FLOAT32, 0, 0, NULL},     {2, 7, 5, KSEG_FLOAT64, 1, 0, NULL},
+        {3, 40, 12, KSEG_FLOAT32, 1, 1, NULL},   {5, 16, 16, KSEG_FLOAT64, 0, 1, NULL},
+        {8, 16, 10, KSEG_FLOAT32, 1, 0, NULL},   {8, 3, 9, KSEG_FLOAT32, 0, 0, "reference"},
+        {13, 25, 20, KSEG_FLOAT64, 1, 0, NULL},  {16, 9, 4, KSEG_FLOAT32, 0, 1, "avx2"},
+        {32, 40, 30, KSEG_FLOAT32, 0, 0, NULL},  {32, 5, 5, KSEG_FLOAT64, 1, 1, "avx512"},
+    };
+    double *weights = malloc(n * sizeof *weights);
+    uint64_t state = 99;
+    for (size_t i = 0; i < n; i++)
+        weights[i] = i % 11 == 0 ? 0.0 : 0.25 + 2.0 * uniform(&state);
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        void *x = make_hard_data(n, cases[t].d, cases[t].blobs, cases[t].dtype, 1000 + t);
+        kseg_matrix m = view(x, cases[t].dtype, n, cases[t].d);
+        kseg_kmeans_options o;
+        kseg_kmeans_options_defaults(&o);
+        o.n_clusters = (int64_t)cases[t].k;
+        o.seed = t;
+        o.sample_weight = cases[t].weighted ? weights : NULL;
+        o.init = cases[t].random_init ? KSEG_INIT_RANDOM : KSEG_INIT_KMEANS_PLUSPLUS;
+        o.n_init = cases[t].random_init ? 2 : 1;
+        o.tol = t % 2 ? 0.0 : 1e-4; /* tol 0 runs to strict convergence: many iterations */
+        o.kernel = cases[t].kernel;
+        o.n_threads = 1;
+        kseg_kmeans_result lloyd;
+        kseg_error e;
+        kseg_error_clear(&e);
+        int code = kseg_kmeans_fit(&m, &o, &lloyd, &e);
+        if (code == KSEG_ENOTSUP) { /* a kernel this CPU or build lacks */
+            free(x);
+            continue;
+        }
+        cr_assert_eq(code, 0, "case %zu: %s", t, e.message);
+        cr_assert_str_eq(lloyd.algorithm, "lloyd");
+        for (int threads = 1; threads <= 2; threads++) {
+            char what[64];
+            snprintf(what, sizeof what, "case %zu (d %zu, k %zu), %d threads", t, cases[t].d,
+                     cases[t].k, threads);
+            o.algorithm = KSEG_ALGORITHM_HAMERLY;
+            o.n_threads = threads;
+            kseg_kmeans_result hamerly;
+            fit_or_fail(&m, &o, &hamerly);
+            cr_assert_str_eq(hamerly.algorithm, "hamerly", "%s", what);
+            assert_bitwise_equal(&lloyd, &hamerly, what);
+            assert_same_statistics(&lloyd, &hamerly, what);
+            kseg_kmeans_result_destroy(&hamerly);
+        }
+        kseg_kmeans_result_destroy(&lloyd);
+        free(x);
+    }
+    free(weights);
+}
+
+Test(kmeans, hamerly_skips_distances_on_separated_blobs)
+{
+    const size_t n = 30000, d = 4, k = 8;
+    float *x = make_blobs(n, d, k, 12.0, 5, NULL);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    o.tol = 0;
+    o.algorithm = KSEG_ALGORITHM_HAMERLY;
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    cr_assert_eq(r.iterations[0].distances_computed, (int64_t)(n * k),
+                 "the first pass has no bounds yet");
+    int64_t skipped = 0;
+    for (int32_t i = 1; i < r.n_iter; i++) {
+        cr_assert_eq(r.iterations[i].distances_computed + r.iterations[i].distances_skipped,
+                     (int64_t)(n * k));
+        skipped += r.iterations[i].distances_skipped;
+    }
+    cr_assert_gt(r.n_iter, 1);
+    cr_assert_gt(skipped, 0, "well-separated blobs must let the bounds skip distances");
+    /* After the first pass nearly every row is decided by its bounds. */
+    cr_assert_gt(r.iterations[r.n_iter - 1].distances_skipped, (int64_t)(n * (k - 1) * 9 / 10));
+    kseg_kmeans_result_destroy(&r);
+    free(x);
+}
+
+Test(kmeans, algorithm_names_parse_and_auto_resolves)
+{
+    kseg_kmeans_algorithm a;
+    cr_assert_eq(kseg_kmeans_algorithm_parse("hamerly", &a), 0);
+    cr_assert_eq(a, KSEG_ALGORITHM_HAMERLY);
+    cr_assert_eq(kseg_kmeans_algorithm_parse("auto", &a), 0);
+    cr_assert_eq(a, KSEG_ALGORITHM_AUTO);
+    cr_assert_eq(kseg_kmeans_algorithm_parse("lloyd", &a), 0);
+    cr_assert_eq(a, KSEG_ALGORITHM_LLOYD);
+    cr_assert_eq(kseg_kmeans_algorithm_parse("elkan", &a), KSEG_EINVAL);
+    cr_assert_str_eq(kseg_kmeans_algorithm_name(KSEG_ALGORITHM_HAMERLY), "hamerly");
+    cr_assert_eq(kseg_kmeans_algorithm_memory(KSEG_ALGORITHM_LLOYD, 1000, 4, 3), 0);
+    cr_assert_geq(kseg_kmeans_algorithm_memory(KSEG_ALGORITHM_HAMERLY, 1000, 4, 3),
+                  1000 * sizeof(double));
+
+    float x[12] = {0, 0, 1, 1, 9, 9, 10, 10, 0, 1, 9, 10};
+    kseg_matrix m = view(x, KSEG_FLOAT32, 6, 2);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    cr_assert_eq(o.algorithm, KSEG_ALGORITHM_LLOYD, "Lloyd is the default");
+    o.n_clusters = 2;
+    o.algorithm = KSEG_ALGORITHM_AUTO;
+    kseg_kmeans_result r;
+    fit_or_fail(&m, &o, &r);
+    cr_assert_str_eq(r.algorithm, strcmp(r.kernel, "reference") == 0 ? "hamerly" : "lloyd",
+                     "AUTO takes Hamerly only with the reference kernel");
+    kseg_kmeans_result_destroy(&r);
+    o.kernel = "reference";
+    fit_or_fail(&m, &o, &r);
+    cr_assert_str_eq(r.algorithm, "hamerly", "AUTO takes Hamerly with the reference kernel");
+    kseg_kmeans_result_destroy(&r);
+    o.kernel = "gemm";
+    o.algorithm = KSEG_ALGORITHM_HAMERLY;
+    kseg_error e;
+    kseg_error_clear(&e);
+    if (kseg_kmeans_fit(&m, &o, &r, &e) == 0) { /* where the GEMM kernel is built */
+        cr_assert_str_eq(r.algorithm, "lloyd", "expanded-form kernels run Lloyd");
+        kseg_kmeans_result_destroy(&r);
+    }
+    o.kernel = NULL;
+    o.algorithm = (kseg_kmeans_algorithm)7;
+    cr_assert_eq(fit_code(&m, &o, "unknown k-means algorithm"), KSEG_EINVAL);
 }

@@ -31,6 +31,35 @@ typedef enum kseg_init_method {
 KSEG_API int kseg_init_method_parse(const char *text, kseg_init_method *method);
 KSEG_API const char *kseg_init_method_name(kseg_init_method method);
 
+typedef enum kseg_kmeans_algorithm {
+    /* Lloyd's algorithm: every row is compared with every center in every iteration. */
+    KSEG_ALGORITHM_LLOYD = 0,
+    /* Hamerly's algorithm: a lower bound per row on the distance to its second-nearest center
+       and half the distance from each center to its nearest other center skip the comparisons
+       that cannot change a label. Exact: labels, centers, inertia and statistics are bitwise
+       those of Lloyd from the same initialization (bounds carry a margin for the kernels'
+       rounding, and every undecided row is compared with all centers as Lloyd does). Needs a
+       direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
+    KSEG_ALGORITHM_HAMERLY = 1,
+    /* Hamerly where it was measured to pay off, else Lloyd: Hamerly when the kernel is the scalar
+       reference (CPUs without AVX2) and d <= 32 (in low dimensions the bounds stay tight). With
+       the vectorized kernels Lloyd was faster at every shape measured (bench/RESULTS.md). */
+    KSEG_ALGORITHM_AUTO = 2
+} kseg_kmeans_algorithm;
+
+/* Parse "lloyd" / "hamerly" / "auto" (case-sensitive); returns 0 or KSEG_EINVAL. */
+KSEG_API int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorithm);
+KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm);
+
+/* Bytes the algorithm needs beyond Lloyd's workspace for n_rows local rows, k clusters and d
+ * features: for Hamerly one double per row (the lower bound; the upper bound is recomputed
+ * exactly in every iteration, since the objective needs each row's distance to its center
+ * anyway), two copies of the centers in the data's element type and three doubles per center.
+ * 0 for Lloyd; AUTO counts as Hamerly. UINT64_MAX if the size overflows. kseg_kmeans_fit checks
+ * it, with the rest of its workspace, against kseg_memory_available() before it starts. */
+KSEG_API uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows,
+                                               size_t k, size_t d);
+
 /* Statistics of one Lloyd iteration. The objective is the weighted sum of squared distances of
  * the rows to the centers they were assigned to in this iteration (the centers before update). */
 typedef struct kseg_iteration_stats {
@@ -40,6 +69,8 @@ typedef struct kseg_iteration_stats {
     int64_t changed_labels;  /* rows whose label differs from the previous iteration */
     int64_t empty_repairs;   /* empty clusters re-seeded in this iteration */
     double seconds;          /* wall time of the iteration */
+    int64_t distances_computed; /* row-to-center distances computed (all ranks); Lloyd: n * k */
+    int64_t distances_skipped;  /* comparisons the bounds decided without a distance; Lloyd: 0 */
 } kseg_iteration_stats;
 
 /* What the progress callback receives: after each iteration, and once per finished init run. */
@@ -77,6 +108,8 @@ typedef struct kseg_kmeans_options {
     const char *kernel;        /* Assignment kernel by name ("reference", "avx2", "avx512",
                                   "gemm"); NULL = chosen from the CPU and the shape. Default
                                   NULL. Results are bitwise stable for a given kernel. */
+    kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every algorithm gives the
+                                        same result; they differ in speed and memory. */
 } kseg_kmeans_options;
 
 KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
@@ -116,6 +149,7 @@ typedef struct kseg_kmeans_result {
     int64_t total_empty_repairs;    /* over all runs */
     double *feature_mean;           /* [d] the unweighted data mean the kernels centered on */
     char kernel[32];                /* name of the assignment kernel used */
+    char algorithm[16];             /* the algorithm run ("lloyd" or "hamerly"; AUTO resolved) */
     unsigned warnings;              /* KSEG_WARN_* flags */
     char warning_message[256];      /* a sentence describing the warnings, "" if none */
 } kseg_kmeans_result;

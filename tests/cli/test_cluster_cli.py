@@ -118,6 +118,28 @@ def case_success_replaces_existing_output(tmp):
     assert sorted(os.listdir(tmp)) == ["blobs.h5", "out.h5"], os.listdir(tmp)
 
 
+def case_hamerly_writes_the_same_result_as_lloyd(tmp):
+    data = os.path.join(tmp, "customers.h5")
+    run_kseg("generate", "customers", "--n", 30000, "--seed", 8, "-o", data)
+    lloyd, hamerly = os.path.join(tmp, "lloyd.h5"), os.path.join(tmp, "hamerly.h5")
+    run_kseg("cluster", data, "-k", 6, "-o", lloyd, "--quiet")
+    run_kseg("cluster", data, "-k", 6, "-o", hamerly, "--algorithm", "hamerly", "--quiet")
+    assert read_result(lloyd) == read_result(hamerly)
+    with h5py.File(lloyd, "r") as a, h5py.File(hamerly, "r") as b:
+        assert a["/model/centroids"].attrs["algorithm"] == "lloyd"
+        assert b["/model/centroids"].attrs["algorithm"] == "hamerly"
+        assert json.loads(b["/model/centroids"].attrs["options"])["algorithm"] == "hamerly"
+        assert np.array_equal(a["/model/iterations/objective"][:],
+                              b["/model/iterations/objective"][:])
+        computed = a["/model/iterations/distances_computed"][:]
+        assert np.array_equal(computed, b["/model/iterations/distances_computed"][:] +
+                              b["/model/iterations/distances_skipped"][:])
+        assert b["/model/iterations/distances_skipped"][:].sum() > 0
+    bad = subprocess.run([KSEG, "cluster", data, "-k", "6", "-o", os.path.join(tmp, "x.h5"),
+                          "--algorithm", "elkan"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected lloyd, hamerly or auto" in bad.stderr, bad.stderr
+
+
 def main():
     run_cases(globals())
 

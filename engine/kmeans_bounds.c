@@ -1,0 +1,325 @@
+/* Hamerly's bound-based assignment pass for the k-means driver: per-row lower bounds and per-center
+ * half gaps decide most rows with one distance, and every row they cannot decide is compared with
+ * all centers with the reference kernel's arithmetic, so labels and sums are bitwise Lloyd's. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kmeans_internal.h"
+#include "kseg/memory.h"
+
+/* Safety factors for the double arithmetic on the bounds themselves (square roots, products,
+ * subtractions): far larger than the few ulps those operations can lose, far smaller than any
+ * gap worth exploiting. */
+#define BOUND_UP (1.0 + 0x1.0p-40)
+#define BOUND_DOWN (1.0 - 0x1.0p-40)
+
+uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows, size_t k,
+                                      size_t d)
+{
+    if (algorithm == KSEG_ALGORITHM_LLOYD)
+        return 0;
+    /* Lower bounds [n] doubles; current, previous and transposed centers [k x d] in the element
+       type (at most a double); moves, half gaps and one spare [k] doubles; per-thread distances
+       [k] (counted for 64 threads, more than kseg's machines have cores). */
+    uint64_t bytes = kseg_memory_multiply(n_rows, sizeof(double));
+    bytes = kseg_memory_add(bytes, kseg_memory_multiply(
+                                       kseg_memory_multiply(3, kseg_memory_multiply(k, d)),
+                                       sizeof(double)));
+    return kseg_memory_add(bytes, kseg_memory_multiply((3 + 64) * sizeof(double), k));
+}
+
+int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context, kseg_error *error)
+{
+    memset(bounds, 0, sizeof *bounds);
+    size_t k = context->k, d = context->d, size = context->element_size;
+    bounds->lower = malloc((context->n ? context->n : 1) * sizeof *bounds->lower);
+    bounds->centers = malloc(k * d * size);
+    bounds->previous = malloc(k * d * size);
+    bounds->moved = calloc(k, sizeof *bounds->moved);
+    bounds->half_gap = calloc(k, sizeof *bounds->half_gap);
+    bounds->transposed = malloc(k * d * size);
+    bounds->n_threads = context->blocks.n_threads;
+    bounds->distances = calloc((size_t)bounds->n_threads * k, sizeof(double));
+    if (!bounds->lower || !bounds->centers || !bounds->previous || !bounds->moved ||
+        !bounds->half_gap || !bounds->transposed || !bounds->distances) {
+        kmeans_bounds_destroy(bounds);
+        return kseg_error_set(error, KSEG_ENOMEM,
+                              "out of memory for the Hamerly bounds (n = %zu, k = %zu)",
+                              context->n, k);
+    }
+    /* The reference kernel sums d non-negative terms, each rounded at most d + 2 times (the
+       difference, then one fused multiply-add per later feature), so its squared distance is
+       within gamma_{d+2} = (d+2)u / (1 - (d+2)u) of the exact one; twice (d+2)u bounds that while
+       (d+2)u <= 1/2. Underflow adds at most half the smallest subnormal per operation. */
+    double unit = context->dtype == KSEG_FLOAT32 ? 0x1.0p-24 : 0x1.0p-53;
+    bounds->eta = 2.0 * ((double)d + 2.0) * unit;
+    bounds->slack = ((double)d + 2.0) *
+                    (context->dtype == KSEG_FLOAT32 ? (double)FLT_TRUE_MIN : DBL_TRUE_MIN);
+    bounds->overflow = context->dtype == KSEG_FLOAT32 ? (double)FLT_MAX : DBL_MAX;
+    /* With so many features that the rounding margin is a sizeable fraction of the distance, the
+       bounds would rarely decide anything: then every row is compared with every center. */
+    bounds->usable = bounds->eta < 0.25;
+    /* The hot loop multiplies instead of dividing; each factor is rounded outwards by far more
+       than the error of computing it. */
+    bounds->own_factor = 1.0 / (1.0 - bounds->eta) * BOUND_UP;
+    bounds->needed_factor = (1.0 + bounds->eta) / (1.0 - bounds->eta) * BOUND_UP;
+    bounds->needed_slack = 2.0 * bounds->slack / (1.0 - bounds->eta) * BOUND_UP;
+    bounds->lower_factor = 1.0 / (1.0 + bounds->eta) * BOUND_DOWN;
+    bounds->fresh = 1;
+    return 0;
+}
+
+void kmeans_bounds_destroy(kmeans_bounds *bounds)
+{
+    free(bounds->lower);
+    free(bounds->centers);
+    free(bounds->previous);
+    free(bounds->moved);
+    free(bounds->half_gap);
+    free(bounds->transposed);
+    free(bounds->distances);
+    memset(bounds, 0, sizeof *bounds);
+}
+
+/* Element j of center c of an element-typed center set, as double (exact). */
+static double center_value(const kmeans_context *context, const void *centers, size_t index)
+{
+    if (context->dtype == KSEG_FLOAT32)
+        return (double)((const float *)centers)[index];
+    return ((const double *)centers)[index];
+}
+
+/* Squared Euclidean distance of two element-typed centers, summed in double, with lower and upper
+ * bounds on the exact value: for float32 the differences and squares are exact in double and only
+ * the d additions round; for float64 the difference and the square round too. */
+static void center_distance(const kmeans_context *context, const void *centers_a, size_t a,
+                            const void *centers_b, size_t b, double *low, double *high)
+{
+    size_t d = context->d;
+    double sum = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        double diff = center_value(context, centers_a, a * d + j) -
+                      center_value(context, centers_b, b * d + j);
+        sum += diff * diff;
+    }
+    double relative = ((double)d + 4.0) * 0x1.0p-52;
+    *low = sum * (1.0 - relative) * BOUND_DOWN;
+    *high = sum * (1.0 + relative) * BOUND_UP;
+}
+
+void kmeans_bounds_prepare(kmeans_bounds *bounds, const kmeans_context *context,
+                           const double *centers)
+{
+    size_t k = context->k, d = context->d;
+    /* The centers as every direct kernel packs them: rounded to the element type. */
+    void *swap = bounds->previous;
+    bounds->previous = bounds->centers;
+    bounds->centers = swap;
+    /* The transposed copy [d x k] lets the comparison with all centers run across centers in
+       vector lanes while each center's sum still runs over the features in order. */
+    if (context->dtype == KSEG_FLOAT32) {
+        float *out = bounds->centers, *transposed = bounds->transposed;
+        for (size_t i = 0; i < k * d; i++)
+            out[i] = (float)centers[i];
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++)
+                transposed[j * k + c] = out[c * d + j];
+    } else {
+        double *transposed = bounds->transposed;
+        memcpy(bounds->centers, centers, k * d * sizeof *centers);
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++)
+                transposed[j * k + c] = centers[c * d + j];
+    }
+    /* How far each center moved since the last pass (upper bounds), and the largest two moves:
+       a row's lower bound drops by the largest move among the centers other than its own. */
+    bounds->largest_move = 0.0;
+    bounds->second_move = 0.0;
+    bounds->largest_center = 0;
+    for (size_t c = 0; c < k; c++) {
+        double low, high = 0.0;
+        if (!bounds->fresh)
+            center_distance(context, bounds->previous, c, bounds->centers, c, &low, &high);
+        double move = sqrt(high) * BOUND_UP;
+        bounds->moved[c] = move;
+        if (move > bounds->largest_move) {
+            bounds->second_move = bounds->largest_move;
+            bounds->largest_move = move;
+            bounds->largest_center = c;
+        } else if (move > bounds->second_move) {
+            bounds->second_move = move;
+        }
+    }
+    /* Half the distance from each center to its nearest other center (lower bounds): a row
+       closer than that to its center is closer to it than to any other (triangle inequality). */
+    for (size_t c = 0; c < k; c++)
+        bounds->half_gap[c] = INFINITY;
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = a + 1; b < k; b++) {
+            double low, high;
+            center_distance(context, bounds->centers, a, bounds->centers, b, &low, &high);
+            double half = 0.5 * sqrt(low) * BOUND_DOWN;
+            if (half < bounds->half_gap[a])
+                bounds->half_gap[a] = half;
+            if (half < bounds->half_gap[b])
+                bounds->half_gap[b] = half;
+        }
+}
+
+void kmeans_bounds_finish(kmeans_bounds *bounds)
+{
+    bounds->fresh = 0;
+}
+
+void kmeans_bounds_reset(kmeans_bounds *bounds)
+{
+    bounds->fresh = 1;
+}
+
+/* The row loop, instantiated per element type (T, with its fused multiply-add FMA). Distances are
+ * computed exactly as the reference kernel does (difference in T, one FMA per feature in order,
+ * strict < so that ties keep the lower index), which every direct kernel reproduces bitwise; the
+ * block sums are accumulated in row order as the fused kernels do. */
+#define BOUNDS_ROWS(NAME, T, FMA)                                                                  \
+    static inline T NAME##_distance(const T *row, const T *center, size_t d)                       \
+    {                                                                                              \
+        T sum = 0;                                                                                 \
+        for (size_t j = 0; j < d; j++) {                                                           \
+            T diff = row[j] - center[j];                                                           \
+            sum = FMA(diff, diff, sum);                                                            \
+        }                                                                                          \
+        return sum;                                                                                \
+    }                                                                                              \
+                                                                                                   \
+    /* out[c] := the distance to center c, each summed over the features in order (the same      \
+       bits as NAME##_distance), with the centers in vector lanes. */                              \
+    static inline void NAME##_all_distances(const T *row, const T *transposed, size_t k,           \
+                                            size_t d, T *restrict out)                             \
+    {                                                                                              \
+        for (size_t c = 0; c < k; c++)                                                             \
+            out[c] = 0;                                                                            \
+        for (size_t j = 0; j < d; j++) {                                                           \
+            T value = row[j];                                                                      \
+            const T *column = transposed + j * k;                                                  \
+            for (size_t c = 0; c < k; c++) {                                                       \
+                T diff = value - column[c];                                                        \
+                out[c] = FMA(diff, diff, out[c]);                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    BOUNDS_CLONES                                                                                  \
+    static void NAME(const kmeans_context *context, kmeans_bounds *bounds, size_t begin,           \
+                     size_t rows, int32_t *labels, double *payload, int thread)                    \
+    {                                                                                              \
+        size_t k = context->k, d = context->d;                                                     \
+        const T *data = (const T *)(const void *)context->rows;                                    \
+        const T *centers = bounds->centers;                                                        \
+        double *sums = payload, *weights = payload + k * d;                                        \
+        double inertia = 0.0, changed = 0.0, computed = 0.0, skipped = 0.0;                        \
+        double eta = bounds->eta, slack = bounds->slack;                                           \
+        const T *transposed = bounds->transposed;                                                  \
+        T *all = (T *)(void *)(bounds->distances + (size_t)thread * k);                            \
+        for (size_t i = begin; i < begin + rows; i++) {                                            \
+            const T *row = data + i * d;                                                           \
+            int32_t label = labels[i], best = 0;                                                   \
+            T best_value = 0;                                                                      \
+            int decided = 0;                                                                       \
+            if (label >= 0) {                                                                      \
+                best = label;                                                                      \
+                best_value = NAME##_distance(row, centers + (size_t)label * d, d);                 \
+                computed += 1.0;                                                                   \
+                /* The lower bound on the exact distance to every other center drops by the     \
+                   largest move among them; rounding down keeps it a lower bound. */              \
+                double drop = (size_t)label == bounds->largest_center ? bounds->second_move       \
+                                                                      : bounds->largest_move;      \
+                double lower = bounds->lower[i] - drop;                                            \
+                lower = lower > 0 ? lower * BOUND_DOWN : 0.0;                                      \
+                bounds->lower[i] = lower;                                                          \
+                if (bounds->usable) {                                                              \
+                    /* own >= the exact squared distance to the own center; needed is the       \
+                       squared distance every other center must exceed so that the computed     \
+                       distances (within eta relative, slack absolute) cannot tie or reverse.   \
+                       The lower bound is tried first: it needs no square root. */              \
+                    double own = ((double)best_value + slack) * bounds->own_factor;                \
+                    double needed = own * bounds->needed_factor + bounds->needed_slack;            \
+                    decided = lower * lower * BOUND_DOWN > needed;                                 \
+                    if (!decided) {                                                                \
+                        double gap = 2.0 * bounds->half_gap[label] - sqrt(own) * BOUND_UP;         \
+                        decided = gap > 0 && gap * gap * BOUND_DOWN > needed;                      \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            if (decided) {                                                                         \
+                skipped += (double)(k - 1);                                                        \
+            } else {                                                                               \
+                /* Compare with every center, as Lloyd does, keeping the runner-up for the new   \
+                   lower bound (the own center's distance, when known, is the same value). */     \
+                NAME##_all_distances(row, transposed, k, d, all);                                  \
+                T second = (T)INFINITY;                                                            \
+                best_value = (T)INFINITY;                                                          \
+                int first = 1;                                                                     \
+                for (size_t c = 0; c < k; c++) {                                                   \
+                    T value = all[c];                                                              \
+                    if (first || value < best_value) {                                             \
+                        if (!first)                                                                \
+                            second = best_value;                                                   \
+                        best_value = value;                                                        \
+                        best = (int32_t)c;                                                         \
+                        first = 0;                                                                 \
+                    } else if (value < second) {                                                   \
+                        second = value;                                                            \
+                    }                                                                              \
+                }                                                                                  \
+                computed += (double)(label >= 0 ? k - 1 : k); /* the own one was counted */        \
+                double lower;                                                                      \
+                if (k == 1)                                                                        \
+                    lower = INFINITY; /* no other center to be closer */                           \
+                else if (isinf(second)) /* overflowed: the exact value is at least the maximum */  \
+                    lower = sqrt(bounds->overflow / (1.0 + eta)) * BOUND_DOWN;                     \
+                else {                                                                             \
+                    double low = ((double)second - slack) * bounds->lower_factor;                  \
+                    lower = low > 0 ? sqrt(low) * BOUND_DOWN : 0.0;                                \
+                }                                                                                  \
+                bounds->lower[i] = lower;                                                          \
+            }                                                                                      \
+            double weight = context->weights ? context->weights[i] : 1.0;                          \
+            if (label != best)                                                                     \
+                changed += 1.0;                                                                    \
+            labels[i] = best;                                                                      \
+            double *target = sums + (size_t)best * d;                                              \
+            for (size_t j = 0; j < d; j++)                                                         \
+                target[j] += weight * (double)row[j];                                              \
+            weights[best] += weight;                                                               \
+            inertia += weight * (double)best_value;                                                \
+        }                                                                                          \
+        payload[k * d + k] = inertia;                                                              \
+        payload[k * d + k + 1] = changed;                                                          \
+        payload[k * d + k + 2] = computed;                                                         \
+        payload[k * d + k + 3] = skipped;                                                          \
+    }
+
+/* On x86-64 with GCC, a second copy built for AVX2 + FMA makes the fma() calls single
+   instructions where the CPU has them; the result is the same either way (fma is exact). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BOUNDS_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define BOUNDS_CLONES
+#endif
+
+BOUNDS_ROWS(bounds_rows_f32, float, fmaf)
+BOUNDS_ROWS(bounds_rows_f64, double, fma)
+
+void kmeans_bounds_block(void *opaque, size_t b, double *payload, int thread)
+{
+    kmeans_bounds_pass *pass = opaque;
+    const kmeans_context *context = pass->context;
+    size_t begin = kseg_block_begin(&context->blocks, b);
+    size_t rows = kseg_block_rows(&context->blocks, b);
+    if (context->dtype == KSEG_FLOAT32)
+        bounds_rows_f32(context, pass->bounds, begin, rows, pass->labels, payload, thread);
+    else
+        bounds_rows_f64(context, pass->bounds, begin, rows, pass->labels, payload, thread);
+}
