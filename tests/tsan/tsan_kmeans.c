@@ -29,6 +29,7 @@ typedef struct fit_case {
     int32_t n_init;
     int32_t max_iter;
     const double *init_centers;
+    kseg_kmeans_algorithm algorithm;
 } fit_case;
 
 static void fit(const fit_case *c, int threads, kseg_kmeans_result *result)
@@ -44,6 +45,7 @@ static void fit(const fit_case *c, int threads, kseg_kmeans_result *result)
     options.init = c->init;
     options.n_init = c->n_init;
     options.init_centers = c->init_centers;
+    options.algorithm = c->algorithm;
     /* Half the cases name the thread count, half leave it to the ICV set by tsan_set_threads. */
     options.n_threads = c->weights ? threads : 0;
     kseg_matrix data = {c->data, c->dtype, ROWS, COLS};
@@ -177,14 +179,28 @@ int main(void)
                          dt == 0 ? "float32" : "float64", weighted ? ", weighted" : "");
                 fit_case c = {label, dt == 0 ? (const void *)rows32 : (const void *)rows64,
                               dtype, kernels[i]->name, weighted ? weights : NULL,
-                              KSEG_INIT_KMEANS_PLUSPLUS, 1, 6, NULL};
+                              KSEG_INIT_KMEANS_PLUSPLUS, 1, 6, NULL, KSEG_ALGORITHM_LLOYD};
                 check_fit(&c);
             }
     }
 
+    /* Hamerly's bounded pass (engine/kmeans_bounds.c) runs inside the same block reduction with
+       its per-row bounds shared across iterations: with the scalar reference kernel and a
+       vectorized one, weighted, over several iterations. */
+    const char *const hamerly_kernels[] = {"reference", NULL};
+    for (int h = 0; h < 2; h++) {
+        char label[96];
+        snprintf(label, sizeof label, "Hamerly, kernel %s, float%s, weighted",
+                 hamerly_kernels[h] ? hamerly_kernels[h] : "auto", h ? "64" : "32");
+        fit_case c = {label, h ? (const void *)rows64 : (const void *)rows32,
+                      h ? KSEG_FLOAT64 : KSEG_FLOAT32, hamerly_kernels[h], weights,
+                      KSEG_INIT_KMEANS_PLUSPLUS, 1, 8, NULL, KSEG_ALGORITHM_HAMERLY};
+        check_fit(&c);
+    }
+
     /* Random initialization, several runs (the best is kept), automatic kernel. */
     fit_case random = {"random init x3, automatic kernel", rows32, KSEG_FLOAT32, NULL, weights,
-                       KSEG_INIT_RANDOM, 3, 4, NULL};
+                       KSEG_INIT_RANDOM, 3, 4, NULL, KSEG_ALGORITHM_LLOYD};
     check_fit(&random);
 
     /* Given centers, two of them far from every row: the first assignment leaves them empty and
@@ -195,7 +211,7 @@ int main(void)
             centers[c * COLS + j] =
                 c >= CLUSTERS - 2 ? 1e4 * (double)(c + 1) : rows64[c * 997 * COLS + j];
     fit_case given = {"given init with empty clusters", rows64, KSEG_FLOAT64, NULL, NULL,
-                      KSEG_INIT_GIVEN, 1, 5, centers};
+                      KSEG_INIT_GIVEN, 1, 5, centers, KSEG_ALGORITHM_LLOYD};
     int64_t repairs = check_fit(&given);
     TSAN_CHECK(repairs > 0,
                "the empty-cluster case made no repair (the repair region did not run)");
