@@ -121,29 +121,47 @@ int kseg_cmd_report(int argc, char **argv)
        result whose /report/json is something else is refused before any file is written. */
     const json_t *schemes = json_object_get(report, "schemes");
     const json_t *first = json_array_get(schemes, 0);
+    /* The feature names head table and CSV columns: each must be a string. */
+    const json_t *features = json_object_get(report, "features");
+    int features_ok = json_is_array(features);
+    size_t feature_index;
+    const json_t *feature;
+    json_array_foreach(features, feature_index, feature) features_ok &= json_is_string(feature);
     if (!json_is_object(report) || !json_is_array(schemes) || !json_is_object(first) ||
-        !json_is_array(json_object_get(first, "segments"))) {
+        !json_is_array(json_object_get(first, "segments")) || !features_ok) {
         json_decref(report);
         return cli_failf(command, KSEG_EXIT_FAILURE,
-                         "%s:/report/json: not a kseg report (expected an object whose 'schemes' "
-                         "list holds schemes with 'segments')",
+                         "%s:/report/json: not a kseg report (expected an object with a 'features' "
+                         "list of names and a 'schemes' list of schemes with 'segments')",
                          result);
     }
     int exit_code = KSEG_EXIT_FAILURE;
-    char *temporary_json = NULL;
     /* The page first, from a temporary copy of the JSON: the renderer checks the report most
-       thoroughly, and when it refuses, no --json or --csv file has been written yet. */
+       thoroughly, and when it refuses, no --json or --csv file has been written yet. The copy is
+       a crash-safe output that is never committed: a unique hidden name beside DIR, removed at
+       the end and by the signal handlers, so it can neither clobber nor outlive anything. */
+    kseg_output_file scratch = {0};
     if (html) {
         size_t size = strlen(html) + 32;
-        if (!(temporary_json = malloc(size)))
-            goto done;
-        snprintf(temporary_json, size, "%s.report.json", html);
-        if (report_write_json(command, report, temporary_json)) {
-            free(temporary_json);
-            temporary_json = NULL;
+        char *name = malloc(size);
+        if (!name) {
+            cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
             goto done;
         }
-        if (report_render_html(command, temporary_json, html))
+        snprintf(name, size, "%s.report.json", html);
+        kseg_error scratch_error = {0};
+        int opened = kseg_output_file_open(&scratch, name, &scratch_error);
+        free(name);
+        if (opened) {
+            cli_fail(command, &scratch_error);
+            goto done;
+        }
+        report_dump_json(report, scratch.stream);
+        if (kseg_output_file_finish(&scratch, &scratch_error)) {
+            cli_fail(command, &scratch_error);
+            goto done;
+        }
+        if (report_render_html(command, scratch.temporary_path, html))
             goto done;
     }
     if (json_file && report_write_json(command, report, json_file))
@@ -154,10 +172,7 @@ int kseg_cmd_report(int argc, char **argv)
         report_print_table(stdout, report);
     exit_code = KSEG_EXIT_OK;
 done:
-    if (temporary_json) {
-        remove(temporary_json);
-        free(temporary_json);
-    }
+    kseg_output_file_abort(&scratch);
     json_decref(report);
     return exit_code;
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,18 @@ static void read_job_start(read_job *job, size_t offset, size_t count)
     job->offset = offset;
     job->count = count;
     kseg_error_clear(&job->error);
+    /* The reader thread starts with the termination signals blocked (it inherits the mask), so
+       their handler, which removes temporary files, runs on this thread, never concurrently
+       with a reader that is inside HDF5. */
+    sigset_t termination, previous;
+    sigemptyset(&termination);
+    sigaddset(&termination, SIGINT);
+    sigaddset(&termination, SIGTERM);
+    sigaddset(&termination, SIGHUP);
+    sigaddset(&termination, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &termination, &previous);
     job->running = pthread_create(&job->thread, NULL, read_job_run, job) == 0;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     if (!job->running)
         read_job_run(job);
 }

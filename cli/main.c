@@ -1,8 +1,10 @@
 /* The kseg command: dispatches to subcommands, prints the top-level help and version. The CLI
  * owns printing and exit codes; the library only returns errors. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -51,15 +53,43 @@ static void print_help(FILE *out)
             "             existing outputs are replaced only by complete new ones.\n");
 }
 
+/* Whether /proc/self/exe is the file this code was loaded from. It is not when kseg was started
+ * through the dynamic loader ("ld-linux.so ./kseg ..."), and executing /proc/self/exe would then
+ * run the loader with kseg's arguments. The file holding this function is found in
+ * /proc/self/maps and compared with /proc/self/exe by device and inode. */
+static int executable_is_this_program(void)
+{
+    uintptr_t here = (uintptr_t)&executable_is_this_program;
+    char line[4096 + 128], path[4096] = "";
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps)
+        return 0;
+    while (!path[0] && fgets(line, sizeof line, maps)) {
+        unsigned long long start, end;
+        int offset = 0;
+        if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &offset) < 2 || !offset)
+            continue;
+        if (here >= start && here < end && line[offset] == '/') {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(path, sizeof path, "%s", line + offset);
+        }
+    }
+    fclose(maps);
+    struct stat mapped, executable;
+    return path[0] && stat(path, &mapped) == 0 && stat("/proc/self/exe", &executable) == 0 &&
+           mapped.st_dev == executable.st_dev && mapped.st_ino == executable.st_ino;
+}
+
 /* OpenBLAS starts a pool of threads (one per core) when it is loaded, before main, unless
  * OPENBLAS_NUM_THREADS says otherwise. kseg calls BLAS only from inside its own OpenMP regions,
  * one call per thread, so that pool never does any work; worse, under an address-space limit
  * (ulimit -v, as some batch systems set) its threads fail to allocate their buffers, spin, and
  * hang the process at exit. So the first thing kseg does is to set OPENBLAS_NUM_THREADS=1 and
- * execute itself again, once; if that fails it simply goes on with the pool. */
+ * execute itself again, once (the variable is set before the exec, so there is no loop); if
+ * that is not possible it simply goes on with the pool. */
 static void start_without_blas_thread_pool(char **argv)
 {
-    if (getenv("OPENBLAS_NUM_THREADS"))
+    if (getenv("OPENBLAS_NUM_THREADS") || !executable_is_this_program())
         return;
     if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
         return;

@@ -189,16 +189,20 @@ int report_write_csv(const char *command, const json_t *report, const char *path
     return cli_output_commit(command, &file);
 }
 
+void report_dump_json(const json_t *report, FILE *out)
+{
+    /* A failed dump leaves the stream in error, which the caller's finish or commit reports. */
+    json_dumpf(report, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    fputc('\n', out);
+}
+
 int report_write_json(const char *command, const json_t *report, const char *path)
 {
     kseg_output_file file;
     FILE *out = cli_output_open(command, &file, path);
     if (!out)
         return -1;
-    if (json_dumpf(report, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) !=
-        0)
-        fprintf(out, "\n"); /* ferror is checked at commit */
-    fputc('\n', out);
+    report_dump_json(report, out);
     return cli_output_commit(command, &file);
 }
 

@@ -18,6 +18,9 @@ int report_write_csv(const char *command, const json_t *report, const char *path
 /* Writes the JSON document, atomically (indented, keys in insertion order). */
 int report_write_json(const char *command, const json_t *report, const char *path);
 
+/* The report as indented JSON (the form report.json has) on out. */
+void report_dump_json(const json_t *report, FILE *out);
+
 /* Renders the HTML report into directory with the Python helper (cli/report_html.py, installed
  * as share/kseg/report_html.py; KSEG_REPORT_SCRIPT and KSEG_PYTHON override the script and the
  * interpreter). json_path is the report JSON on disk. */

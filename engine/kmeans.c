@@ -150,6 +150,22 @@ done:
     return status;
 }
 
+/* The algorithm that runs. Bounds reproduce a kernel's labels only if its distances are the
+ * reference's (direct difference), so an expanded-form kernel (gemm) always runs Lloyd. AUTO
+ * takes Hamerly only where it was measured to win: with the scalar reference kernel (no AVX2)
+ * in low dimensions, where the bounds stay tight. The vectorized kernels compare a row with all
+ * centers faster than the scalar bound bookkeeping decides it (bench/RESULTS.md, issue 5). */
+static kseg_kmeans_algorithm resolve_algorithm(kseg_kmeans_algorithm requested,
+                                               const kseg_assign_kernel *kernel, size_t d)
+{
+    if (kernel->expanded_form)
+        return KSEG_ALGORITHM_LLOYD;
+    if (requested == KSEG_ALGORITHM_AUTO)
+        return d <= 32 && strcmp(kernel->name, "reference") == 0 ? KSEG_ALGORITHM_HAMERLY
+                                                                 : KSEG_ALGORITHM_LLOYD;
+    return requested;
+}
+
 /* Refuses, before anything is allocated, a fit whose workspace cannot fit in memory. The
  * estimate covers what grows with the input: the per-block partial sums (k * d + k + 2 doubles)
  * held on each thread's reduction stack, the center sets, the labels (twice with n_init > 1),
@@ -177,8 +193,11 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
             threads, kernel->scratch_size((size_t)k, (size_t)d)));
     }
     bytes = kseg_memory_add(bytes, kseg_memory_multiply(n, options->n_init > 1 ? 8 : 4));
-    bytes = kseg_memory_add(bytes, kseg_kmeans_algorithm_memory(options->algorithm, (size_t)n,
-                                                                (size_t)k, (size_t)d));
+    /* Only the algorithm that will run is charged: AUTO and the gemm kernel may mean Lloyd. */
+    if (kernel)
+        bytes = kseg_memory_add(bytes, kseg_kmeans_algorithm_memory(
+            resolve_algorithm(options->algorithm, kernel, (size_t)d), (size_t)n, (size_t)k,
+            (size_t)d));
     bytes = kseg_memory_add(bytes, kseg_memory_multiply((uint64_t)options->max_iter,
                                                         2 * sizeof(kseg_iteration_stats)));
     char what[160];
@@ -785,18 +804,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
         goto done;
     if ((status = select_kernel(&context, error)))
         goto done;
-    /* Bounds reproduce a kernel's labels only if its distances are the reference's (direct
-       difference). AUTO takes Hamerly only where it was measured to win: with the scalar
-       reference kernel (no AVX2) in low dimensions, where the bounds stay tight. The vectorized
-       kernels compare a row with all centers faster than the scalar bound bookkeeping decides
-       it (bench/RESULTS.md, issue 5). */
-    kseg_kmeans_algorithm algorithm = options->algorithm;
-    if (algorithm == KSEG_ALGORITHM_AUTO)
-        algorithm = context.d <= 32 && strcmp(context.kernel->name, "reference") == 0
-                        ? KSEG_ALGORITHM_HAMERLY
-                        : KSEG_ALGORITHM_LLOYD;
-    if (context.kernel->expanded_form)
-        algorithm = KSEG_ALGORITHM_LLOYD;
+    kseg_kmeans_algorithm algorithm = resolve_algorithm(options->algorithm, context.kernel,
+                                                        context.d);
     if (algorithm == KSEG_ALGORITHM_HAMERLY) {
         if ((status = kmeans_bounds_init(&bounds, &context, error)))
             goto done;

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "kseg/memory.h"
 
@@ -71,29 +73,147 @@ static uint64_t process_usage(void)
     return status_bytes("VmRSS") + status_bytes("VmSwap");
 }
 
-/* What the environment's KSEG_MEMORY_LIMIT allows, UINT64_MAX when unset or unreadable. */
-static uint64_t environment_limit(void)
+/* KSEG_MEMORY_LIMIT in bytes: digits with an optional fraction, then optionally one of K, M, G,
+   T (powers of 1024, any case), an optional "i" and an optional "B", and nothing else. Returns
+   UINT64_MAX when it is unset; *valid is 0 when it is set but malformed (then it is ignored, and
+   kseg_memory_check says so rather than refusing everything with a limit the user did not mean). */
+static uint64_t environment_limit(int *valid)
 {
+    *valid = 1;
     const char *text = getenv("KSEG_MEMORY_LIMIT");
     if (!text || !*text)
         return UINT64_MAX;
-    char *end = NULL;
-    errno = 0;
-    double value = strtod(text, &end);
-    if (end == text || errno != 0 || value < 0)
-        return UINT64_MAX;
-    double scale = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': scale = 1024.0; end++; break;
-    case 'M': scale = 1024.0 * 1024; end++; break;
-    case 'G': scale = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': scale = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    const char *at = text;
+    double value = 0;
+    int digits = 0;
+    for (; *at >= '0' && *at <= '9'; at++, digits++)
+        value = value * 10 + (*at - '0');
+    if (*at == '.') {
+        double scale = 0.1;
+        for (at++; *at >= '0' && *at <= '9'; at++, digits++, scale /= 10)
+            value += (*at - '0') * scale;
+    }
+    double multiplier = 1;
+    switch (toupper((unsigned char)*at)) {
+    case 'K': multiplier = 1024.0; at++; break;
+    case 'M': multiplier = 1024.0 * 1024; at++; break;
+    case 'G': multiplier = 1024.0 * 1024 * 1024; at++; break;
+    case 'T': multiplier = 1024.0 * 1024 * 1024 * 1024; at++; break;
     default: break;
     }
-    if (toupper((unsigned char)*end) == 'B' || toupper((unsigned char)*end) == 'I')
-        end++;
-    value *= scale;
+    if (multiplier > 1 && toupper((unsigned char)*at) == 'I')
+        at++;
+    if (toupper((unsigned char)*at) == 'B')
+        at++;
+    if (digits == 0 || *at != '\0') {
+        *valid = 0;
+        return UINT64_MAX;
+    }
+    value *= multiplier;
     return value >= 1.8e19 ? UINT64_MAX : (uint64_t)value;
+}
+
+/* A "key value" line of a cgroup memory.stat file, or 0. */
+static uint64_t stat_value(const char *path, const char *key)
+{
+    char line[256];
+    uint64_t value = 0;
+    size_t key_length = strlen(key);
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return 0;
+    while (fgets(line, sizeof line, file)) {
+        if (strncmp(line, key, key_length) == 0 && line[key_length] == ' ') {
+            int ok = 0;
+            value = parse_unsigned(line + key_length + 1, &ok);
+            if (!ok)
+                value = 0;
+            break;
+        }
+    }
+    fclose(file);
+    return value;
+}
+
+/* Room left under one cgroup directory's memory limit, UINT64_MAX when it has none. Usage
+   counts reclaimable page cache too (a job that has just read a big file looks full), so the
+   inactive file pages, which the kernel drops before it kills anything, are not counted. */
+static uint64_t cgroup_level_room(const char *directory, int unified)
+{
+    char path[PATH_MAX + 32], line[128];
+    int ok = 0;
+    /* A path too long to build is a level kseg cannot read: no limit known there. */
+    if (snprintf(path, sizeof path, "%s/%s", directory,
+                 unified ? "memory.max" : "memory.limit_in_bytes") >= (int)sizeof path)
+        return UINT64_MAX;
+    read_first_line(path, line, sizeof line);
+    uint64_t limit = parse_unsigned(line, &ok); /* "max" (v2) does not parse: no limit */
+    if (!ok || limit >= ((uint64_t)1 << 62))
+        return UINT64_MAX;
+    if (snprintf(path, sizeof path, "%s/%s", directory,
+                 unified ? "memory.current" : "memory.usage_in_bytes") >= (int)sizeof path)
+        return UINT64_MAX;
+    read_first_line(path, line, sizeof line);
+    uint64_t usage = parse_unsigned(line, &ok);
+    if (!ok)
+        usage = 0;
+    if (snprintf(path, sizeof path, "%s/memory.stat", directory) >= (int)sizeof path)
+        return UINT64_MAX;
+    uint64_t inactive = stat_value(path, unified ? "inactive_file" : "total_inactive_file");
+    usage = usage > inactive ? usage - inactive : 0;
+    return limit > usage ? limit - usage : 0;
+}
+
+/* The smallest room under the memory limits of this process's cgroup and its ancestors
+   (cgroup v2's "0::/path" in /proc/self/cgroup, or v1's memory controller line). Batch systems
+   (Slurm) and container runtimes set the limit on some level of that path; where the cgroup
+   namespace hides the path, the mount point itself is the process's cgroup. */
+static uint64_t cgroup_room(void)
+{
+    char line[PATH_MAX + 64], relative[PATH_MAX] = "";
+    int unified = 0, found = 0;
+    FILE *file = fopen("/proc/self/cgroup", "r");
+    if (!file)
+        return UINT64_MAX;
+    while (!found && fgets(line, sizeof line, file)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *first = strchr(line, ':');
+        char *second = first ? strchr(first + 1, ':') : NULL;
+        if (!second)
+            continue;
+        *second = '\0';
+        const char *controllers = first + 1;
+        if (strncmp(line, "0:", 2) == 0 && *controllers == '\0') {
+            unified = 1; /* v2; a v1 memory line, if any, wins below */
+            snprintf(relative, sizeof relative, "%s", second + 1);
+        } else if (strstr(controllers, "memory")) {
+            unified = 0;
+            found = 1;
+            snprintf(relative, sizeof relative, "%s", second + 1);
+        }
+    }
+    fclose(file);
+    const char *base = unified ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+    if (!unified && !found)
+        return UINT64_MAX;
+    char directory[PATH_MAX];
+    struct stat info;
+    snprintf(directory, sizeof directory, "%s%s", base, relative);
+    if (stat(directory, &info) != 0 || !S_ISDIR(info.st_mode))
+        snprintf(relative, sizeof relative, "/"); /* a cgroup namespace: the mount is ours */
+    uint64_t room = UINT64_MAX;
+    for (;;) {
+        snprintf(directory, sizeof directory, "%s%s", base, relative);
+        room = minimum(room, cgroup_level_room(directory, unified));
+        char *slash = strrchr(relative, '/');
+        if (!slash || (slash == relative && relative[1] == '\0'))
+            break;
+        if (slash == relative)
+            relative[1] = '\0'; /* "/a" -> "/" */
+        else
+            *slash = '\0';
+    }
+    return room;
 }
 
 uint64_t kseg_memory_available(void)
@@ -112,27 +232,7 @@ uint64_t kseg_memory_available(void)
             available = ((uint64_t)free_memory + (uint64_t)(free_swap > 0 ? free_swap : 0)) * 1024;
     }
 
-    /* cgroup v2 (unified hierarchy as seen from inside the cgroup), then v1. "max" means none. */
-    char line[128];
-    int ok = 0;
-    read_first_line("/sys/fs/cgroup/memory.max", line, sizeof line);
-    uint64_t limit = parse_unsigned(line, &ok);
-    if (!ok) {
-        read_first_line("/sys/fs/cgroup/memory/memory.limit_in_bytes", line, sizeof line);
-        limit = parse_unsigned(line, &ok);
-        if (ok) {
-            read_first_line("/sys/fs/cgroup/memory/memory.usage_in_bytes", line, sizeof line);
-        }
-    } else {
-        read_first_line("/sys/fs/cgroup/memory.current", line, sizeof line);
-    }
-    if (ok && limit < ((uint64_t)1 << 62)) {
-        int usage_ok = 0;
-        uint64_t usage = parse_unsigned(line, &usage_ok);
-        if (!usage_ok)
-            usage = 0;
-        available = minimum(available, limit > usage ? limit - usage : 0);
-    }
+    available = minimum(available, cgroup_room());
 
     struct rlimit resource;
     if (getrlimit(RLIMIT_AS, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY) {
@@ -140,10 +240,12 @@ uint64_t kseg_memory_available(void)
         available = minimum(available, resource.rlim_cur > used ? resource.rlim_cur - used : 0);
     }
     if (getrlimit(RLIMIT_DATA, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY) {
-        uint64_t used = process_usage();
+        /* Since Linux 4.7 the limit counts private writable mappings: VmData, not residency. */
+        uint64_t used = status_bytes("VmData");
         available = minimum(available, resource.rlim_cur > used ? resource.rlim_cur - used : 0);
     }
-    uint64_t cap = environment_limit();
+    int valid = 1;
+    uint64_t cap = environment_limit(&valid);
     if (cap != UINT64_MAX) {
         uint64_t used = process_usage();
         available = minimum(available, cap > used ? cap - used : 0);
@@ -173,12 +275,27 @@ int kseg_memory_check(uint64_t bytes, const char *what, kseg_error *error)
     if (bytes == UINT64_MAX)
         return kseg_error_set(error, KSEG_ETOOBIG,
                               "%s: the size overflows 64 bits and cannot be allocated", what);
+    int valid = 1;
+    environment_limit(&valid);
+    if (!valid)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "KSEG_MEMORY_LIMIT=%s is not a size (expected bytes, or a number "
+                              "with K, M, G or T, e.g. 8G)",
+                              getenv("KSEG_MEMORY_LIMIT"));
     uint64_t available = kseg_memory_available();
     if (bytes <= available)
         return 0;
     char needed[32], have[32];
-    return kseg_error_set(error, KSEG_ETOOBIG,
-                          "%s needs %s but only %s of memory is available",
+    /* Name the cap when it is what binds, so a forgotten setting is easy to find. */
+    uint64_t without_cap_binding = available;
+    const char *source = "";
+    if (getenv("KSEG_MEMORY_LIMIT") && *getenv("KSEG_MEMORY_LIMIT")) {
+        uint64_t cap = environment_limit(&valid);
+        uint64_t used = process_usage();
+        if ((cap > used ? cap - used : 0) == without_cap_binding)
+            source = " under KSEG_MEMORY_LIMIT";
+    }
+    return kseg_error_set(error, KSEG_ETOOBIG, "%s needs %s but only %s of memory is available%s",
                           what, kseg_memory_format(bytes, needed, sizeof needed),
-                          kseg_memory_format(available, have, sizeof have));
+                          kseg_memory_format(available, have, sizeof have), source);
 }

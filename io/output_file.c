@@ -22,8 +22,11 @@
 /* A signal handler may not lock or allocate, so the registry is a fixed array of slots whose
  * state changes with atomic operations: FREE → FILLING (a writer copies its path in) → READY
  * (the handler may unlink it) → FREE. A job has a handful of outputs open at once; if every
- * slot is taken, the temporary simply is not removed on a signal (the final file is safe
- * anyway). */
+ * slot is taken, or a path is 1024 bytes or longer, that temporary simply is not removed on a
+ * signal (the final file is safe anyway). Known limits: a signal that arrives between the
+ * temporary's creation and its registration, or while a slot is being filled, leaves that one
+ * temporary behind; the CLI keeps the handler on its main thread where it can (the rfm reader
+ * thread blocks the signals), though OpenMP worker threads may still receive them. */
 enum { SLOT_FREE = 0, SLOT_FILLING = 1, SLOT_READY = 2 };
 #define REGISTRY_SLOTS 32
 #define REGISTRY_PATH_MAX 1024

@@ -25,6 +25,9 @@ fi
 # With OPENBLAS_NUM_THREADS unset, kseg re-executes itself to set it (see cli/main.c), and the
 # re-executed process would run outside valgrind.
 export OPENBLAS_NUM_THREADS=1
+# valgrind runs one thread at a time: OpenMP threads that spin while waiting would only burn
+# its time (the OpenMP regions still run on 2 threads, so their code paths are all checked).
+export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2
 out=build/valgrind-demo
 rm -rf "$out"
 mkdir -p "$out"

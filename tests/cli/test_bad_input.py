@@ -5,6 +5,7 @@ stderr, "kseg COMMAND: ...", that names the file and where in it (dataset, row o
 and what was expected, and leave no output and no temporary file. Inputs that look odd but are
 valid (a BOM, CRLF line ends, quoted line breaks) must give the right result instead."""
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -733,10 +734,35 @@ def case_report_json_syntax_error(tmp):
 def case_report_renderer_refusal_is_one_line(tmp):
     # Structurally a report, but the renderer misses its keys: its one line becomes kseg's,
     # and neither the --json nor the --csv file is written.
-    path = write_report_json(os.path.join(tmp, "thin.h5"), '{"schemes": [{"segments": []}]}')
+    path = write_report_json(os.path.join(tmp, "thin.h5"),
+                             '{"features": [], "schemes": [{"segments": []}]}')
     expect_failure(tmp, ["report", path, "--html", os.path.join(tmp, "html"), "--json",
                          os.path.join(tmp, "r.json"), "--csv", os.path.join(tmp, "r.csv"), "-q"],
                    ["HTML renderer", "failed: "])
+
+
+def case_report_features_not_names(tmp):
+    # Feature names head the table and the CSV columns: a number there is refused up front.
+    path = write_report_json(os.path.join(tmp, "numbers.h5"),
+                             '{"features": [1], "schemes": [{"segments": []}]}')
+    expect_failure(tmp, ["report", path, "--csv", os.path.join(tmp, "r.csv")],
+                   ["numbers.h5:/report/json", "not a kseg report", "features"])
+
+
+def case_report_html_keeps_a_json_named_like_its_scratch_copy(tmp):
+    # The renderer's JSON copy gets a unique hidden name: a --json output (or any file) named
+    # DIR.report.json is written and kept, not overwritten and deleted.
+    result = os.path.join(tmp, "result.h5")
+    write_report_json(result, open(os.path.join(os.path.dirname(__file__),
+                                                "report_sample.json")).read())
+    html = os.path.join(tmp, "site")
+    json_out = html + ".report.json"
+    run = run_kseg("report", result, "--html", html, "--json", json_out, "-q", check=False)
+    assert run.returncode == 0, run.stderr
+    assert os.path.exists(json_out), "the --json output was deleted"
+    assert json.load(open(json_out))["schemes"], "the --json output is not the report"
+    hidden = [name for name in os.listdir(tmp) if ".tmp." in name]
+    assert not hidden, f"left behind: {hidden}"
 
 
 def case_report_missing_file(tmp):
