@@ -37,8 +37,9 @@ typedef enum kseg_kmeans_algorithm {
     /* Hamerly's algorithm: a lower bound per row on the distance to its second-nearest center
        and half the distance from each center to its nearest other center skip the comparisons
        that cannot change a label. Exact: labels, centers, inertia and statistics (all but the
-       distance counts, the point of it) are bitwise those of Lloyd from the same initialization (bounds carry a margin for the kernels'
-       rounding, and every undecided row is compared with all centers as Lloyd does). Needs a
+       distance counts, the point of it) are bitwise those of Lloyd from the same
+       initialization (bounds carry a margin for the kernels' rounding, and every undecided
+       row is compared with all centers as Lloyd does). Needs a
        direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
     KSEG_ALGORITHM_HAMERLY = 1,
     /* Hamerly where it was measured to pay off, else Lloyd: Hamerly when the kernel is the scalar
