@@ -198,12 +198,15 @@ static uint64_t cgroup_room(void)
         return UINT64_MAX;
     char directory[PATH_MAX];
     struct stat info;
-    snprintf(directory, sizeof directory, "%s%s", base, relative);
+    if (snprintf(directory, sizeof directory, "%s%s", base, relative) >= (int)sizeof directory)
+        return UINT64_MAX; /* a path too long to build: no limit known */
     if (stat(directory, &info) != 0 || !S_ISDIR(info.st_mode))
         snprintf(relative, sizeof relative, "/"); /* a cgroup namespace: the mount is ours */
     uint64_t room = UINT64_MAX;
     for (;;) {
-        snprintf(directory, sizeof directory, "%s%s", base, relative);
+        if (snprintf(directory, sizeof directory, "%s%s", base, relative) >=
+            (int)sizeof directory)
+            break;
         room = minimum(room, cgroup_level_room(directory, unified));
         char *slash = strrchr(relative, '/');
         if (!slash || (slash == relative && relative[1] == '\0'))
