@@ -53,24 +53,39 @@ static uint64_t minimum(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-/* A value in kB from /proc/self/status ("VmRSS:  1234 kB") in bytes; 0 if unknown. */
-static uint64_t status_bytes(const char *key)
+/* What the process uses, in bytes, from one read of /proc/self/status (0 where unknown). */
+typedef struct process_memory {
+    uint64_t address_space; /* VmSize: what RLIMIT_AS counts */
+    uint64_t data;          /* VmData: private writable mappings, what RLIMIT_DATA counts */
+    uint64_t used;          /* VmRSS + VmSwap: what the process really occupies */
+} process_memory;
+
+static process_memory read_process_memory(void)
 {
+    process_memory memory = {0, 0, 0};
     char text[8192];
     FILE *file = fopen("/proc/self/status", "r");
     if (!file)
-        return 0;
+        return memory;
     size_t length = fread(text, 1, sizeof text - 1, file);
     fclose(file);
     text[length] = '\0';
-    int64_t value = meminfo_value(text, key);
-    return value > 0 ? (uint64_t)value * 1024 : 0;
+    const char *const keys[4] = {"VmSize", "VmData", "VmRSS", "VmSwap"};
+    uint64_t bytes[4];
+    for (int i = 0; i < 4; i++) {
+        int64_t kilobytes = meminfo_value(text, keys[i]);
+        bytes[i] = kilobytes > 0 ? (uint64_t)kilobytes * 1024 : 0;
+    }
+    memory.address_space = bytes[0];
+    memory.data = bytes[1];
+    memory.used = bytes[2] + bytes[3];
+    return memory;
 }
 
-/* Bytes the process uses now: resident plus swapped out. */
-static uint64_t process_usage(void)
+/* The room a limit leaves when usage already counts against it. */
+static uint64_t room_under(uint64_t limit, uint64_t usage)
 {
-    return status_bytes("VmRSS") + status_bytes("VmSwap");
+    return limit > usage ? limit - usage : 0;
 }
 
 /* KSEG_MEMORY_LIMIT in bytes: digits with an optional fraction, then optionally one of K, M, G,
@@ -219,9 +234,17 @@ static uint64_t cgroup_room(void)
     return room;
 }
 
-uint64_t kseg_memory_available(void)
+/* The budget, measured once per question: what is available, and whether KSEG_MEMORY_LIMIT is
+ * well formed and is the limit that binds (so a refusal can name it). */
+typedef struct memory_budget {
+    uint64_t available;
+    int cap_valid;
+    int cap_binds;
+} memory_budget;
+
+static memory_budget measure_budget(void)
 {
-    uint64_t available = UINT64_MAX;
+    memory_budget budget = {UINT64_MAX, 1, 0};
 
     char meminfo[8192];
     FILE *file = fopen("/proc/meminfo", "r");
@@ -232,28 +255,32 @@ uint64_t kseg_memory_available(void)
         int64_t free_memory = meminfo_value(meminfo, "MemAvailable");
         int64_t free_swap = meminfo_value(meminfo, "SwapFree");
         if (free_memory >= 0)
-            available = ((uint64_t)free_memory + (uint64_t)(free_swap > 0 ? free_swap : 0)) * 1024;
+            budget.available =
+                ((uint64_t)free_memory + (uint64_t)(free_swap > 0 ? free_swap : 0)) * 1024;
     }
 
-    available = minimum(available, cgroup_room());
+    budget.available = minimum(budget.available, cgroup_room());
 
+    process_memory process = read_process_memory();
     struct rlimit resource;
-    if (getrlimit(RLIMIT_AS, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY) {
-        uint64_t used = status_bytes("VmSize"); /* the address space in use */
-        available = minimum(available, resource.rlim_cur > used ? resource.rlim_cur - used : 0);
-    }
-    if (getrlimit(RLIMIT_DATA, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY) {
-        /* Since Linux 4.7 the limit counts private writable mappings: VmData, not residency. */
-        uint64_t used = status_bytes("VmData");
-        available = minimum(available, resource.rlim_cur > used ? resource.rlim_cur - used : 0);
-    }
-    int valid = 1;
-    uint64_t cap = environment_limit(&valid);
+    if (getrlimit(RLIMIT_AS, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY)
+        budget.available =
+            minimum(budget.available, room_under(resource.rlim_cur, process.address_space));
+    /* Since Linux 4.7 RLIMIT_DATA counts private writable mappings: VmData, not residency. */
+    if (getrlimit(RLIMIT_DATA, &resource) == 0 && resource.rlim_cur != RLIM_INFINITY)
+        budget.available = minimum(budget.available, room_under(resource.rlim_cur, process.data));
+    uint64_t cap = environment_limit(&budget.cap_valid);
     if (cap != UINT64_MAX) {
-        uint64_t used = process_usage();
-        available = minimum(available, cap > used ? cap - used : 0);
+        uint64_t room = room_under(cap, process.used);
+        budget.cap_binds = room <= budget.available;
+        budget.available = minimum(budget.available, room);
     }
-    return available;
+    return budget;
+}
+
+uint64_t kseg_memory_available(void)
+{
+    return measure_budget().available;
 }
 
 const char *kseg_memory_format(uint64_t bytes, char *buffer, size_t size)
@@ -278,27 +305,18 @@ int kseg_memory_check(uint64_t bytes, const char *what, kseg_error *error)
     if (bytes == UINT64_MAX)
         return kseg_error_set(error, KSEG_ETOOBIG,
                               "%s: the size overflows 64 bits and cannot be allocated", what);
-    int valid = 1;
-    environment_limit(&valid);
-    if (!valid)
+    memory_budget budget = measure_budget();
+    if (!budget.cap_valid)
         return kseg_error_set(error, KSEG_EINVAL,
                               "KSEG_MEMORY_LIMIT=%s is not a size (expected bytes, or a number "
                               "with K, M, G or T, e.g. 8G)",
                               getenv("KSEG_MEMORY_LIMIT"));
-    uint64_t available = kseg_memory_available();
-    if (bytes <= available)
+    if (bytes <= budget.available)
         return 0;
     char needed[32], have[32];
     /* Name the cap when it is what binds, so a forgotten setting is easy to find. */
-    uint64_t without_cap_binding = available;
-    const char *source = "";
-    if (getenv("KSEG_MEMORY_LIMIT") && *getenv("KSEG_MEMORY_LIMIT")) {
-        uint64_t cap = environment_limit(&valid);
-        uint64_t used = process_usage();
-        if ((cap > used ? cap - used : 0) == without_cap_binding)
-            source = " under KSEG_MEMORY_LIMIT";
-    }
     return kseg_error_set(error, KSEG_ETOOBIG, "%s needs %s but only %s of memory is available%s",
                           what, kseg_memory_format(bytes, needed, sizeof needed),
-                          kseg_memory_format(available, have, sizeof have), source);
+                          kseg_memory_format(budget.available, have, sizeof have),
+                          budget.cap_binds ? " under KSEG_MEMORY_LIMIT" : "");
 }
