@@ -340,10 +340,12 @@ static int run(const generate_options *options)
         omp_set_num_threads((int)options->threads);
     /* An absurd --n (up to 2^40 is allowed) would otherwise fill the disk block by block before
        failing: the features, the int64 ids and the int32 truth labels must fit. */
-    if (cli_check_free_space(command, options->output,
-                             (double)n * (double)(row_bytes + sizeof(int64_t) + sizeof(int32_t)),
-                             options->gzip > 0))
+    if (kseg_output_check_space(
+            options->output, (double)n * (double)(row_bytes + sizeof(int64_t) + sizeof(int32_t)),
+            options->gzip > 0, &error)) {
+        cli_fail(command, &error);
         goto done;
+    }
     if (kseg_h5_writer_open(&writer, options->output, &error) ||
         write_layout(writer, options, n, d, chunk_rows, &error)) {
         cli_fail(command, &error);

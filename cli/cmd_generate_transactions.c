@@ -270,11 +270,12 @@ static int run(const options *o)
         omp_set_num_threads((int)o->threads);
     /* Up to 2^40 rows are allowed; refuse at once what the disk cannot hold (six 8-byte
        columns, cancelled, and an int32 code per category) instead of filling it first. */
-    if (cli_check_free_space(command, o->output,
-                             (double)n * (double)(6 * sizeof(int64_t) + 1 +
-                                                  n_categories * sizeof(int32_t)),
-                             o->gzip > 0))
+    if (kseg_output_check_space(
+            o->output, (double)n * (double)(6 * sizeof(int64_t) + 1 + n_categories * sizeof(int32_t)),
+            o->gzip > 0, &error)) {
+        cli_fail(command, &error);
         goto done;
+    }
     if (open_file(o, &writer, &error)) {
         cli_fail(command, &error);
         goto done;

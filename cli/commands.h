@@ -69,11 +69,6 @@ int cli_stderr_is_terminal(void);
  * ("map file", "config"). */
 int cli_read_text_file(const char *path, const char *what, char **text, kseg_error *error);
 
-/* Refuses (prints the error and returns KSEG_EXIT_FAILURE) to start writing output when its
- * directory has less free space than the file needs: about bytes, or at least a tenth of that
- * when compressed. Returns 0 when it fits or the directory cannot be examined. */
-int cli_check_free_space(const char *command, const char *output, double bytes, int compressed);
-
 /* Writes one CSV field, quoted as RFC 4180 when it holds a comma, quote or line break. */
 void cli_csv_field(FILE *out, const char *text);
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -265,31 +264,4 @@ void cli_install_signal_cleanup(void)
             continue;
         sigaction(signals[i], &action, NULL);
     }
-}
-
-int cli_check_free_space(const char *command, const char *output, double bytes, int compressed)
-{
-    /* The directory of output; when it cannot be examined, the writer says why later. */
-    char directory[4096];
-    const char *slash = strrchr(output, '/');
-    if (!slash)
-        snprintf(directory, sizeof directory, ".");
-    else if (slash == output)
-        snprintf(directory, sizeof directory, "/");
-    else if (snprintf(directory, sizeof directory, "%.*s", (int)(slash - output), output) >=
-             (int)sizeof directory)
-        return 0;
-    struct statvfs info;
-    if (statvfs(directory, &info) != 0)
-        return 0;
-    /* Compression is rarely better than 10x on these numbers: only a size that cannot fit even
-       so is refused, so that no run that would have fitted is stopped. */
-    const double needed = compressed ? bytes / 10.0 : bytes;
-    const double available = (double)info.f_bavail * (double)info.f_frsize;
-    if (needed <= available)
-        return 0;
-    return cli_failf(command, KSEG_EXIT_FAILURE,
-                     "cannot write %s: it needs %s%.3g GB, but %s has %.3g GB free", output,
-                     compressed ? "at least " : "about ", needed / 1e9, directory,
-                     available / 1e9);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -230,6 +231,26 @@ void kseg_io_temporary_discard(const char *temporary_path)
         return;
     unlink(temporary_path);
     registry_remove(temporary_path);
+}
+
+int kseg_output_check_space(const char *path, double bytes, int compressed, kseg_error *error)
+{
+    char *directory = directory_of(path);
+    struct statvfs info;
+    if (!directory || statvfs(directory, &info) != 0) {
+        free(directory);
+        return 0;
+    }
+    const double needed = compressed ? bytes / 10.0 : bytes;
+    const double available = (double)info.f_bavail * (double)info.f_frsize;
+    int status = 0;
+    if (needed > available)
+        status = kseg_error_set(error, KSEG_ETOOBIG,
+                                "cannot write %s: it needs %s%.3g GB, but %s has %.3g GB free",
+                                path, compressed ? "at least " : "about ", needed / 1e9,
+                                directory, available / 1e9);
+    free(directory);
+    return status;
 }
 
 /* ---------------------------------------------------------------- text outputs */

@@ -40,6 +40,13 @@ KSEG_API int kseg_output_file_commit(kseg_output_file *file, kseg_error *error);
 /* Closes and removes the temporary file and releases file. Safe on a released or zeroed file. */
 KSEG_API void kseg_output_file_abort(kseg_output_file *file);
 
+/* Refuses (KSEG_ETOOBIG) to start writing path when its directory has less free space than the
+ * file needs: about bytes, or at least a tenth of that when compressed (compression is rarely
+ * better than 10x on kseg's numbers, so no file that would have fitted is refused). Returns 0
+ * when it fits or the directory cannot be examined (the writer then says why). */
+KSEG_API int kseg_output_check_space(const char *path, double bytes, int compressed,
+                                     kseg_error *error);
+
 /* Removes every temporary file that kseg has open in this process (text and HDF5 alike).
  * Async-signal-safe: meant for a SIGINT/SIGTERM handler, so an interrupted job leaves neither a
  * damaged final file nor a stray temporary one. (After SIGKILL, which no handler sees, a hidden
