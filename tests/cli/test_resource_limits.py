@@ -12,30 +12,23 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "oracle"))
-from common import run_kseg, run_cases  # noqa: E402
+from common import expect_failure, run_kseg, run_cases  # noqa: E402
 
 AMOUNTS = re.compile(r"needs ([0-9.]+ [KMGTPE]?i?B) but only ([0-9.]+ [KMGTPE]?i?B) of memory "
                      r"is available")
 
 
 def expect_refusal(tmp, args, fragments, environment=None):
-    before = set(os.listdir(tmp))
+    """The shared one-line refusal check (tests/oracle/common.py), plus both amounts named."""
     saved = dict(os.environ)
     os.environ.update(environment or {})
     try:
-        result = run_kseg(*args, check=False)
+        line = expect_failure(tmp, args, fragments)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, f"exit {result.returncode}: {result.stderr}"
-    assert len(lines) == 1, f"expected one line, got {lines}"
-    assert AMOUNTS.search(lines[0]), f"amounts not named: {lines[0]}"
-    for fragment in fragments:
-        assert fragment in lines[0], f"'{fragment}' not in: {lines[0]}"
-    created = sorted(set(os.listdir(tmp)) - before)
-    assert not created, f"files left behind: {created}"
-    return lines[0]
+    assert AMOUNTS.search(line), f"amounts not named: {line}"
+    return line
 
 
 def declared_only(path, shape, dtype="f4", name="/customers/features"):

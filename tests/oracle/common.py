@@ -60,3 +60,35 @@ def run_cases(namespace):
             with scratch_dir() as tmp:
                 cases.run(name[5:], function, tmp)
     cases.finish()
+
+
+def snapshot(directory):
+    """Every path under directory (hidden ones too: a temporary file is '.NAME.tmp.XXXX')."""
+    found = set()
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            found.add(os.path.relpath(os.path.join(root, name), directory))
+    return found
+
+
+def expect_failure(tmp, args, fragments, code=1, watch=(), kept=()):
+    """Runs kseg ARGS and checks the refusal: exit status, one stderr line starting with
+    'kseg COMMAND: ' and holding every fragment, nothing new under tmp (or the extra watched
+    directories) but the paths in kept. Returns the line."""
+    directories = [tmp, *watch]
+    before = [snapshot(d) for d in directories]
+    result = run_kseg(*args, check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, \
+        f"exit {result.returncode}, expected {code}: {result.stderr.strip()}"
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    prefix = f"kseg {args[0]}: "
+    assert lines[0].startswith(prefix), f"'{prefix}' does not start: {lines[0]}"
+    if os.environ.get("KSEG_TEST_VERBOSE"):
+        print("     |", lines[0])
+    for fragment in fragments:
+        assert str(fragment) in lines[0], f"'{fragment}' not in: {lines[0]}"
+    for directory, old in zip(directories, before):
+        created = sorted(snapshot(directory) - old - set(kept))
+        assert not created, f"left behind in {directory}: {created}"
+    return lines[0]
