@@ -24,7 +24,9 @@ import h5py
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIGS = "1e6,8,8;1e6,16,64;1e7,8,8;1e6,64,256;1e7,16,16"
+DEFAULT_CONFIGS = "1e6,8,8;1e6,16,64;1e7,8,8;1e6,64,256;1e7,16,16;customers:1e7,8"
+# `kseg generate customers` writes 9 features per customer.
+CUSTOMER_FEATURES = 9
 FEATURES_PATH = "/customers/features"
 CENTERS_PATH = "/init/centers"
 # The per-iteration cost is (T(max_iter=20) - T(max_iter=1)) / 19; both fits share the fixed costs
@@ -37,38 +39,88 @@ MIB = 1024.0 * 1024.0
 
 
 def parse_configs(text):
-    """Parses "n,d,k;n,d,k" (n may be written 1e6) into a list of (n, d, k) integer tuples."""
+    """Parses "n,d,k;n,d,k" (n may be written 1e6) into a list of (n, d, k, kind) tuples. An item
+    "customers:n,k" is the customer-like config: the 9 features of `kseg generate customers`,
+    prepared as in prepare_customer_features (so d is 9)."""
     configs = []
     for item in text.replace(" ", "").split(";"):
         if not item:
             continue
-        parts = item.split(",")
+        kind = "uniform"
+        if item.startswith("customers:"):
+            kind, item = "customers", item[len("customers:"):]
+            parts = item.split(",")
+            if len(parts) != 2:
+                raise argparse.ArgumentTypeError(f"config customers:{item!r} is not customers:n,k")
+            parts = [parts[0], str(CUSTOMER_FEATURES), parts[1]]
+        else:
+            parts = item.split(",")
         if len(parts) != 3:
             raise argparse.ArgumentTypeError(f"config {item!r} is not n,d,k")
         n, d, k = (int(float(p)) for p in parts)
         if n <= 0 or d <= 0 or k <= 0 or k > n:
             raise argparse.ArgumentTypeError(f"config {item!r} needs n >= k > 0 and d > 0")
-        configs.append((n, d, k))
+        configs.append((n, d, k, kind))
     if not configs:
         raise argparse.ArgumentTypeError("no configs given")
     return configs
 
 
-def config_label(n, d, k):
-    return f"n={n:.0e}, d={d}, k={k}".replace("e+0", "e")
+def config_label(n, d, k, kind="uniform"):
+    prefix = "customers " if kind == "customers" else ""
+    return f"{prefix}n={n:.0e}, d={d}, k={k}".replace("e+0", "e")
+
+
+def row_label(row):
+    """The config column of the tables: "1e6, 8, 8", or "customers 1e7, 9, 8"."""
+    prefix = "customers " if row.get("data") == "customers" else ""
+    return f"{prefix}{row['n']:.0e}, {row['d']}, {row['k']}".replace("e+0", "e")
 
 
 # ----------------------------------------------------------------------------------------------
 # Data
 
 
-def write_dataset(path, n, d, k):
-    """Writes uniform [0,1)^d float32 rows as a contiguous /customers/features and k distinct rows
-    (fixed seed) as float64 /init/centers. Uniform data has no cluster structure for Lloyd to lock
+def prepare_customer_features(raw):
+    """The customer-like data: the skewed, non-negative columns of `kseg generate customers`
+    (recency, frequency, monetary, tenure, average basket, income, categories) go through
+    log1p, then every column is standardized to mean 0 and variance 1, as an analyst would prepare
+    them for k-means (web_share and age stay linear). The result has the heavy clusters and
+    overlaps of real customer data rather than uniform noise."""
+    features = raw.astype(np.float64)
+    names = ["recency_days", "frequency", "monetary", "tenure_days", "avg_basket", "web_share", "age",
+             "income", "n_categories"]
+    for column, name in enumerate(names):
+        if name not in ("web_share", "age"):
+            features[:, column] = np.log1p(np.maximum(features[:, column], 0.0))
+    features -= features.mean(axis=0)
+    scale = features.std(axis=0)
+    features /= np.where(scale > 0, scale, 1.0)
+    return features.astype(np.float32)
+
+
+def generate_customer_features(kseg, n, scratch_dir):
+    """Runs `kseg generate customers --n N` (seed 1) and returns its prepared float32 features."""
+    raw_path = scratch_dir / f"customers_raw_n{n}.h5"
+    subprocess.run([str(kseg), "generate", "customers", "--n", str(n), "--seed", "1", "-q",
+                    "-o", str(raw_path)], check=True)
+    with h5py.File(raw_path, "r") as file:
+        raw = file[FEATURES_PATH][...]
+    raw_path.unlink()
+    return prepare_customer_features(raw)
+
+
+def write_dataset(path, n, d, k, kind="uniform", kseg=None):
+    """Writes the float32 rows as a contiguous /customers/features and k distinct rows (fixed seed)
+    as float64 /init/centers. Uniform [0,1)^d data has no cluster structure for Lloyd to lock
     onto, so the labels keep changing for far more than 20 iterations and both tools do the full
-    fixed amount of work (the n_iter columns of the result confirm it)."""
-    rng = np.random.default_rng(DATA_SEED + 1000003 * d + k)
-    features = rng.random((n, d), dtype=np.float32)
+    fixed amount of work (the n_iter columns of the result confirm it). kind "customers" writes the
+    customer-like features instead (generate_customer_features)."""
+    if kind == "customers":
+        features = generate_customer_features(kseg, n, path.parent)
+    else:
+        rng = np.random.default_rng(DATA_SEED + 1000003 * d + k)
+        features = rng.random((n, d), dtype=np.float32)
     center_rows = np.random.default_rng(CENTERS_SEED).choice(n, size=k, replace=False)
     centers = features[center_rows].astype(np.float64)
     with h5py.File(path, "w") as file:
@@ -325,7 +377,7 @@ def installed_peers(tools):
 def measure_floor(args):
     """The per-iteration floor of each config from bench/floor (read bandwidth and sgemm peak with
     the same thread count), or from a saved --json output given with --floor-json."""
-    configs = [f"{n},{d},{k}" for n, d, k in args.configs]
+    configs = [f"{n},{d},{k}" for n, d, k, _ in args.configs]
     if args.floor_json:
         text = Path(args.floor_json).read_text()
     else:
@@ -341,10 +393,10 @@ def measure_floor(args):
 # One configuration
 
 
-def benchmark_config(n, d, k, args, scratch_dir, raw_rows, floor):
-    data_path = scratch_dir / f"uniform_n{n}_d{d}_k{k}.h5"
-    log(f"{config_label(n, d, k)}: writing {data_path.name}")
-    data_mib = write_dataset(data_path, n, d, k)
+def benchmark_config(n, d, k, kind, args, scratch_dir, raw_rows, floor):
+    data_path = scratch_dir / f"{kind}_n{n}_d{d}_k{k}.h5"
+    log(f"{config_label(n, d, k, kind)}: writing {data_path.name}")
+    data_mib = write_dataset(data_path, n, d, k, kind, args.kseg)
     tools = ["kseg"] + args.peers
     centers_paths = {tool: scratch_dir / f"{tool}_centers.npy" for tool in tools}
 
@@ -363,7 +415,7 @@ def benchmark_config(n, d, k, args, scratch_dir, raw_rows, floor):
                     run = measure_peer(tool, data_path, k, max_iter, args.threads, scratch_dir, keep_as)
                 measured[tool] = run
                 runs[(tool, max_iter)].append(run)
-                raw_rows.append({"n": n, "d": d, "k": k, "tool": tool, "max_iter": max_iter, "repeat": repeat,
+                raw_rows.append({"data": kind, "n": n, "d": d, "k": k, "tool": tool, "max_iter": max_iter, "repeat": repeat,
                                  "fit_seconds": run["fit_seconds"], "load_seconds": run["load_seconds"],
                                  "process_seconds": round(run["process_seconds"], 6), "n_iter": run["n_iter"],
                                  "inertia": run["inertia"], "peak_rss_mib": round(run["peak_rss_mib"], 1),
@@ -382,7 +434,7 @@ def benchmark_config(n, d, k, args, scratch_dir, raw_rows, floor):
         return statistics.median(run[field] for run in runs[(tool, max_iter)])
 
     floor_config = floor["by_config"][(n, d, k)] if floor else None
-    row = {"n": n, "d": d, "k": k, "data_mib": round(data_mib, 1)}
+    row = {"data": kind, "n": n, "d": d, "k": k, "data_mib": round(data_mib, 1)}
     row["floor_s_per_iter"] = floor_config["floor_s"] if floor_config else None
     row["floor_bound"] = floor_config["bound"] if floor_config else None
     for tool in ALL_TOOLS:
@@ -500,7 +552,8 @@ def markdown_report(rows, machine, args, command_line, floor, missing_peers):
     if missing_peers:
         lines += ["Not installed (not measured): " + ", ".join(TOOL_LABELS[t] for t in missing_peers) + ".", ""]
     lines += [
-        f"float32 uniform [0,1)^d data, the same initial centers for every tool, tol 0, {args.threads} threads, "
+        "float32 uniform [0,1)^d data (\"customers\": the 9 features of `kseg generate customers`, log1p on the "
+        "skewed columns, standardized), the same initial centers for every tool, tol 0, {args.threads} threads, "
         f"medians of {args.repeats} repeats. s/iter = (T(max_iter=20) − T(max_iter=1)) / 19 of the fit "
         "time alone (no file I/O). FAISS: OpenMP 2 threads, OpenBLAS 1 thread.",
         "",
@@ -513,7 +566,7 @@ def markdown_report(rows, machine, args, command_line, floor, missing_peers):
     lines += ["### Seconds per iteration, ratio to the floor and to kseg", "", header,
               "|---|---:|" + "---:|" * len(measured) + ":---:|" + "---:|" * (len(measured) - 1)]
     for row in rows:
-        cells = [f"{row['n']:.0e}, {row['d']}, {row['k']}".replace("e+0", "e"),
+        cells = [row_label(row),
                  f"{fmt(row['floor_s_per_iter'], '.4f')} ({row['floor_bound'] or '–'})"]
         for tool in measured:
             cells.append(f"{fmt(row[f'{tool}_s_per_iter'], '.4f')} ({fmt(row[f'{tool}_over_floor'], '.1f')}×)")
@@ -529,7 +582,7 @@ def markdown_report(rows, machine, args, command_line, floor, missing_peers):
               + " | ".join(f"rel. diff {TOOL_LABELS[t]}" for t in measured[1:]) + " |",
               "|---|---:|" + "---:|" * len(measured) + ":---:|---:|" + "---:|" * (len(measured) - 1)]
     for row in rows:
-        cells = [f"{row['n']:.0e}, {row['d']}, {row['k']}".replace("e+0", "e"), f"{row['data_mib']:.0f}"]
+        cells = [row_label(row), f"{row['data_mib']:.0f}"]
         cells += [fmt(row[f"{t}_peak_rss_mib"], ".0f") for t in measured]
         cells.append(" / ".join(fmt(row[f"{t}_n_iter"], "d") for t in measured))
         cells.append(f"{row['kseg_inertia_float64']:.6e}")
@@ -537,7 +590,7 @@ def markdown_report(rows, machine, args, command_line, floor, missing_peers):
         lines.append("| " + " | ".join(cells) + " |")
     if "onedal" in measured:
         lines += ["", "oneDAL backend (from the sklearnex log of the first 20-iteration fit): " + ", ".join(
-            f"{row['n']:.0e}, {row['d']}, {row['k']}: {row['onedal_backend']}".replace("e+0", "e") for row in rows) + "."]
+            f"{row_label(row)}: {row['onedal_backend']}" for row in rows) + "."]
     # Table 3: the original kseg-vs-scikit-learn-lloyd table, unchanged, for comparison with earlier runs.
     if "sklearn" in measured:
         lines += [
@@ -554,7 +607,7 @@ def markdown_report(rows, machine, args, command_line, floor, missing_peers):
         for row in rows:
             bar = f"{row['meets_bar']} (≥ {row['required_ratio']:g}×)" if row["required_ratio"] > 1 else f"{row['meets_bar']} (> 1×)"
             lines.append(
-                f"| {row['n']:.0e}, {row['d']}, {row['k']} | {row['data_mib']:.0f} | {row['kseg_s_per_iter']:.4f} | "
+                f"| {row_label(row)} | {row['data_mib']:.0f} | {row['kseg_s_per_iter']:.4f} | "
                 f"{row['sklearn_s_per_iter']:.4f} | {row['ratio_sklearn_over_kseg']:.2f} | {bar} | "
                 f"{row['kseg_log_median_s_per_iter']:.4f} | {row['kseg_fit20_s']:.3f} | {row['sklearn_fit20_s']:.3f} | "
                 f"{row['kseg_peak_rss_mib']:.0f} | {row['sklearn_peak_rss_mib']:.0f} | "
@@ -586,7 +639,8 @@ def write_chart(path, rows):
             axes.hlines(row["floor_s_per_iter"], i - 0.45, i + 0.45, colors="black", linewidth=2,
                         label="floor" if i == 0 else None)
     axes.set_xticks(range(len(rows)))
-    axes.set_xticklabels([f"n={row['n']:.0e}\nd={row['d']}, k={row['k']}".replace("e+0", "e") for row in rows])
+    axes.set_xticklabels([("customers\n" if row.get("data") == "customers" else "")
+                         + f"n={row['n']:.0e}\nd={row['d']}, k={row['k']}".replace("e+0", "e") for row in rows])
     axes.set_yscale("log")
     axes.set_ylabel("seconds per Lloyd iteration (2 threads)")
     axes.set_title("Fixed-work k-means: s/iter per tool, floor = max(read, sgemm)")
@@ -621,7 +675,7 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", type=parse_configs, default=parse_configs(DEFAULT_CONFIGS),
-                        help=f'"n,d,k" items separated by ";" (default "{DEFAULT_CONFIGS}")')
+                        help=f'"n,d,k" or "customers:n,k" items separated by ";" (default "{DEFAULT_CONFIGS}")')
     parser.add_argument("--repeats", type=int, default=3, help="measurements per tool and max_iter (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every tool (default 2)")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS),
@@ -659,8 +713,8 @@ def main():
         (scratch_dir / "floor.json").write_text(json.dumps({key: value for key, value in floor.items()
                                                             if key != "by_config"}) + "\n")
     rows, raw_rows = [], []
-    for n, d, k in args.configs:
-        rows.append(benchmark_config(n, d, k, args, scratch_dir, raw_rows, floor))
+    for n, d, k, kind in args.configs:
+        rows.append(benchmark_config(n, d, k, kind, args, scratch_dir, raw_rows, floor))
         # Written after every config, so that an interrupted run still leaves what it measured.
         machine["load_after"] = "%.2f %.2f %.2f" % os.getloadavg()
         report = markdown_report(rows, machine, args, command_line, floor, missing_peers)
