@@ -443,6 +443,9 @@ int kseg_cmd_cluster(int argc, char **argv)
         exit_code = cli_fail(command, &error);
         goto done;
     }
+    /* --threads covers the load too: a gzip-compressed input is inflated on the OpenMP threads. */
+    if (options.n_threads > 0)
+        omp_set_num_threads(options.n_threads);
     double started = omp_get_wtime();
     if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
         exit_code = cli_fail(command, &error);

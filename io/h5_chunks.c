@@ -13,11 +13,12 @@
 
 #include "h5_internal.h"
 
-/* The compressed bytes of one batch of chunks are read before the threads inflate them. The
-   batch buffer holds at most this many bytes (or one chunk, when a single chunk is larger), so
-   the extra memory of a load is this buffer plus two raw chunks per thread, whatever the size of
-   the dataset. 64 MiB keeps the serial reading a small share of the time at any thread count. */
-#define BATCH_BYTES ((size_t)64 << 20)
+/* Chunks are read in batches: while the threads inflate one batch, the main thread reads the
+   next one into a second buffer, then joins them. A batch holds at most this many stored bytes
+   (or one chunk, when a single chunk is larger), so the extra memory of a load is two batch
+   buffers plus one or two raw chunks per thread, whatever the size of the dataset. 32 MiB is
+   dozens of typical (1 MiB) chunks: enough to keep every thread busy while the next is read. */
+#define BATCH_BYTES ((size_t)32 << 20)
 
 /* Chunks larger than this (uncompressed) go through H5Dread instead: each thread keeps two raw
    chunks of scratch, and a few hundred MiB per thread is more than a load should cost. */
@@ -38,6 +39,14 @@ typedef struct batch_chunk {
     char reason[96];
 } batch_chunk;
 
+/* A batch: the stored bytes of some chunks, read by the main thread, and the chunks. */
+typedef struct batch {
+    unsigned char *bytes;
+    size_t capacity;
+    batch_chunk *chunks;   /* [BATCH_CHUNKS] */
+    size_t count;
+} batch;
+
 /* What every thread needs to decode a chunk, fixed for the whole read. */
 typedef struct chunk_plan {
     size_t chunk_rows, chunk_columns;   /* the chunk shape (the file's, also at the edges) */
@@ -48,9 +57,16 @@ typedef struct chunk_plan {
     size_t first, count;                /* the rows read */
     const size_t *columns;              /* the file columns read, ascending, [n_columns] */
     size_t n_columns;
-    unsigned char *destination;         /* row r - first, position q at destination_columns stride */
+    unsigned char *destination;         /* (r - first, q) at destination_columns per row */
     size_t destination_columns;
+    size_t rows;                        /* n, the dataset's rows */
 } chunk_plan;
+
+/* The next chunk to read: its row block, and the first selected column it holds. */
+typedef struct chunk_cursor {
+    size_t block, end_block;
+    size_t column_position;
+} chunk_cursor;
 
 /* Undoes HDF5's shuffle filter: the stored bytes hold byte 0 of every element, then byte 1 of
    every element, and so on. The element sizes kseg reads (4 and 8) get a loop with a constant
@@ -104,13 +120,14 @@ static const char *inflate_chunk(z_stream *stream, const unsigned char *stored,
 
 /* Decodes one chunk of the batch and copies its part of the selection into the destination.
    scratch and unshuffled are chunk_bytes each; the chunk goes straight into the destination
-   when it covers whole destination rows and needs no shuffling (the common case of all columns
+   (inflated or unshuffled there) when it covers whole destination rows (the common case of all columns
    in full-width chunks). A chunk that cannot be decoded sets chunk->failed and chunk->reason. */
-static void decode_chunk(const chunk_plan *plan, const unsigned char *batch, batch_chunk *chunk,
-                         z_stream *stream, unsigned char *scratch, unsigned char *unshuffled)
+static void decode_chunk(const chunk_plan *plan, const unsigned char *stored_batch,
+                         batch_chunk *chunk, z_stream *stream, unsigned char *scratch,
+                         unsigned char *unshuffled)
 {
     const size_t element = plan->element_size;
-    const unsigned char *stored = batch + chunk->stored_offset;
+    const unsigned char *stored = stored_batch + chunk->stored_offset;
     /* The deflate filter is the last one of the pipeline; its mask bit says whether it ran. */
     const int deflated = !(chunk->filter_mask & (plan->shuffled ? 2u : 1u));
     const int shuffled = plan->shuffled && !(chunk->filter_mask & 1u);
@@ -163,10 +180,11 @@ static void decode_chunk(const chunk_plan *plan, const unsigned char *batch, bat
     while (q_end < plan->n_columns && plan->columns[q_end] < column_end)
         q_end++;
     /* A run of consecutive file columns is one memcpy per row. */
-    const int consecutive = q_end > q_begin &&
-                            plan->columns[q_end - 1] - plan->columns[q_begin] == q_end - 1 - q_begin;
+    const int consecutive =
+        q_end > q_begin && plan->columns[q_end - 1] - plan->columns[q_begin] == q_end - 1 - q_begin;
     for (size_t row = row_begin; row < row_stop; row++) {
-        const unsigned char *source = raw + (row - chunk->first_row) * plan->chunk_columns * element;
+        const unsigned char *source =
+            raw + (row - chunk->first_row) * plan->chunk_columns * element;
         unsigned char *target = plan->destination +
                                 ((row - plan->first) * plan->destination_columns) * element;
         if (consecutive) {
@@ -209,17 +227,86 @@ static int supported_pipeline(hid_t plist, size_t element_size, int *shuffled)
     return 1;
 }
 
+/* Fills next with the stored bytes of the chunks from the cursor on, as many as fit. HDF5 calls
+   happen here only, and only ever on the main thread. 0 or a negative KSEG_E* code. */
+static int read_batch(hid_t dataset, const chunk_plan *plan, chunk_cursor *cursor, batch *next,
+                      const char *where, kseg_error *error)
+{
+    const size_t chunk_rows = plan->chunk_rows, chunk_columns = plan->chunk_columns;
+    const size_t n = plan->rows, d = plan->dataset_columns;
+    const uint64_t stored_limit = (uint64_t)compressBound((uLong)plan->chunk_bytes) + 64;
+    char reason[256];
+    size_t used = 0;
+    next->count = 0;
+    while (cursor->block < cursor->end_block && next->count < BATCH_CHUNKS) {
+        const size_t first_row = cursor->block * chunk_rows;
+        const size_t first_column = plan->columns[cursor->column_position] / chunk_columns *
+                                    chunk_columns;
+        hsize_t offset[2] = {(hsize_t)first_row, (hsize_t)first_column};
+        hsize_t stored = 0;
+        if (H5Dget_chunk_storage_size(dataset, offset, &stored) < 0) {
+            kseg_io_h5_reason(reason, sizeof reason);
+            return kseg_error_set(error, KSEG_EIO,
+                                  "%s: cannot locate the chunk at rows [%zu, %zu): %s", where,
+                                  first_row, clip(first_row + chunk_rows, n), reason);
+        }
+        /* A chunk whose stored size is beyond what deflate can make of it is damaged: say so
+           before allocating for it. */
+        if (stored == 0 || (uint64_t)stored > stored_limit)
+            return kseg_error_set(error, KSEG_EFORMAT,
+                                  "%s: chunk at rows [%zu, %zu), columns [%zu, %zu) is corrupt: "
+                                  "%llu stored bytes for %zu bytes of data",
+                                  where, first_row, clip(first_row + chunk_rows, n), first_column,
+                                  clip(first_column + chunk_columns, d),
+                                  (unsigned long long)stored, plan->chunk_bytes);
+        if (used + (size_t)stored > next->capacity) {
+            if (next->count > 0)
+                break;
+            unsigned char *grown = realloc(next->bytes, (size_t)stored);
+            if (!grown)
+                return kseg_error_set(error, KSEG_ENOMEM, "%s: out of memory for a chunk", where);
+            next->bytes = grown;
+            next->capacity = (size_t)stored;
+        }
+        batch_chunk *chunk = &next->chunks[next->count];
+        chunk->first_row = first_row;
+        chunk->first_column = first_column;
+        chunk->stored_offset = used;
+        chunk->stored_bytes = (size_t)stored;
+        chunk->filter_mask = 0;
+        chunk->failed = 0;
+        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &chunk->filter_mask, next->bytes + used) <
+            0) {
+            kseg_io_h5_reason(reason, sizeof reason);
+            return kseg_error_set(error, KSEG_EIO,
+                                  "%s: cannot read the chunk at rows [%zu, %zu): %s", where,
+                                  first_row, clip(first_row + chunk_rows, n), reason);
+        }
+        used += (size_t)stored;
+        next->count++;
+        /* Next: the next column block holding a selected column, else the next row block from
+           the first selected column on. */
+        while (cursor->column_position < plan->n_columns &&
+               plan->columns[cursor->column_position] < first_column + chunk_columns)
+            cursor->column_position++;
+        if (cursor->column_position == plan->n_columns) {
+            cursor->column_position = 0;
+            cursor->block++;
+        }
+    }
+    return 0;
+}
+
 int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where, size_t first,
                              size_t count, const size_t *columns, size_t n_columns,
                              void *destination, size_t destination_columns, kseg_error *error)
 {
     int status = 0;
     hid_t plist = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    unsigned char *batch = NULL, *scratch = NULL;
-    batch_chunk *chunks = NULL;
+    batch batches[2] = {{NULL, 0, NULL, 0}, {NULL, 0, NULL, 0}};
+    unsigned char *scratch = NULL;
     z_stream *streams = NULL;
     int threads = omp_get_max_threads(), streams_ready = 0;
-    char reason[256];
 
     /* Qualify: chunked, 2-D or 1-D, deflate (after shuffle), the file type equal to the memory
        type (so no byte swapping or conversion is needed), every chunk written. */
@@ -252,26 +339,31 @@ int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where
         (size_t)allocated != row_blocks * column_blocks)
         goto done;
 
-    /* From here on the fast path is taken: failures are errors, not fallbacks. */
-    char what[1200];
-    snprintf(what, sizeof what, "%s (decompression buffers)", where);
-    uint64_t extra = kseg_memory_add(
-        kseg_memory_add(BATCH_BYTES, chunk_bytes),
-        kseg_memory_multiply((uint64_t)threads, (uint64_t)(shuffled ? 2 : 1) * chunk_bytes));
-    status = kseg_memory_check(extra, what, error);
-    if (status)
-        goto done;
-    /* A small dataset needs less than a full batch buffer. */
+    /* From here on the fast path is taken: failures are errors, not fallbacks. A small dataset
+       needs less than two full batch buffers. */
+    const size_t per_thread = (shuffled ? 2 : 1) * chunk_bytes;
     const uint64_t touched = kseg_memory_multiply(
         (uint64_t)((first + count - 1) / chunk_rows - first / chunk_rows + 1), column_blocks);
-    const uint64_t stored_bound = kseg_memory_multiply(
-        touched, (uint64_t)compressBound((uLong)chunk_bytes) + 64);
-    size_t batch_capacity = stored_bound < BATCH_BYTES ? (size_t)stored_bound : BATCH_BYTES;
-    batch = malloc(batch_capacity);
-    scratch = malloc((size_t)threads * (shuffled ? 2 : 1) * chunk_bytes);
-    chunks = malloc(BATCH_CHUNKS * sizeof *chunks);
+    const uint64_t stored_bound =
+        kseg_memory_multiply(touched, (uint64_t)compressBound((uLong)chunk_bytes) + 64);
+    const size_t batch_capacity = stored_bound < BATCH_BYTES ? (size_t)stored_bound : BATCH_BYTES;
+    char what[1200];
+    snprintf(what, sizeof what, "%s (decompression buffers)", where);
+    status = kseg_memory_check(
+        kseg_memory_add(kseg_memory_multiply(2, batch_capacity),
+                        kseg_memory_multiply((uint64_t)threads, per_thread)),
+        what, error);
+    if (status)
+        goto done;
+    for (int b = 0; b < 2; b++) {
+        batches[b].bytes = malloc(batch_capacity);
+        batches[b].capacity = batch_capacity;
+        batches[b].chunks = malloc(BATCH_CHUNKS * sizeof *batches[b].chunks);
+    }
+    scratch = malloc((size_t)threads * per_thread);
     streams = calloc((size_t)threads, sizeof *streams);
-    if (!batch || !scratch || !chunks || !streams) {
+    if (!batches[0].bytes || !batches[0].chunks || !batches[1].bytes || !batches[1].chunks ||
+        !scratch || !streams) {
         status = kseg_error_set(error, KSEG_ENOMEM, "%s: out of memory for decompression buffers",
                                 where);
         goto done;
@@ -282,114 +374,63 @@ int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where
             goto done;
         }
 
-    const size_t n = (size_t)dims[0];
-    chunk_plan plan = {chunk_rows, chunk_columns, element, chunk_bytes, shuffled, d, first, count,
-                       columns, n_columns, destination, destination_columns};
+    const chunk_plan plan = {chunk_rows, chunk_columns, element,          chunk_bytes,
+                             shuffled,   d,             first,            count,
+                             columns,    n_columns,     destination,      destination_columns,
+                             (size_t)dims[0]};
     /* The chunks touched: the row blocks of [first, first + count), and the column blocks that
        hold a selected column, in file order. */
-    const size_t first_block = first / chunk_rows, end_block = (first + count - 1) / chunk_rows + 1;
-    size_t block = first_block, column_position = 0;
-    while (block < end_block) {
-        size_t used = 0, batch_count = 0;
-        /* Read: fill the batch with stored chunks, on this thread only. */
-        while (block < end_block && batch_count < BATCH_CHUNKS) {
-            size_t first_column = columns[column_position] / chunk_columns * chunk_columns;
-            hsize_t offset[2] = {(hsize_t)(block * chunk_rows), (hsize_t)first_column};
-            hsize_t stored = 0;
-            if (H5Dget_chunk_storage_size(dataset, offset, &stored) < 0) {
-                kseg_io_h5_reason(reason, sizeof reason);
-                status = kseg_error_set(error, KSEG_EIO,
-                                        "%s: cannot locate the chunk at rows [%zu, %zu): %s", where,
-                                        block * chunk_rows, clip(block * chunk_rows + chunk_rows, n),
-                                        reason);
-                goto done;
-            }
-            /* A chunk whose stored size is beyond what deflate can make of it is damaged: say so
-               before allocating for it. */
-            if (stored == 0 || (uint64_t)stored > (uint64_t)compressBound((uLong)chunk_bytes) + 64) {
-                status = kseg_error_set(error, KSEG_EFORMAT,
-                                        "%s: chunk at rows [%zu, %zu), columns [%zu, %zu) is "
-                                        "corrupt: %llu stored bytes for %zu bytes of data",
-                                        where, block * chunk_rows,
-                                        clip(block * chunk_rows + chunk_rows, n), first_column,
-                                        clip(first_column + chunk_columns, d),
-                                        (unsigned long long)stored, chunk_bytes);
-                goto done;
-            }
-            if (used + (size_t)stored > batch_capacity) {
-                if (batch_count > 0)
-                    break;
-                unsigned char *grown = realloc(batch, (size_t)stored);
-                if (!grown) {
-                    status = kseg_error_set(error, KSEG_ENOMEM, "%s: out of memory for a chunk",
-                                            where);
-                    goto done;
-                }
-                batch = grown;
-                batch_capacity = (size_t)stored;
-            }
-            batch_chunk *chunk = &chunks[batch_count];
-            chunk->first_row = block * chunk_rows;
-            chunk->first_column = first_column;
-            chunk->stored_offset = used;
-            chunk->stored_bytes = (size_t)stored;
-            chunk->filter_mask = 0;
-            chunk->failed = 0;
-            if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &chunk->filter_mask, batch + used) < 0) {
-                kseg_io_h5_reason(reason, sizeof reason);
-                status = kseg_error_set(error, KSEG_EIO,
-                                        "%s: cannot read the chunk at rows [%zu, %zu): %s", where,
-                                        chunk->first_row, clip(chunk->first_row + chunk_rows, n),
-                                        reason);
-                goto done;
-            }
-            used += (size_t)stored;
-            batch_count++;
-            /* Next chunk: the next column block holding a selected column, else the next row
-               block from the first selected column on. */
-            while (column_position < n_columns &&
-                   columns[column_position] < first_column + chunk_columns)
-                column_position++;
-            if (column_position == n_columns) {
-                column_position = 0;
-                block++;
+    chunk_cursor cursor = {first / chunk_rows, (first + count - 1) / chunk_rows + 1, 0};
+    status = read_batch(dataset, &plan, &cursor, &batches[0], where, error);
+    for (int current = 0; status == 0 && batches[current].count > 0; current = 1 - current) {
+        batch *now = &batches[current], *next = &batches[1 - current];
+        next->count = 0;
+        int read_status = 0;
+        /* The main thread reads the next batch (so HDF5 runs on one thread only) while the
+           others inflate this one; then it joins them. Every chunk goes to its own part of the
+           destination, so the result does not depend on the thread count or the schedule. */
+        #pragma omp parallel num_threads(threads)
+        {
+            if (omp_get_thread_num() == 0 && cursor.block < cursor.end_block)
+                read_status = read_batch(dataset, &plan, &cursor, next, where, error);
+            #pragma omp for schedule(dynamic, 1)
+            for (size_t i = 0; i < now->count; i++) {
+                const int thread = omp_get_thread_num();
+                unsigned char *own = scratch + (size_t)thread * per_thread;
+                decode_chunk(&plan, now->bytes, &now->chunks[i], &streams[thread], own,
+                             shuffled ? own + chunk_bytes : NULL);
             }
         }
-
-        /* Decode: every thread inflates whole chunks into disjoint parts of the destination, so
-           the result does not depend on the thread count or the schedule. */
-        const unsigned char *stored_batch = batch;
-        #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-        for (size_t i = 0; i < batch_count; i++) {
-            int thread = omp_get_thread_num();
-            unsigned char *own = scratch + (size_t)thread * (shuffled ? 2 : 1) * chunk_bytes;
-            decode_chunk(&plan, stored_batch, &chunks[i], &streams[thread], own,
-                         shuffled ? own + chunk_bytes : NULL);
-        }
-        for (size_t i = 0; i < batch_count; i++) {
-            if (chunks[i].failed) {
+        /* This batch's damage comes before any failure reading the next one. */
+        for (size_t i = 0; i < now->count; i++) {
+            const batch_chunk *chunk = &now->chunks[i];
+            if (chunk->failed) {
                 status = kseg_error_set(error, KSEG_EFORMAT,
                                         "%s: chunk at rows [%zu, %zu), columns [%zu, %zu) is "
                                         "corrupt: %s (expected %zu bytes of data)",
-                                        where, chunks[i].first_row,
-                                        clip(chunks[i].first_row + chunk_rows, n),
-                                        chunks[i].first_column,
-                                        clip(chunks[i].first_column + chunk_columns, d),
-                                        chunks[i].reason,
-                                        chunk_bytes);
-                goto done;
+                                        where, chunk->first_row,
+                                        clip(chunk->first_row + chunk_rows, plan.rows),
+                                        chunk->first_column,
+                                        clip(chunk->first_column + chunk_columns, d),
+                                        chunk->reason, chunk_bytes);
+                break;
             }
         }
+        if (status == 0)
+            status = read_status;
     }
-    status = 1;
+    if (status == 0)
+        status = 1;
 
 done:
     for (int t = 0; t < streams_ready; t++)
         inflateEnd(&streams[t]);
     free(streams);
-    free(chunks);
     free(scratch);
-    free(batch);
+    for (int b = 0; b < 2; b++) {
+        free(batches[b].bytes);
+        free(batches[b].chunks);
+    }
     if (space >= 0)
         H5Sclose(space);
     if (type >= 0)

@@ -486,29 +486,66 @@ static int missing_column(reader *r, const char *name, char *const *available, s
     return status;
 }
 
+/* Non-zero when some value of the block is a NaN or an infinity (all exponent bits set). A test
+   of the bits without an early exit lets the compiler vectorize the scan, which then costs a
+   small fraction of the load instead of a tenth of it; check_finite locates the value only in
+   the block that has one. */
+static int has_nonfinite_float32(const float *values, size_t count)
+{
+    unsigned found = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &values[i], sizeof bits);
+        found |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return found != 0;
+}
+
+static int has_nonfinite_float64(const double *values, size_t count)
+{
+    unsigned found = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t bits;
+        memcpy(&bits, &values[i], sizeof bits);
+        found |= (bits & 0x7ff0000000000000u) == 0x7ff0000000000000u;
+    }
+    return found != 0;
+}
+
 /* Scans the buffer in row-major order and fails on the first NaN or infinity, naming its global
    row and its column. */
 static int check_finite(reader *r, const kseg_table *table, size_t first_row)
 {
-    const size_t rows = table->matrix.rows, cols = table->matrix.cols;
+    const size_t rows = table->matrix.rows, cols = table->matrix.cols, total = rows * cols;
+    const size_t block = 4096;
     size_t bad = SIZE_MAX;
     double value = 0.0;
     if (table->matrix.dtype == KSEG_FLOAT32) {
         const float *data = table->data;
-        for (size_t i = 0; i < rows * cols; i++)
-            if (!isfinite(data[i])) {
-                bad = i;
-                value = data[i];
-                break;
-            }
+        for (size_t start = 0; start < total && bad == SIZE_MAX; start += block) {
+            size_t end = total - start < block ? total : start + block;
+            if (!has_nonfinite_float32(data + start, end - start))
+                continue;
+            for (size_t i = start; i < end; i++)
+                if (!isfinite(data[i])) {
+                    bad = i;
+                    value = data[i];
+                    break;
+                }
+        }
     } else {
         const double *data = table->data;
-        for (size_t i = 0; i < rows * cols; i++)
-            if (!isfinite(data[i])) {
-                bad = i;
-                value = data[i];
-                break;
-            }
+        for (size_t start = 0; start < total && bad == SIZE_MAX; start += block) {
+            size_t end = total - start < block ? total : start + block;
+            if (!has_nonfinite_float64(data + start, end - start))
+                continue;
+            for (size_t i = start; i < end; i++)
+                if (!isfinite(data[i])) {
+                    bad = i;
+                    value = data[i];
+                    break;
+                }
+        }
     }
     if (bad == SIZE_MAX)
         return 0;
