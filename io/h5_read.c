@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kseg/io.h"
 #include "kseg/memory.h"
@@ -152,6 +153,9 @@ static void text_append_names(text_buffer *text, char *const *names, size_t coun
         text_append(text, "none");
 }
 
+/* Buffers from this size on are backed by transparent huge pages where the system allows it. */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
 static void *aligned_buffer(size_t bytes)
 {
     void *buffer = NULL;
@@ -159,8 +163,17 @@ static void *aligned_buffer(size_t bytes)
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0)
         rounded = 64;
-    if (posix_memalign(&buffer, 64, rounded) != 0)
+    /* A large matrix is first touched while it is read: with 4 KiB pages that is one page fault
+       per 4 KiB, which costs as much as reading an uncompressed file from the page cache. Huge
+       pages (asked for, as numpy does, where THP is in "madvise" mode) cut the faults 512-fold;
+       the advice is only a hint, so its failure changes nothing. */
+    size_t alignment = rounded >= 2 * HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : 64;
+    if (posix_memalign(&buffer, alignment, rounded) != 0)
         return NULL;
+#ifdef MADV_HUGEPAGE
+    if (alignment == HUGE_PAGE_BYTES)
+        madvise(buffer, rounded / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES, MADV_HUGEPAGE);
+#endif
     return buffer;
 }
 
