@@ -120,8 +120,9 @@ static const char *inflate_chunk(z_stream *stream, const unsigned char *stored,
 
 /* Decodes one chunk of the batch and copies its part of the selection into the destination.
    scratch and unshuffled are chunk_bytes each; the chunk goes straight into the destination
-   (inflated or unshuffled there) when it covers whole destination rows (the common case of all columns
-   in full-width chunks). A chunk that cannot be decoded sets chunk->failed and chunk->reason. */
+   (inflated or unshuffled there) when it covers whole destination rows (the common case of all
+   columns in full-width chunks). A chunk that cannot be decoded sets chunk->failed and
+   chunk->reason. */
 static void decode_chunk(const chunk_plan *plan, const unsigned char *stored_batch,
                          batch_chunk *chunk, z_stream *stream, unsigned char *scratch,
                          unsigned char *unshuffled)
@@ -407,7 +408,8 @@ int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where
             if (chunk->failed) {
                 status = kseg_error_set(error, KSEG_EFORMAT,
                                         "%s: chunk at rows [%zu, %zu), columns [%zu, %zu) is "
-                                        "corrupt: %s (expected %zu bytes of data)",
+                                        "corrupt: %s (expected a deflate stream inflating to "
+                                        "%zu bytes)",
                                         where, chunk->first_row,
                                         clip(chunk->first_row + chunk_rows, plan.rows),
                                         chunk->first_column,

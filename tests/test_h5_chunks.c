@@ -2,9 +2,11 @@
  * fast path takes (deflate, shuffle + deflate, edge chunks, column and row subsets, chunks stored
  * with a filter skipped, float32 and float64) must give bitwise what H5Dread gives, at 1, 2 and 3
  * threads; layouts it must leave to HDF5 (big-endian, fletcher32, unwritten chunks, a type
- * conversion) are refused and still read correctly; damaged chunks are one precise error. */
+ * conversion) are refused and still read correctly; damaged chunks are one precise error; the
+ * blocked finiteness scan still names the first NaN or infinity. */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -319,8 +321,8 @@ Test(h5_chunks, unwritten_chunks_read_as_the_fill_value_through_hdf5)
     /* Grow the dataset: the new chunks are never written. */
     hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hsize_t dims[2] = {N_ROWS, N_COLUMNS}, max[2] = {H5S_UNLIMITED, N_COLUMNS}, chunk[2] = {128,
-                                                                                          N_COLUMNS};
+    hsize_t dims[2] = {N_ROWS, N_COLUMNS}, max[2] = {H5S_UNLIMITED, N_COLUMNS};
+    hsize_t chunk[2] = {128, N_COLUMNS};
     hid_t space = H5Screate_simple(2, dims, max);
     H5Pset_chunk(dcpl, 2, chunk);
     H5Pset_deflate(dcpl, 4);
@@ -476,5 +478,41 @@ Test(h5_chunks, a_damaged_chunk_is_one_precise_error)
             cr_assert_null(table.data);
             cr_assert_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
         }
+    }
+}
+
+Test(h5_chunks, nonfinite_values_are_located_across_scan_blocks)
+{
+    /* The finiteness check scans 4096 values at a time: a NaN past the first block and an
+       infinity in the last, partial one are each named by row and column. */
+    const size_t positions[] = {5000, N_ROWS * N_COLUMNS - 1, 4095, 4096};
+    const float bad[] = {NAN, -INFINITY, INFINITY, NAN};
+    for (size_t c = 0; c < 4; c++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/nonfinite%zu.h5", scratch, c);
+        layout how = {128, N_COLUMNS, 4, 1, 0, H5T_IEEE_F32LE};
+        write_dataset(path, &how);
+        hid_t file;
+        hid_t dataset = open_for_update(path, &file);
+        hsize_t dims[2] = {N_ROWS, N_COLUMNS};
+        hsize_t start[2] = {positions[c] / N_COLUMNS, positions[c] % N_COLUMNS}, one[2] = {1, 1};
+        hid_t space = H5Screate_simple(2, dims, NULL);
+        hid_t memory = H5Screate_simple(2, one, NULL);
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, one, NULL);
+        cr_assert_geq(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory, space, H5P_DEFAULT, &bad[c]), 0);
+        H5Sclose(memory);
+        H5Sclose(space);
+        H5Dclose(dataset);
+        H5Fclose(file);
+        kseg_table table;
+        kseg_table_init(&table);
+        kseg_error error;
+        kseg_error_clear(&error);
+        cr_assert_eq(kseg_h5_read_table(path, NULL, NULL, &table, &error), KSEG_ENONFINITE);
+        char expected[128];
+        snprintf(expected, sizeof expected, "row %zu, column \"column%zu\": value is %s",
+                 positions[c] / N_COLUMNS, positions[c] % N_COLUMNS,
+                 isnan(bad[c]) ? "NaN" : bad[c] > 0 ? "+Inf" : "-Inf");
+        cr_assert_not_null(strstr(error.message, expected), "%s", error.message);
     }
 }
