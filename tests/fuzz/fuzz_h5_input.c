@@ -256,7 +256,12 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    const uint8_t layout = fuzz_u8(c) % 4;
+    /* Layout byte: 0 contiguous, 1 chunked, 2 chunked gzip, 3 compact; for gzip, bit 2 leaves
+       out the shuffle and bit 3 overwrites the first chunk with bytes from the input (stored
+       with filter mask bits 4-5), which the parallel inflater (io/h5_chunks.c) must refuse
+       cleanly. The high bits are new: seeds written before them keep their meaning. */
+    const uint8_t layout_byte = fuzz_u8(c), layout = layout_byte % 4;
+    int damage_chunk = 0;
     if (layout && rank > 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE) {
         hsize_t dims[3], maximum[3], chunk[3];
         H5Sget_simple_extent_dims(space, dims, maximum);
@@ -270,8 +275,10 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
         } else {
             H5Pset_chunk(dcpl, rank, chunk);
             if (layout == 2) {
-                H5Pset_shuffle(dcpl);
+                if (!(layout_byte & 4))
+                    H5Pset_shuffle(dcpl);
                 H5Pset_deflate(dcpl, 1);
+                damage_chunk = (layout_byte & 8) != 0;
             }
         }
     }
@@ -302,6 +309,15 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
             H5Dwrite(dataset, memory_type_of(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
             free(values);
         }
+    }
+    if (dataset >= 0 && damage_chunk) {
+        uint8_t stored[64];
+        const size_t length = 1 + fuzz_u8(c) % sizeof stored;
+        for (size_t i = 0; i < length; i++)
+            stored[i] = fuzz_u8(c);
+        const hsize_t origin[3] = {0, 0, 0};
+        H5Dwrite_chunk(dataset, H5P_DEFAULT, (uint32_t)(layout_byte >> 4) & 3u, origin, length,
+                       stored);
     }
     if (dataset >= 0)
         H5Dclose(dataset);
