@@ -119,6 +119,7 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}", flush=True)
     paths = write_files(rows, args.cols, args.chunk_rows, out_dir)
+    print("load average before: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     results = []
     for name in layouts:
         path = paths[name]
@@ -142,6 +143,7 @@ def main():
         results.append(row)
         print(f"{name}: h5py {h5py_seconds}, kseg {kseg_seconds}", flush=True)
 
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     header = "| layout | file MiB | h5py s | " + " | ".join(
         f"kseg {t}T s | h5py/kseg {t}T | kseg {t}T peak RSS MiB" for t in threads) + " |"
     print()
