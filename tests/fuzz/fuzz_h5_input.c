@@ -261,13 +261,15 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
        with filter mask bits 4-5), which the parallel inflater (io/h5_chunks.c) must refuse
        cleanly. The high bits are new: seeds written before them keep their meaning. */
     const uint8_t layout_byte = fuzz_u8(c), layout = layout_byte % 4;
-    int damage_chunk = 0;
+    int damage_chunk = 0, shuffled = 0;
+    size_t chunk_bytes = H5Tget_size(file_type);
     if (layout && rank > 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE) {
         hsize_t dims[3], maximum[3], chunk[3];
         H5Sget_simple_extent_dims(space, dims, maximum);
         int extendible = 0;
         for (int k = 0; k < rank; k++) {
             chunk[k] = 1 + fuzz_u8(c) % 5;
+            chunk_bytes *= chunk[k];
             extendible |= maximum[k] == H5S_UNLIMITED;
         }
         if (layout == 3 && !extendible) {
@@ -275,7 +277,8 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
         } else {
             H5Pset_chunk(dcpl, rank, chunk);
             if (layout == 2) {
-                if (!(layout_byte & 4))
+                shuffled = !(layout_byte & 4);
+                if (shuffled)
                     H5Pset_shuffle(dcpl);
                 H5Pset_deflate(dcpl, 1);
                 damage_chunk = (layout_byte & 8) != 0;
@@ -310,14 +313,20 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
             free(values);
         }
     }
-    if (dataset >= 0 && damage_chunk) {
-        uint8_t stored[64];
-        const size_t length = 1 + fuzz_u8(c) % sizeof stored;
-        for (size_t i = 0; i < length; i++)
+    if (dataset >= 0 && damage_chunk && n > 0) {
+        /* Any bytes as a deflate stream; a chunk stored with deflate skipped gets exactly its
+           size, since HDF5 1.10's own read of a shorter one overruns its buffer (libhdf5, not
+           kseg: H5VM_memcpyvv from H5Dread). The kseg reader refuses that case itself. Only
+           into a dataset with values: H5Dwrite_chunk crashes in an empty one's chunk index. */
+        const uint32_t mask = (uint32_t)(layout_byte >> 4) & 3u;
+        const int deflate_skipped = (mask >> (shuffled ? 1 : 0)) & 1u;
+        uint8_t stored[5 * 5 * 5 * 8];
+        const size_t length = deflate_skipped ? chunk_bytes : 1 + fuzz_u8(c) % 64;
+        for (size_t i = 0; i < length && i < sizeof stored; i++)
             stored[i] = fuzz_u8(c);
         const hsize_t origin[3] = {0, 0, 0};
-        H5Dwrite_chunk(dataset, H5P_DEFAULT, (uint32_t)(layout_byte >> 4) & 3u, origin, length,
-                       stored);
+        if (length <= sizeof stored)
+            H5Dwrite_chunk(dataset, H5P_DEFAULT, mask, origin, length, stored);
     }
     if (dataset >= 0)
         H5Dclose(dataset);
