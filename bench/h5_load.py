@@ -31,9 +31,13 @@ LAYOUTS = {
 }
 
 
-def write_files(rows, cols, chunk_rows, out_dir):
+def write_files(rows, cols, chunk_rows, out_dir, reuse):
     """Writes one file per layout from the same numpy data: customer-like features (a few
-    distributions, values rounded to what real features hold) so that gzip has something to do."""
+    distributions, values rounded to what real features hold) so that gzip has something to do.
+    With reuse, files already there (from an earlier --keep run of the same size) are kept."""
+    paths = {name: out_dir / f"h5_load_{name.replace('+', '_')}.h5" for name in LAYOUTS}
+    if reuse and all(path.exists() for path in paths.values()):
+        return paths
     rng = np.random.default_rng(DATA_SEED)
     data = np.empty((rows, cols), dtype=np.float32)
     block = 1 << 20
@@ -50,15 +54,13 @@ def write_files(rows, cols, chunk_rows, out_dir):
             else:
                 part[:, j] = rng.standard_normal(stop - start)               # scaled, full bits
         data[start:stop] = part
-    paths = {}
     for name, keywords in LAYOUTS.items():
-        path = out_dir / f"h5_load_{name.replace('+', '_')}.h5"
+        path = paths[name]
         keywords = dict(keywords)
         if keywords.get("chunks"):
             keywords["chunks"] = (min(chunk_rows, rows), cols)
         with h5py.File(path, "w") as f:
             f.create_dataset(FEATURES_PATH, data=data, **keywords)
-        paths[name] = path
     return paths
 
 
@@ -107,6 +109,10 @@ def main():
     parser.add_argument("--out-dir", default=None,
                         help="where the data files go (default: a new directory under /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the data files")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the data files an earlier --keep run left in --out-dir")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="write the data files and stop (with --keep, for a later --reuse)")
     args = parser.parse_args()
     rows = int(args.rows)
     threads = [int(t) for t in args.threads.split(",")]
@@ -118,7 +124,9 @@ def main():
           f"{args.repeats} repeats, medians; page cache warm", flush=True)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}", flush=True)
-    paths = write_files(rows, args.cols, args.chunk_rows, out_dir)
+    paths = write_files(rows, args.cols, args.chunk_rows, out_dir, args.reuse)
+    if args.generate_only:
+        return
     print("load average before: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     results = []
     for name in layouts:
