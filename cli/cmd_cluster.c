@@ -29,7 +29,8 @@ static const char *const cluster_usage =
     "                        feature variance (default 1e-4); a run also stops when no label\n"
     "                        changes\n"
     "      --seed S          random seed (default 0); results are identical for any --threads\n"
-    "      --threads T       OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+    "      --threads T       OpenMP threads, also for decompressing a gzip-chunked INPUT\n"
+    "                        (default: OMP_NUM_THREADS or all cores)\n"
     "      --columns a,b,c   use only these columns, in this order\n"
     "      --weights F:/p    per-row sample weights (1-D, n values, finite, >= 0, positive sum)\n"
     "      --dtype TYPE      float32, float64 or native (default native: float64 sources stay\n"
@@ -443,6 +444,9 @@ int kseg_cmd_cluster(int argc, char **argv)
         exit_code = cli_fail(command, &error);
         goto done;
     }
+    /* --threads covers the load too: a gzip-compressed input is inflated on the OpenMP threads. */
+    if (options.n_threads > 0)
+        omp_set_num_threads(options.n_threads);
     double started = omp_get_wtime();
     if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
         exit_code = cli_fail(command, &error);

@@ -2,6 +2,7 @@
  * model's column names select the input's columns, so a file with another feature set is refused
  * by name rather than silently misread. */
 #include <getopt.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,9 @@ int kseg_cmd_predict(int argc, char **argv)
         read_options.columns = (const char *const *)model.column_names;
         read_options.n_columns = model.matrix.cols;
     }
+    /* --threads covers the load too: a gzip-compressed input is inflated on the OpenMP threads. */
+    if (threads > 0)
+        omp_set_num_threads((int)threads);
     if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
         /* The hint about the model's columns only where the file itself could be opened. */
         if (strncmp(error.message, "cannot open ", 12) == 0)

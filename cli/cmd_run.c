@@ -4,6 +4,7 @@
  * options of their config sections, so every option of those commands is available in the file. */
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1574,6 +1575,9 @@ int kseg_cmd_run(int argc, char **argv)
         optional_bool(&state, section(&state, "report"), "html", "report.html", &state.html))
         goto done;
     state.threads = (int32_t)(threads ? threads : config_threads);
+    /* The threads count for the loads too: gzip-compressed inputs are inflated on them. */
+    if (state.threads > 0)
+        omp_set_num_threads(state.threads);
     if (no_html)
         state.html = 0;
     if (output_option) {

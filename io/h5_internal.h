@@ -54,6 +54,18 @@ void kseg_io_free_strings(char **values, size_t count);
 struct kseg_h5_writer;
 hid_t kseg_io_h5_writer_file(struct kseg_h5_writer *writer);
 
+/* Reads rows [first, first + count) of the file columns columns[0..n_columns) (ascending, distinct)
+ * of a chunked 2-D or 1-D dataset whose filters are deflate, or shuffle then deflate, and whose
+ * file type equals memory_type: HDF5 hands over each chunk's stored bytes on this thread, and the
+ * OpenMP threads inflate, unshuffle and copy them. Row r's value of columns[q] goes to element
+ * (r - first) * destination_columns + q of destination. Returns 1 when it read the data, 0 when
+ * the dataset does not qualify (nothing was read: use H5Dread), or a negative KSEG_E* code (a
+ * corrupt chunk is KSEG_EFORMAT, named by its rows and columns); where ("FILE:/path") goes into
+ * messages. The result does not depend on the thread count. */
+int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where, size_t first,
+                             size_t count, const size_t *columns, size_t n_columns,
+                             void *destination, size_t destination_columns, kseg_error *error);
+
 /* A malloc'd copy of text, or NULL when out of memory. */
 char *kseg_io_strdup(const char *text);
 

@@ -142,6 +142,28 @@ def case_cluster_truncated_hdf5(tmp):
                    ["cut.h5", "truncated HDF5 file"])
 
 
+def case_cluster_corrupt_gzip_chunk(tmp):
+    """Damaged bytes inside one gzip chunk: the parallel decompression names the chunk by its
+    rows and columns, whatever the thread count."""
+    path = os.path.join(tmp, "in.h5")
+    values = np.arange(3000, dtype=np.float32).reshape(1000, 3) % 17
+    with h5py.File(path, "w") as f:
+        f.create_dataset("customers/features", data=values, chunks=(100, 3), compression="gzip",
+                         shuffle=True)
+    with h5py.File(path, "r") as f:
+        chunk = f["customers/features"].id.get_chunk_info_by_coord((200, 0))
+    with open(path, "r+b") as f:
+        f.seek(chunk.byte_offset + chunk.size // 3)
+        damaged = bytes(b ^ 0x5A for b in f.read(16))
+        f.seek(chunk.byte_offset + chunk.size // 3)
+        f.write(damaged)
+    for threads in (1, 2):
+        expect_failure(tmp, ["cluster", path, "-k", 2, "--threads", threads, "-o",
+                             os.path.join(tmp, "out.h5")],
+                       ["in.h5:/customers/features", "chunk at rows [200, 300), columns [0, 3)",
+                        "is corrupt"])
+
+
 def case_rfm_truncated_hdf5(tmp):
     data = open(FIX.tx, "rb").read()
     cut = write_file(os.path.join(tmp, "cut.h5"), data[:len(data) // 2])

@@ -256,13 +256,20 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    const uint8_t layout = fuzz_u8(c) % 4;
+    /* Layout byte: 0 contiguous, 1 chunked, 2 chunked gzip, 3 compact; for gzip, bit 2 leaves
+       out the shuffle and bit 3 overwrites the first chunk with bytes from the input (stored
+       with filter mask bits 4-5), which the parallel inflater (io/h5_chunks.c) must refuse
+       cleanly. The high bits are new: seeds written before them keep their meaning. */
+    const uint8_t layout_byte = fuzz_u8(c), layout = layout_byte % 4;
+    int damage_chunk = 0, shuffled = 0;
+    size_t chunk_bytes = H5Tget_size(file_type);
     if (layout && rank > 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE) {
         hsize_t dims[3], maximum[3], chunk[3];
         H5Sget_simple_extent_dims(space, dims, maximum);
         int extendible = 0;
         for (int k = 0; k < rank; k++) {
             chunk[k] = 1 + fuzz_u8(c) % 5;
+            chunk_bytes *= chunk[k];
             extendible |= maximum[k] == H5S_UNLIMITED;
         }
         if (layout == 3 && !extendible) {
@@ -270,8 +277,11 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
         } else {
             H5Pset_chunk(dcpl, rank, chunk);
             if (layout == 2) {
-                H5Pset_shuffle(dcpl);
+                shuffled = !(layout_byte & 4);
+                if (shuffled)
+                    H5Pset_shuffle(dcpl);
                 H5Pset_deflate(dcpl, 1);
+                damage_chunk = (layout_byte & 8) != 0;
             }
         }
     }
@@ -302,6 +312,21 @@ static void make_dataset(hid_t file, const char *path, fuzz_cursor *c, size_t *b
             H5Dwrite(dataset, memory_type_of(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
             free(values);
         }
+    }
+    if (dataset >= 0 && damage_chunk && n > 0) {
+        /* Any bytes as a deflate stream; a chunk stored with deflate skipped gets exactly its
+           size, since HDF5 1.10's own read of a shorter one overruns its buffer (libhdf5, not
+           kseg: H5VM_memcpyvv from H5Dread). The kseg reader refuses that case itself. Only
+           into a dataset with values: H5Dwrite_chunk crashes in an empty one's chunk index. */
+        const uint32_t mask = (uint32_t)(layout_byte >> 4) & 3u;
+        const int deflate_skipped = (mask >> (shuffled ? 1 : 0)) & 1u;
+        uint8_t stored[5 * 5 * 5 * 8];
+        const size_t length = deflate_skipped ? chunk_bytes : 1 + fuzz_u8(c) % 64;
+        for (size_t i = 0; i < length && i < sizeof stored; i++)
+            stored[i] = fuzz_u8(c);
+        const hsize_t origin[3] = {0, 0, 0};
+        if (length <= sizeof stored)
+            H5Dwrite_chunk(dataset, H5P_DEFAULT, mask, origin, length, stored);
     }
     if (dataset >= 0)
         H5Dclose(dataset);

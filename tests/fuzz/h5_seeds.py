@@ -100,6 +100,21 @@ def main(directory):
         attribute("/customers/features", "columns", 1, (2,), strings(["recency", "a"]), 8),
         dataset("/customers/id", "uint64", (4,), numeric("special", 0, [13, 12, 0, 1])),
     ], [0b11, 0, 0b10000, 2, 0b110001, table_column("recency"), 1, 2])
+    # The matrix in gzip chunks (deflate alone: layout bit 2) whose first chunk is overwritten
+    # (layout bit 3) by 9 bytes that start like a zlib stream and then go wrong: the parallel
+    # inflater must name the chunk. Then the same with shuffle and the chunk's 4 x 3 float32
+    # (48 bytes, shuffled) stored with the deflate filter marked as skipped (mask 2, layout bits
+    # 4-5), which both readers take as stored.
+    damaged_stream = [8, 0x78, 0x9C, 0x63, 0x60, 0xFF, 0x00, 0x13, 0x37, 0x00]
+    raw_chunk = [0] * 24 + [0x80, 0x3F, 0x40] * 8
+    seeds["matrix_gzip_damaged"] = seed([
+        dataset("/customers/features", "float32", (8, 4), numeric("iota"), 2 | 4 | 8, (3, 2))
+        + damaged_stream,
+    ], [0b0000101, 0, 0, 4, path("/customers/features")])
+    seeds["matrix_gzip_skipped_filter"] = seed([
+        dataset("/customers/features", "float32", (8, 4), numeric("iota"), 2 | 8 | 32, (3, 2))
+        + raw_chunk,
+    ], [0b0000101, 0, 0, 4, path("/customers/features")])
     # A group of 1-D columns (one of them shorter), read by name as float32, then a row range.
     seeds["columns"] = seed([
         dataset("/customers/recency", "float64", (6,), numeric("iota")),
