@@ -832,6 +832,51 @@ static int count_distinct_centers(const double *centers, size_t k, size_t d, siz
     return 0;
 }
 
+/* The initial centers of run `run`. */
+static int initialize(kmeans_context *context, int32_t run, double *centers, kseg_error *error)
+{
+    const kseg_kmeans_options *options = context->options;
+    switch (options->init) {
+    case KSEG_INIT_GIVEN:
+        memcpy(centers, options->init_centers, context->k * context->d * sizeof *centers);
+        return 0;
+    case KSEG_INIT_RANDOM:
+        return kmeans_init_random(context, run, centers, error);
+    case KSEG_INIT_KMEANS_PARALLEL:
+        return kmeans_init_parallel(context, run, centers, error);
+    case KSEG_INIT_KMEANS_PLUSPLUS:
+        break;
+    }
+    return kmeans_init_plusplus(context, run, centers, error);
+}
+
+int kmeans_initial_centers(const kseg_matrix *data, const kseg_kmeans_options *options,
+                           double *centers, kseg_error *error)
+{
+    kmeans_context context;
+    kseg_comm serial;
+    const kseg_comm *comm = options->comm;
+    if (!comm) {
+        kseg_comm_serial(&serial, data->rows);
+        comm = &serial;
+    }
+    int status = validate_options(data, options, comm, error);
+    if (status)
+        return status;
+    if ((status = context_init(&context, data, options, comm, error)) ||
+        (status = validate_values(&context, data, options, error)) ||
+        (status = select_kernel(&context, error)))
+        goto done;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    if (!(status = feature_moments(&context, error)))
+        status = initialize(&context, 0, centers, error);
+    openblas_set_num_threads(blas_threads);
+done:
+    context_destroy(&context);
+    return status;
+}
+
 int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
                     kseg_kmeans_result *result, kseg_error *error)
 {
@@ -903,14 +948,7 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     double best_inertia = INFINITY, init_seconds = 0.0;
     for (int32_t run = 0; run < n_init; run++) {
         double init_started = omp_get_wtime();
-        if (options->init == KSEG_INIT_GIVEN)
-            memcpy(centers, options->init_centers, k * d * sizeof *centers);
-        else if (options->init == KSEG_INIT_RANDOM)
-            status = kmeans_init_random(&context, run, centers, error);
-        else if (options->init == KSEG_INIT_KMEANS_PARALLEL)
-            status = kmeans_init_parallel(&context, run, centers, error);
-        else
-            status = kmeans_init_plusplus(&context, run, centers, error);
+        status = initialize(&context, run, centers, error);
         init_seconds += omp_get_wtime() - init_started;
         if (status)
             goto restore_blas;

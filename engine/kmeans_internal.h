@@ -48,6 +48,10 @@ int kmeans_fetch_row(kmeans_context *context, uint64_t global_row, double *out,
 int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
                          kseg_error *error);
 int kmeans_init_random(kmeans_context *context, int32_t run, double *centers, kseg_error *error);
+/* The centers [k x d] that run 0 of kseg_kmeans_fit starts from, after the same validation:
+ * the initialization alone, for tests and benchmarks. */
+int kmeans_initial_centers(const kseg_matrix *data, const kseg_kmeans_options *options,
+                           double *centers, kseg_error *error);
 /* k-means||; uses the fit's kernel and column_mean, so it runs after both are set up. */
 int kmeans_init_parallel(kmeans_context *context, int32_t run, double *centers,
                          kseg_error *error);
