@@ -359,9 +359,13 @@ int kseg_cmd_cluster(int argc, char **argv)
                                  "'%s'", optarg);
             break;
         case 'O':
-            if (cli_parse_double(command, "--oversampling", optarg, 1e-300, 1e300,
+            if (cli_parse_double(command, "--oversampling", optarg, 0.0, 1e300,
                                  &options.oversampling))
                 return KSEG_EXIT_USAGE;
+            if (options.oversampling == 0) /* 0 means 2k in the options: refuse it here */
+                return cli_failf(command, KSEG_EXIT_USAGE,
+                                 "--oversampling: expected a number > 0 (candidates drawn per "
+                                 "round), got '%s'", optarg);
             break;
         case 'R':
             if (cli_parse_int64(command, "--init-rounds", optarg, 1, 1000, &value))
