@@ -108,9 +108,11 @@ typedef struct kseg_kmeans_options {
     kseg_init_method init;     /* Default KSEG_INIT_KMEANS_PLUSPLUS. */
     const double *init_centers;/* [k x d] row-major, used when init == KSEG_INIT_GIVEN. */
     int32_t n_init;            /* Initializations run; the lowest final inertia wins (ties: the
-                                  earliest). 0 = auto: 1 for k-means++ and given centers, 10 for
-                                  random (scikit-learn's n_init="auto"). Default 0. */
-    int32_t max_iter;          /* Maximum Lloyd iterations per run. Default 300. */
+                                  earliest). 0 = auto: 1 for k-means++, k-means|| and given
+                                  centers, 10 for random (scikit-learn's n_init="auto").
+                                  Default 0. */
+    int32_t max_iter;          /* Maximum Lloyd iterations per run (mini-batch: epochs).
+                                  Default 300. */
     double tol;                /* Convergence when the total squared center shift is at most
                                   tol * mean over features of the (unweighted) variance. Default
                                   1e-4. Independently, a run stops when no label changes. */
