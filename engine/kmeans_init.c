@@ -1,5 +1,6 @@
 /* Initializations: greedy k-means++ (scikit-learn's variant: 2 + floor(ln k) candidates per
- * center, the one that lowers the potential most wins), k-means|| (Bahmani et al.: a few rounds
+ * center, the one that lowers the potential most wins; distances through the assignment
+ * kernels), k-means|| (Bahmani et al.: a few rounds
  * of independent D^2 draws, reduced by weighted k-means++) and weighted random rows. Every draw comes
  * from the counter-based generator and every sum is taken in block order, so the chosen centers
  * do not depend on threads or ranks. */
@@ -162,6 +163,83 @@ static int sample_row(kmeans_context *context, const double *closest, const doub
     return 0;
 }
 
+static void *aligned_bytes(size_t bytes)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+/* Compares every local row with the `count` centers [count x d] through an assignment kernel,
+ * lowers closest[i] where one of them is nearer (setting nearest[i], if not NULL, to first + its
+ * index), and writes each block's D^2 mass (sum of weight * closest, in row order, as
+ * block_masses computes it) into block_local. Strictly nearer only: ties keep the earlier
+ * center, so nearest does not depend on how the centers are grouped into calls. */
+static int nearer_pass(kmeans_context *context, const kseg_assign_kernel *kernel,
+                       const double *centers, size_t count, size_t first, double *closest,
+                       int32_t *nearest, double *block_local, kseg_error *error)
+{
+    const kseg_blocks *blocks = &context->blocks;
+    size_t d = context->d;
+    int n_threads = blocks->n_threads, status = 0;
+    void *packed = aligned_bytes(kernel->packed_size(count, d));
+    void **scratch = calloc((size_t)n_threads, sizeof *scratch);
+    int32_t *labels = malloc((size_t)n_threads * KSEG_BLOCK_ROWS * sizeof *labels);
+    if (!packed || !scratch || !labels)
+        goto out_of_memory;
+    for (int t = 0; t < n_threads; t++)
+        if (!(scratch[t] = aligned_bytes(kernel->scratch_size(count, d))))
+            goto out_of_memory;
+    /* Centered on the data mean like the fit's own passes, for the expanded-form kernels. */
+    kernel->pack(centers, count, d, context->column_mean, packed);
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+    for (size_t b = 0; b < blocks->n_blocks_local; b++) {
+        int thread = omp_get_thread_num();
+        size_t begin = kseg_block_begin(blocks, b), rows = kseg_block_rows(blocks, b);
+        int32_t *label = labels + (size_t)thread * KSEG_BLOCK_ROWS;
+        double *distance = context->row_buffers[thread];
+        kernel->assign(context->rows + begin * d * context->element_size, rows, d, packed, count,
+                       label, distance, scratch[thread]);
+        double mass = 0.0;
+        for (size_t r = 0; r < rows; r++) {
+            size_t i = begin + r;
+            /* Expanded-form kernels can round a zero distance slightly below zero. */
+            double value = distance[r] > 0 ? distance[r] : 0.0;
+            if (value < closest[i]) {
+                closest[i] = value;
+                if (nearest)
+                    nearest[i] = (int32_t)(first + (size_t)label[r]);
+            }
+            mass += row_mass(context, closest, i);
+        }
+        block_local[b] = mass;
+    }
+    goto done;
+out_of_memory:
+    status = kseg_error_set(error, KSEG_ENOMEM, "out of memory comparing rows with %zu centers",
+                            count);
+done:
+    if (scratch)
+        for (int t = 0; t < n_threads; t++)
+            free(scratch[t]);
+    free(scratch);
+    free(labels);
+    free(packed);
+    return status;
+}
+
+/* The kernel k-means++ measures distances with: one center at a time, so the one preferred for
+ * k = 1 (rows in vector lanes where the CPU has them), or the kernel the caller named. */
+static const kseg_assign_kernel *single_center_kernel(const kmeans_context *context,
+                                                      kseg_error *error)
+{
+    const kseg_assign_kernel *kernel =
+        kseg_assign_kernel_select(context->dtype, 1, context->d, context->options->kernel);
+    if (!kernel)
+        kseg_error_set(error, KSEG_ENOTSUP, "kernel '%s' is unknown or not supported by this CPU",
+                       context->options->kernel ? context->options->kernel : "(auto)");
+    return kernel;
+}
+
 int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
                          kseg_error *error)
 {
@@ -172,19 +250,29 @@ int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
                                                : 2 + (size_t)floor(log((double)k));
     uint64_t first_stream = KSEG_STREAM_INIT_FIRST + ((uint64_t)run << 8);
     uint64_t trial_stream = KSEG_STREAM_INIT_TRIALS + ((uint64_t)run << 8);
-    int status = 0;
+    int n_threads = blocks->n_threads, status = 0;
+    const kseg_assign_kernel *kernel = single_center_kernel(context, error);
+    if (!kernel)
+        return KSEG_ENOTSUP;
+    /* Each candidate packed on its own (k = 1), so one kernel call gives a row's distance to it. */
+    size_t packed_bytes = (kernel->packed_size(1, d) + 63) / 64 * 64;
 
     double *closest = malloc((n ? n : 1) * sizeof *closest);
     double *block_local = malloc((blocks->n_blocks_local * trials + 1) * sizeof *block_local);
     double *block_global = malloc((blocks->n_blocks_global * trials + 1) * sizeof *block_global);
     double *candidates = malloc(trials * d * sizeof *candidates);
     double *totals = malloc(trials * sizeof *totals);
-    if (!closest || !block_local || !block_global || !candidates || !totals) {
-        status = kseg_error_set(error, KSEG_ENOMEM,
-                                "out of memory for k-means++ (%zu rows, %zu candidates)", n,
-                                trials);
-        goto done;
-    }
+    unsigned char *packed = aligned_bytes(trials * packed_bytes);
+    void **scratch = calloc((size_t)n_threads, sizeof *scratch);
+    int32_t *labels = malloc((size_t)n_threads * KSEG_BLOCK_ROWS * sizeof *labels);
+    if (!closest || !block_local || !block_global || !candidates || !totals || !packed ||
+        !scratch || !labels)
+        goto out_of_memory;
+    for (int t = 0; t < n_threads; t++)
+        if (!(scratch[t] = aligned_bytes(kernel->scratch_size(1, d))))
+            goto out_of_memory;
+    for (size_t i = 0; i < n; i++)
+        closest[i] = INFINITY;
 
     /* First center: a row drawn with probability proportional to its weight. */
     uint64_t row;
@@ -192,15 +280,14 @@ int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
     if ((status = kseg_gather_block_scalars(blocks, block_local, 1, block_global, error)) ||
         (status = sample_row(context, NULL, block_global,
                              kseg_rng_uniform(options->seed, first_stream, 0), &row, error)) ||
-        (status = kmeans_fetch_row(context, row, centers, error)))
+        (status = kmeans_fetch_row(context, row, centers, error)) ||
+        (status = nearer_pass(context, kernel, centers, 1, 0, closest, NULL, block_local,
+                              error)))
         goto done;
-#pragma omp parallel for schedule(static) num_threads(blocks->n_threads)
-    for (size_t i = 0; i < n; i++)
-        closest[i] = kmeans_row_distance(context, i, centers);
 
     for (size_t c = 1; c < k; c++) {
-        /* Draw the candidates from the current D^2 distribution. */
-        block_masses(context, closest, block_local);
+        /* Draw the candidates from the current D^2 distribution (block_local holds its
+           per-block masses from the last pass). */
         if ((status = kseg_gather_block_scalars(blocks, block_local, 1, block_global, error)))
             goto done;
         for (size_t t = 0; t < trials; t++) {
@@ -208,20 +295,29 @@ int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
             if ((status = sample_row(context, closest, block_global, u, &row, error)) ||
                 (status = kmeans_fetch_row(context, row, candidates + t * d, error)))
                 goto done;
+            kernel->pack(candidates + t * d, 1, d, context->column_mean,
+                         packed + t * packed_bytes);
         }
-        /* Potential after adding each candidate, per block, in one pass over the rows. */
-#pragma omp parallel for schedule(static) num_threads(blocks->n_threads)
+        /* Potential after adding each candidate, per block, in one pass over the rows: the
+           block is read once from memory and then from cache for the other candidates. */
+#pragma omp parallel for schedule(static) num_threads(n_threads)
         for (size_t b = 0; b < blocks->n_blocks_local; b++) {
+            int thread = omp_get_thread_num();
             size_t begin = kseg_block_begin(blocks, b), rows = kseg_block_rows(blocks, b);
             double *potential = block_local + b * trials;
-            for (size_t t = 0; t < trials; t++)
-                potential[t] = 0.0;
-            for (size_t i = begin; i < begin + rows; i++) {
-                double weight = context->weights ? context->weights[i] : 1.0;
-                for (size_t t = 0; t < trials; t++) {
-                    double distance = kmeans_row_distance(context, i, candidates + t * d);
-                    potential[t] += weight * (distance < closest[i] ? distance : closest[i]);
+            double *distance = context->row_buffers[thread];
+            int32_t *label = labels + (size_t)thread * KSEG_BLOCK_ROWS;
+            for (size_t t = 0; t < trials; t++) {
+                kernel->assign(context->rows + begin * d * context->element_size, rows, d,
+                               packed + t * packed_bytes, 1, label, distance, scratch[thread]);
+                double sum = 0.0;
+                for (size_t r = 0; r < rows; r++) {
+                    size_t i = begin + r;
+                    double weight = context->weights ? context->weights[i] : 1.0;
+                    double value = distance[r] > 0 ? distance[r] : 0.0;
+                    sum += weight * (value < closest[i] ? value : closest[i]);
                 }
+                potential[t] = sum;
             }
         }
         if ((status = kseg_gather_block_scalars(blocks, block_local, trials, block_global, error)))
@@ -235,16 +331,25 @@ int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
         for (size_t t = 1; t < trials; t++)
             if (totals[t] < totals[best]) /* ties: the earliest candidate */
                 best = t;
-        double *center = centers + c * d;
-        memcpy(center, candidates + best * d, d * sizeof *center);
-#pragma omp parallel for schedule(static) num_threads(blocks->n_threads)
-        for (size_t i = 0; i < n; i++) {
-            double distance = kmeans_row_distance(context, i, center);
-            if (distance < closest[i])
-                closest[i] = distance;
-        }
+        memcpy(centers + c * d, candidates + best * d, d * sizeof *centers);
+        /* The distances to the new center, and the masses of the next draw (none after the
+           last center). */
+        if (c + 1 < k &&
+            (status = nearer_pass(context, kernel, centers + c * d, 1, 0, closest, NULL,
+                                  block_local, error)))
+            goto done;
     }
+    goto done;
+out_of_memory:
+    status = kseg_error_set(error, KSEG_ENOMEM,
+                            "out of memory for k-means++ (%zu rows, %zu candidates)", n, trials);
 done:
+    if (scratch)
+        for (int t = 0; t < n_threads; t++)
+            free(scratch[t]);
+    free(scratch);
+    free(labels);
+    free(packed);
     free(closest);
     free(block_local);
     free(block_global);
@@ -376,12 +481,6 @@ done:
 
 /* ------------------------------------------------------------------ k-means|| */
 
-static void *aligned_bytes(size_t bytes)
-{
-    size_t rounded = (bytes + 63) / 64 * 64;
-    return aligned_alloc(64, rounded ? rounded : 64);
-}
-
 /* The candidates of k-means|| so far: their values in the order they were drawn (rounds in
  * order, rows in global order within a round), which every rank holds identically. */
 typedef struct candidate_set {
@@ -403,63 +502,6 @@ static int candidates_reserve(candidate_set *set, size_t wanted, size_t d, kseg_
     set->values = grown;
     set->capacity = capacity;
     return 0;
-}
-
-/* Compares every local row with the candidates [first, first + fresh) through the fit's
- * assignment kernel, lowers closest[i] (and sets nearest[i]) where one of them is nearer, and
- * writes each block's potential (sum of weight * closest) into block_local. Strictly nearer only:
- * ties keep the earlier candidate, so nearest does not depend on how candidates are grouped. */
-static int parallel_update(kmeans_context *context, const candidate_set *set, size_t first,
-                           double *closest, int32_t *nearest, double *block_local,
-                           kseg_error *error)
-{
-    const kseg_assign_kernel *kernel = context->kernel;
-    const kseg_blocks *blocks = &context->blocks;
-    size_t d = context->d, fresh = set->count - first;
-    int n_threads = blocks->n_threads, status = 0;
-    void *packed = aligned_bytes(kernel->packed_size(fresh, d));
-    void **scratch = calloc((size_t)n_threads, sizeof *scratch);
-    int32_t *labels = malloc((size_t)n_threads * KSEG_BLOCK_ROWS * sizeof *labels);
-    if (!packed || !scratch || !labels)
-        goto out_of_memory;
-    for (int t = 0; t < n_threads; t++)
-        if (!(scratch[t] = aligned_bytes(kernel->scratch_size(fresh, d))))
-            goto out_of_memory;
-    /* Centered on the data mean like the fit's own passes, for the expanded-form kernels. */
-    kernel->pack(set->values + first * d, fresh, d, context->column_mean, packed);
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (size_t b = 0; b < blocks->n_blocks_local; b++) {
-        int thread = omp_get_thread_num();
-        size_t begin = kseg_block_begin(blocks, b), rows = kseg_block_rows(blocks, b);
-        int32_t *label = labels + (size_t)thread * KSEG_BLOCK_ROWS;
-        double *distance = context->row_buffers[thread];
-        kernel->assign(context->rows + begin * d * context->element_size, rows, d, packed, fresh,
-                       label, distance, scratch[thread]);
-        double potential = 0.0;
-        for (size_t r = 0; r < rows; r++) {
-            size_t i = begin + r;
-            /* Expanded-form kernels can round a zero distance slightly below zero. */
-            double value = distance[r] > 0 ? distance[r] : 0.0;
-            if (value < closest[i]) {
-                closest[i] = value;
-                nearest[i] = (int32_t)(first + (size_t)label[r]);
-            }
-            potential += row_mass(context, closest, i);
-        }
-        block_local[b] = potential;
-    }
-    goto done;
-out_of_memory:
-    status = kseg_error_set(error, KSEG_ENOMEM, "out of memory comparing rows with %zu k-means|| "
-                            "candidates", fresh);
-done:
-    if (scratch)
-        for (int t = 0; t < n_threads; t++)
-            free(scratch[t]);
-    free(scratch);
-    free(labels);
-    free(packed);
-    return status;
 }
 
 /* One round's draw: every row independently with probability min(1, l * mass / potential), from
@@ -696,8 +738,9 @@ int kmeans_init_parallel(kmeans_context *context, int32_t run, double *centers,
     size_t first = 0;
     for (int32_t round = 0;; round++) {
         /* Distances to the candidates drawn last, and the potential they leave. */
-        if ((status = parallel_update(context, &set, first, closest, nearest, block_local,
-                                      error)) ||
+        if ((status = nearer_pass(context, context->kernel, set.values + first * d,
+                                  set.count - first, first, closest, nearest, block_local,
+                                  error)) ||
             (status = kseg_gather_block_scalars(blocks, block_local, 1, block_global, error)))
             goto done;
         double potential = 0.0;
