@@ -165,13 +165,21 @@ def part_init(args, out, lines):
               "alone (data already in memory); initial inertia in float64.", "",
               "| n | d | k | kseg k-means++ s | kseg k-means\\|\\| s | sklearn kmeans_plusplus s | "
               "sklearn / kseg++ | sklearn / kseg\\|\\| | init inertia ++ / sklearn | "
-              "init inertia \\|\\| / ++ | peak RSS kseg / sklearn MiB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "init inertia \\|\\| / ++ | peak RSS kseg / sklearn MiB |" +
+              (" kseg++ before this branch s (fit with --max-iter 1 if it logs no init_seconds) |" if args.kseg_baseline else ""),
+              "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.kseg_baseline
+                                                                 else "")]
     for n, d, k in args.init_configs:
         data = out / f"init_{n}_{d}_{k}.h5"
         generate_blobs(args.kseg, data, n, d, k)
-        plus, parallel, peer = [], [], []
+        plus, parallel, peer, baseline = [], [], [], []
         for repeat in range(args.repeats):
+            if args.kseg_baseline:
+                done, _, _ = kseg_cluster(args.kseg_baseline, data, k, args.threads, out,
+                                          ["--max-iter", 1, "--seed", repeat])
+                # An older binary may not log init_seconds: its fit with one iteration is the
+                # init plus two cheap assignment passes.
+                baseline.append(done.get("init_seconds", done["fit_seconds"]))
             for method, sink in (("k-means++", plus), ("k-means||", parallel)):
                 done, initial, peak = kseg_cluster(args.kseg, data, k, args.threads, out,
                                                    ["--init", method, "--max-iter", 1,
@@ -187,6 +195,8 @@ def part_init(args, out, lines):
                      f"{t_peer / t_plus:.2f}× | {t_peer / t_par:.2f}× | {i_plus / i_peer:.3f} | "
                      f"{i_par / i_plus:.3f} | {median([r[2] for r in plus]):.0f} / "
                      f"{median([r[2] for r in peer]):.0f} |")
+        if baseline:
+            lines[-1] += f" {median(baseline):.3f} |"
         data.unlink()
     lines.append("")
 
@@ -239,7 +249,7 @@ def part_minibatch(args, out, lines):
     generate_customers(args.kseg, data, n)
     lines += [f"### Mini-batch vs full Lloyd (kseg) and scikit-learn MiniBatchKMeans", "",
               f"`kseg generate customers --n {n:.0e}` z-scored (d = 9), float32, k = {k}, "
-              f"{args.threads} threads, seeds 0..{args.seeds - 1} (medians). Every inertia is of "
+              f"{args.threads} threads, seeds 0..{args.minibatch_seeds - 1} (medians). Every inertia is of "
               "the full data in float64 (kseg's own final pass; scikit-learn's centers "
               "re-evaluated). Both mini-batches: batch 1024, max_no_improvement 10, k-means++ "
               "init (scikit-learn on its init_size sample of 3072 rows, kseg on all rows). "
@@ -248,7 +258,7 @@ def part_minibatch(args, out, lines):
               "| peak RSS MiB |",
               "|---|---|---|---|---|---|---|"]
     runs = {}
-    for seed in range(args.seeds):
+    for seed in range(args.minibatch_seeds):
         for label, extra in (("kseg lloyd (k-means++)", []),
                              ("kseg minibatch (k-means++)", ["--algorithm", "minibatch"]),
                              ("kseg minibatch (k-means||)", ["--algorithm", "minibatch",
@@ -287,6 +297,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--minibatch-n", type=int, default=10_000_000)
+    parser.add_argument("--minibatch-seeds", type=int, default=3)
+    parser.add_argument("--kseg-baseline", default=None,
+                        help="an older kseg binary whose k-means++ init time is shown beside")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench" / "out")
     parser.add_argument("--kseg", default=str(REPO_ROOT / "build" / "release" / "kseg"))
