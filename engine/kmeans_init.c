@@ -519,13 +519,21 @@ static int parallel_draw(kmeans_context *context, const double *closest, double 
     for (size_t b = 0; b < blocks->n_blocks_local; b++) {
         size_t begin = kseg_block_begin(blocks, b), rows = kseg_block_rows(blocks, b);
         size_t count = 0;
+        kseg_rng_block bits = {{0, 0, 0, 0}};
         for (size_t i = begin; i < begin + rows; i++) {
+            /* One Philox call serves two rows (global rows 2m and 2m + 1 take the two 64-bit
+               halves of index m): the draws cost as much as a distance pass otherwise. Blocks
+               start at even global rows, so every pair is computed whole. */
+            uint64_t global = comm->row_offset + i;
+            if (i == begin || (global & 1) == 0)
+                bits = kseg_rng_philox(options->seed, stream, global >> 1);
+            uint64_t word = (global & 1) ? ((uint64_t)bits.v[2] << 32) | bits.v[3]
+                                         : ((uint64_t)bits.v[0] << 32) | bits.v[1];
+            double u = (double)(word >> 11) * 0x1.0p-53;
             double mass = row_mass(context, closest, i);
             double probability = oversampling * mass / potential;
             /* A row of zero mass (zero weight, or on a candidate) is never drawn. */
-            drawn[i] = mass > 0 && (probability >= 1.0 ||
-                                    kseg_rng_uniform(options->seed, stream,
-                                                     comm->row_offset + i) < probability);
+            drawn[i] = mass > 0 && (probability >= 1.0 || u < probability);
             count += drawn[i];
         }
         block_counts[b] = count;
