@@ -20,8 +20,12 @@ static const char *const cluster_usage =
     "options:\n"
     "  -k, --clusters K      number of clusters (required unless --init FILE gives them)\n"
     "  -o, --output FILE     result file (required; must differ from INPUT)\n"
-    "      --init METHOD     k-means++ (default; greedy, 2 + floor(ln k) trials), random, or\n"
-    "                        FILE.h5:/path with initial centers [k, d]\n"
+    "      --init METHOD     k-means++ (default; greedy, 2 + floor(ln k) trials), random,\n"
+    "                        'k-means||' (alias kmeans-parallel; Bahmani et al., for very large\n"
+    "                        n: --init-rounds passes instead of 2k), or FILE.h5:/path with\n"
+    "                        initial centers [k, d]\n"
+    "      --oversampling L  k-means||: candidates drawn per round, a number > 0 (default 2k)\n"
+    "      --init-rounds R   k-means||: sampling rounds, 1 to 1000 (default 5)\n"
     "      --n-init N        initializations, the lowest inertia wins (default: 1 for k-means++\n"
     "                        and given centers, 10 for random)\n"
     "      --max-iter N      maximum iterations per initialization (default 300)\n"
@@ -40,7 +44,13 @@ static const char *const cluster_usage =
     "      --algorithm A     lloyd (default), hamerly (bounds skip most distance computations;\n"
     "                        the same labels, centers and inertia as lloyd, n more doubles of\n"
     "                        memory) or auto (hamerly with the reference kernel and d <= 32,\n"
-    "                        else lloyd, which the vectorized kernels make faster)\n"
+    "                        else lloyd, which the vectorized kernels make faster), or\n"
+    "                        minibatch: APPROXIMATE mini-batch k-means (scikit-learn's\n"
+    "                        MiniBatchKMeans semantics) for the largest data; --max-iter counts\n"
+    "                        epochs, --tol is not used, a final pass labels every row\n"
+    "      --batch-size N    minibatch: rows per batch (default 1024)\n"
+    "      --max-no-improvement N  minibatch: stop after N batches without a new minimum of\n"
+    "                        the smoothed batch inertia; 0 = never (default 10)\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
     "  -h, --help            show this help\n";
@@ -86,6 +96,8 @@ static const char *convergence_name(kseg_convergence convergence)
         return "strict (no label changed)";
     case KSEG_CONVERGED_TOL:
         return "tolerance";
+    case KSEG_CONVERGED_NO_IMPROVEMENT:
+        return "no improvement (mini-batch)";
     default:
         return "max_iter reached";
     }
@@ -276,6 +288,9 @@ int kseg_cmd_cluster(int argc, char **argv)
         {"dtype", required_argument, NULL, 'D'},    {"kernel", required_argument, NULL, 'K'},
         {"log-json", required_argument, NULL, 'L'}, {"quiet", no_argument, NULL, 'q'},
         {"algorithm", required_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        {"oversampling", required_argument, NULL, 'O'}, {"init-rounds", required_argument, NULL, 'R'},
+        {"batch-size", required_argument, NULL, 'B'},
+        {"max-no-improvement", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
     const char *command = "cluster";
     kseg_kmeans_options options;
@@ -341,7 +356,32 @@ int kseg_cmd_cluster(int argc, char **argv)
         case 'A':
             if (kseg_kmeans_algorithm_parse(optarg, &options.algorithm))
                 return cli_failf(command, KSEG_EXIT_USAGE,
-                                 "--algorithm: expected lloyd, hamerly or auto, got '%s'", optarg);
+                                 "--algorithm: expected lloyd, hamerly, auto or minibatch, got "
+                                 "'%s'", optarg);
+            break;
+        case 'O':
+            if (cli_parse_double(command, "--oversampling", optarg, 0.0, 1e300,
+                                 &options.oversampling))
+                return KSEG_EXIT_USAGE;
+            if (options.oversampling == 0) /* 0 means 2k in the options: refuse it here */
+                return cli_failf(command, KSEG_EXIT_USAGE,
+                                 "--oversampling: expected a number > 0 (candidates drawn per "
+                                 "round), got '%s'", optarg);
+            break;
+        case 'R':
+            if (cli_parse_int64(command, "--init-rounds", optarg, 1, 1000, &value))
+                return KSEG_EXIT_USAGE;
+            options.init_rounds = (int32_t)value;
+            break;
+        case 'B':
+            if (cli_parse_int64(command, "--batch-size", optarg, 1, INT64_MAX, &value))
+                return KSEG_EXIT_USAGE;
+            options.batch_size = value;
+            break;
+        case 'P':
+            if (cli_parse_int64(command, "--max-no-improvement", optarg, 0, INT32_MAX, &value))
+                return KSEG_EXIT_USAGE;
+            options.max_no_improvement = (int32_t)value;
             break;
         case 'q':
             quiet = 1;
@@ -377,13 +417,12 @@ int kseg_cmd_cluster(int argc, char **argv)
         return cli_failf(command, KSEG_EXIT_USAGE,
                          "--dtype: expected float32, float64 or native, got '%s'", dtype);
     if (init) {
-        if (strcmp(init, "k-means++") == 0 || strcmp(init, "random") == 0)
-            kseg_init_method_parse(init, &options.init);
-        else if (strstr(init, ":/"))
+        if (strstr(init, ":/"))
             options.init = KSEG_INIT_GIVEN;
-        else
+        else if (kseg_init_method_parse(init, &options.init))
             return cli_failf(command, KSEG_EXIT_USAGE,
-                             "--init: expected k-means++, random or FILE.h5:/path, got '%s'",
+                             "--init: expected k-means++, random, k-means|| (or kmeans-parallel) "
+                             "or FILE.h5:/path, got '%s'",
                              init);
     }
 
@@ -502,12 +541,14 @@ int kseg_cmd_cluster(int argc, char **argv)
     snprintf(options_json, sizeof options_json,
              "{\"n_clusters\":%lld,\"init\":\"%s\",\"n_init\":%d,\"max_iter\":%d,\"tol\":%.17g,"
              "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\","
-             "\"algorithm\":\"%s\"}",
+             "\"algorithm\":\"%s\",\"oversampling\":%.17g,\"init_rounds\":%d,"
+             "\"batch_size\":%lld,\"max_no_improvement\":%d}",
              (long long)k, kseg_init_method_name(options.init), result.n_init, options.max_iter,
              options.tol, (unsigned long long)options.seed, weights ? "true" : "false",
              table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64",
              options.kernel ? options.kernel : "auto",
-             kseg_kmeans_algorithm_name(options.algorithm));
+             kseg_kmeans_algorithm_name(options.algorithm), options.oversampling,
+             options.init_rounds, (long long)options.batch_size, options.max_no_improvement);
     if (write_result(writer, &result, &table, &options, options_json, &error)) {
         exit_code = cli_fail(command, &error); /* the writer is aborted at done */
         goto done;
@@ -522,17 +563,18 @@ int kseg_cmd_cluster(int argc, char **argv)
     if (log)
         fprintf(log,
                 "{\"event\":\"done\",\"n\":%zu,\"d\":%zu,\"k\":%lld,\"inertia\":%.17g,"
-                "\"n_iter\":%d,\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"write_seconds\":%.6f}\n",
+                "\"n_iter\":%d,\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"init_seconds\":%.6f,"
+                "\"write_seconds\":%.6f}\n",
                 n, d, (long long)k, result.inertia, result.n_iter, loaded - started,
-                fitted - loaded, finished - fitted);
+                fitted - loaded, result.init_seconds, finished - fitted);
     if (!quiet) {
         printf("kseg cluster: %zu rows x %zu columns (%s) -> %lld clusters\n", n, d,
                table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64", (long long)k);
         printf("  inertia %.9g after %d iterations (%s, run %d of the best inertia)\n",
                result.inertia, result.n_iter, convergence_name(result.convergence),
                result.best_init + 1);
-        printf("  time: load %.3f s, fit %.3f s, write %.3f s\n", loaded - started,
-               fitted - loaded, finished - fitted);
+        printf("  time: load %.3f s, fit %.3f s (initialization %.3f s), write %.3f s\n",
+               loaded - started, fitted - loaded, result.init_seconds, finished - fitted);
         int64_t computed = 0, skipped = 0;
         for (int32_t i = 0; i < result.n_iter; i++) {
             computed += result.iterations[i].distances_computed;

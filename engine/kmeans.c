@@ -25,6 +25,9 @@ void kseg_kmeans_options_defaults(kseg_kmeans_options *options)
     options->tol = 1e-4;
     options->seed = 0;
     options->algorithm = KSEG_ALGORITHM_LLOYD;
+    options->init_rounds = 5;
+    options->batch_size = 1024;
+    options->max_no_improvement = 10;
 }
 
 int kseg_init_method_parse(const char *text, kseg_init_method *method)
@@ -33,6 +36,8 @@ int kseg_init_method_parse(const char *text, kseg_init_method *method)
         *method = KSEG_INIT_KMEANS_PLUSPLUS;
     else if (strcmp(text, "random") == 0)
         *method = KSEG_INIT_RANDOM;
+    else if (strcmp(text, "k-means||") == 0 || strcmp(text, "kmeans-parallel") == 0)
+        *method = KSEG_INIT_KMEANS_PARALLEL;
     else
         return KSEG_EINVAL;
     return 0;
@@ -46,6 +51,8 @@ int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorit
         *algorithm = KSEG_ALGORITHM_HAMERLY;
     else if (strcmp(text, "auto") == 0)
         *algorithm = KSEG_ALGORITHM_AUTO;
+    else if (strcmp(text, "minibatch") == 0)
+        *algorithm = KSEG_ALGORITHM_MINIBATCH;
     else
         return KSEG_EINVAL;
     return 0;
@@ -60,6 +67,8 @@ const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
         return "hamerly";
     case KSEG_ALGORITHM_AUTO:
         return "auto";
+    case KSEG_ALGORITHM_MINIBATCH:
+        return "minibatch";
     }
     return "unknown";
 }
@@ -73,6 +82,8 @@ const char *kseg_init_method_name(kseg_init_method method)
         return "random";
     case KSEG_INIT_GIVEN:
         return "given";
+    case KSEG_INIT_KMEANS_PARALLEL:
+        return "k-means||";
     }
     return "unknown";
 }
@@ -158,6 +169,9 @@ done:
 static kseg_kmeans_algorithm resolve_algorithm(kseg_kmeans_algorithm requested,
                                                const kseg_assign_kernel *kernel, size_t d)
 {
+    /* Mini-batch is a different (approximate) algorithm, not a way to reproduce Lloyd. */
+    if (requested == KSEG_ALGORITHM_MINIBATCH)
+        return requested;
     if (kernel->expanded_form)
         return KSEG_ALGORITHM_LLOYD;
     if (requested == KSEG_ALGORITHM_AUTO)
@@ -200,6 +214,14 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
             (size_t)d));
     bytes = kseg_memory_add(bytes, kseg_memory_multiply((uint64_t)options->max_iter,
                                                         2 * sizeof(kseg_iteration_stats)));
+    /* k-means|| keeps a distance, a candidate index and a flag per row (k-means++ the distance
+       only, within the same bound); mini-batch two copies of a batch with d + 4 doubles a row. */
+    if (options->init == KSEG_INIT_KMEANS_PARALLEL)
+        bytes = kseg_memory_add(bytes, kseg_memory_multiply(n, 13));
+    if (options->algorithm == KSEG_ALGORITHM_MINIBATCH)
+        bytes = kseg_memory_add(bytes, kseg_memory_multiply(
+            (uint64_t)options->batch_size < n ? (uint64_t)options->batch_size : n,
+            kseg_memory_multiply(2 * sizeof(double), d + 8)));
     char what[160];
     snprintf(what, sizeof what, "k-means with k = %llu on %llu rows x %llu features",
              (unsigned long long)k, (unsigned long long)comm->n_global, (unsigned long long)d);
@@ -243,9 +265,24 @@ static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *
         return kseg_error_set(error, KSEG_EINVAL, "local_trials must be >= 0, got %d",
                               options->local_trials);
     if (options->algorithm != KSEG_ALGORITHM_LLOYD && options->algorithm != KSEG_ALGORITHM_HAMERLY &&
-        options->algorithm != KSEG_ALGORITHM_AUTO)
+        options->algorithm != KSEG_ALGORITHM_AUTO &&
+        options->algorithm != KSEG_ALGORITHM_MINIBATCH)
         return kseg_error_set(error, KSEG_EINVAL, "unknown k-means algorithm %d",
                               (int)options->algorithm);
+    if (!(options->oversampling >= 0) || !isfinite(options->oversampling))
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "oversampling must be finite and >= 0 (0 = 2k), got %g",
+                              options->oversampling);
+    if (options->init_rounds < 1)
+        return kseg_error_set(error, KSEG_EINVAL, "init_rounds must be at least 1, got %d",
+                              options->init_rounds);
+    if (options->batch_size < 1)
+        return kseg_error_set(error, KSEG_EINVAL, "batch_size must be at least 1, got %lld",
+                              (long long)options->batch_size);
+    if (options->max_no_improvement < 0)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "max_no_improvement must be >= 0 (0 = never stop early), got %d",
+                              options->max_no_improvement);
     if (options->init == KSEG_INIT_GIVEN) {
         if (!options->init_centers)
             return kseg_error_set(error, KSEG_EINVAL, "init is 'given' but no centers were passed");
@@ -255,7 +292,8 @@ static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *
                 return kseg_error_set(error, KSEG_ENONFINITE,
                                       "initial center %zu, column %zu: value is not finite",
                                       i / data->cols, i % data->cols);
-    } else if (options->init != KSEG_INIT_KMEANS_PLUSPLUS && options->init != KSEG_INIT_RANDOM) {
+    } else if (options->init != KSEG_INIT_KMEANS_PLUSPLUS && options->init != KSEG_INIT_RANDOM &&
+               options->init != KSEG_INIT_KMEANS_PARALLEL) {
         return kseg_error_set(error, KSEG_EINVAL, "unknown init method %d", (int)options->init);
     }
     /* The per-block partial sums hold k * d + k + 2 doubles; refuse shapes whose buffers cannot
@@ -592,6 +630,30 @@ static int assignment_pass(kmeans_context *context, kmeans_bounds *bounds, const
     return status;
 }
 
+/* Final assignment so that labels match the returned centers (and the inertia is theirs). The
+ * bound-based pass gives the same labels and the same inertia bits as the kernel's. */
+static int final_assignment(kmeans_context *context, kmeans_bounds *bounds,
+                            const double *centers, int32_t *labels, double *payload,
+                            run_output *output, kseg_error *error)
+{
+    size_t k = context->k, d = context->d;
+    int status;
+    if (bounds) {
+        if ((status = assignment_pass(context, bounds, centers, labels, payload, error)))
+            return status;
+        output->inertia = payload[k * d + k];
+        return 0;
+    }
+    lloyd_pass pass = {context, labels};
+    pack_centers(context, centers);
+    double inertia;
+    if ((status = kseg_reduce_vector(&context->reducer, &context->blocks, 1, assign_block, &pass,
+                                     &inertia, error)))
+        return status;
+    output->inertia = inertia;
+    return 0;
+}
+
 /* Lloyd's iteration (bounds NULL) or Hamerly's (bounds set): the same updates, convergence tests
  * and statistics, only the assignment pass differs. */
 static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run,
@@ -602,7 +664,6 @@ static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run
     size_t k = context->k, d = context->d;
     (void)run;
     double tolerance = options->tol * context->mean_variance;
-    lloyd_pass pass = {context, labels};
     int status = 0;
     output->convergence = KSEG_CONVERGED_NONE;
     output->empty_repairs = 0;
@@ -663,22 +724,20 @@ static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run
         }
     }
     output->n_iter = iteration < options->max_iter ? iteration + 1 : options->max_iter;
+    return final_assignment(context, bounds, centers, labels, payload, output, error);
+}
 
-    /* Final assignment so that labels match the returned centers (and the inertia is theirs). The
-       bound-based pass gives the same labels and the same inertia bits as the kernel's. */
-    if (bounds) {
-        if ((status = assignment_pass(context, bounds, centers, labels, payload, error)))
-            return status;
-        output->inertia = payload[k * d + k];
-        return 0;
-    }
-    pack_centers(context, centers);
-    double inertia;
-    if ((status = kseg_reduce_vector(&context->reducer, &context->blocks, 1, assign_block, &pass,
-                                     &inertia, error)))
+/* Mini-batch steps, then the full assignment pass that gives every row its label and the run
+ * its full-data inertia. */
+static int run_minibatch(kmeans_context *context, int32_t run, double *centers, int32_t *labels,
+                         double *payload, run_output *output, kseg_error *error)
+{
+    output->empty_repairs = 0;
+    int status = kmeans_minibatch_steps(context, run, centers, output->iterations,
+                                        &output->n_iter, &output->convergence, error);
+    if (status)
         return status;
-    output->inertia = inertia;
-    return 0;
+    return final_assignment(context, NULL, centers, labels, payload, output, error);
 }
 
 /* ------------------------------------------------------------------ fit */
@@ -773,6 +832,51 @@ static int count_distinct_centers(const double *centers, size_t k, size_t d, siz
     return 0;
 }
 
+/* The initial centers of run `run`. */
+static int initialize(kmeans_context *context, int32_t run, double *centers, kseg_error *error)
+{
+    const kseg_kmeans_options *options = context->options;
+    switch (options->init) {
+    case KSEG_INIT_GIVEN:
+        memcpy(centers, options->init_centers, context->k * context->d * sizeof *centers);
+        return 0;
+    case KSEG_INIT_RANDOM:
+        return kmeans_init_random(context, run, centers, error);
+    case KSEG_INIT_KMEANS_PARALLEL:
+        return kmeans_init_parallel(context, run, centers, error);
+    case KSEG_INIT_KMEANS_PLUSPLUS:
+        break;
+    }
+    return kmeans_init_plusplus(context, run, centers, error);
+}
+
+int kmeans_initial_centers(const kseg_matrix *data, const kseg_kmeans_options *options,
+                           double *centers, kseg_error *error)
+{
+    kmeans_context context;
+    kseg_comm serial;
+    const kseg_comm *comm = options->comm;
+    if (!comm) {
+        kseg_comm_serial(&serial, data->rows);
+        comm = &serial;
+    }
+    int status = validate_options(data, options, comm, error);
+    if (status)
+        return status;
+    if ((status = context_init(&context, data, options, comm, error)) ||
+        (status = validate_values(&context, data, options, error)) ||
+        (status = select_kernel(&context, error)))
+        goto done;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    if (!(status = feature_moments(&context, error)))
+        status = initialize(&context, 0, centers, error);
+    openblas_set_num_threads(blas_threads);
+done:
+    context_destroy(&context);
+    return status;
+}
+
 int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
                     kseg_kmeans_result *result, kseg_error *error)
 {
@@ -841,18 +945,19 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
         goto restore_blas;
     result->tolerance = options->tol * context.mean_variance;
 
-    double best_inertia = INFINITY;
+    double best_inertia = INFINITY, init_seconds = 0.0;
     for (int32_t run = 0; run < n_init; run++) {
-        if (options->init == KSEG_INIT_GIVEN)
-            memcpy(centers, options->init_centers, k * d * sizeof *centers);
-        else if (options->init == KSEG_INIT_RANDOM)
-            status = kmeans_init_random(&context, run, centers, error);
-        else
-            status = kmeans_init_plusplus(&context, run, centers, error);
+        double init_started = omp_get_wtime();
+        status = initialize(&context, run, centers, error);
+        init_seconds += omp_get_wtime() - init_started;
         if (status)
             goto restore_blas;
-        if ((status = run_lloyd(&context, use_bounds, run, centers, labels, payload, &output,
-                                error)))
+        if (algorithm == KSEG_ALGORITHM_MINIBATCH)
+            status = run_minibatch(&context, run, centers, labels, payload, &output, error);
+        else
+            status = run_lloyd(&context, use_bounds, run, centers, labels, payload, &output,
+                               error);
+        if (status)
             goto restore_blas;
         result->total_empty_repairs += output.empty_repairs;
         if (options->progress) {
@@ -899,6 +1004,7 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     else
         labels = NULL;
     result->inertia = best_inertia;
+    result->init_seconds = init_seconds;
     result->iterations = best_iterations;
     best_iterations = NULL;
     result->feature_mean = malloc(d * sizeof *result->feature_mean);
@@ -909,7 +1015,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     memcpy(result->feature_mean, context.column_mean, d * sizeof *result->feature_mean);
     snprintf(result->kernel, sizeof result->kernel, "%s", context.kernel->name);
     snprintf(result->algorithm, sizeof result->algorithm, "%s",
-             use_bounds ? "hamerly" : "lloyd");
+             algorithm == KSEG_ALGORITHM_MINIBATCH ? "minibatch"
+                                                   : (use_bounds ? "hamerly" : "lloyd"));
 
     size_t distinct;
     count_distinct_centers(result->centroids, k, d, &distinct);

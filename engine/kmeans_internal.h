@@ -48,6 +48,20 @@ int kmeans_fetch_row(kmeans_context *context, uint64_t global_row, double *out,
 int kmeans_init_plusplus(kmeans_context *context, int32_t run, double *centers,
                          kseg_error *error);
 int kmeans_init_random(kmeans_context *context, int32_t run, double *centers, kseg_error *error);
+/* The centers [k x d] that run 0 of kseg_kmeans_fit starts from, after the same validation:
+ * the initialization alone, for tests and benchmarks. */
+int kmeans_initial_centers(const kseg_matrix *data, const kseg_kmeans_options *options,
+                           double *centers, kseg_error *error);
+/* k-means||; uses the fit's kernel and column_mean, so it runs after both are set up. */
+int kmeans_init_parallel(kmeans_context *context, int32_t run, double *centers,
+                         kseg_error *error);
+
+/* The steps of mini-batch k-means (kmeans_minibatch.c) for run `run`, moving centers [k x d] in
+ * place. Fills iterations[0..*n_iter) (one entry per epoch) and *convergence; the caller's final
+ * full assignment pass gives the labels and the inertia. Uses the kernel and column_mean. */
+int kmeans_minibatch_steps(kmeans_context *context, int32_t run, double *centers,
+                           kseg_iteration_stats *iterations, int32_t *n_iter,
+                           kseg_convergence *convergence, kseg_error *error);
 
 /* State of Hamerly's algorithm (kmeans_bounds.c). Distances in the bounds are exact Euclidean
  * distances to the centers rounded to the element type, as the direct kernels see them. */

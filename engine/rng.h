@@ -12,6 +12,9 @@ enum kseg_rng_stream {
     KSEG_STREAM_INIT_FIRST = 1,   /* k-means++ first center, + run index << 8 */
     KSEG_STREAM_INIT_TRIALS = 2,  /* k-means++ candidate draws, + run index << 8 */
     KSEG_STREAM_INIT_RANDOM = 3,  /* random init keys, + run index << 8 */
+    KSEG_STREAM_INIT_PARALLEL = 5,        /* k-means|| draws, + run << 8 + (round + 1) << 40 */
+    KSEG_STREAM_INIT_PARALLEL_REDUCE = 6, /* k-means|| reduction to k centers, + run << 8 */
+    KSEG_STREAM_MINIBATCH = 7,            /* mini-batch row draws, + run index << 8 */
     KSEG_STREAM_GENERATE = 16,    /* synthetic data generators */
     KSEG_STREAM_GENERATE_AUX = 17
 };

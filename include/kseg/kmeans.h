@@ -24,10 +24,18 @@ typedef enum kseg_init_method {
     /* k distinct rows drawn with probability proportional to their weight. */
     KSEG_INIT_RANDOM = 1,
     /* The caller's centers in kseg_kmeans_options.init_centers. */
-    KSEG_INIT_GIVEN = 2
+    KSEG_INIT_GIVEN = 2,
+    /* k-means|| (Bahmani et al. 2012), for very large n: init_rounds passes each draw every row
+       independently with probability min(1, oversampling * weight * D^2 / potential); the
+       candidates are weighted by the weight of the rows nearest to them and reduced to k centers
+       by weighted greedy k-means++. Reads the data init_rounds + 1 times instead of k-means++'s
+       2k times. Fewer than k candidates (data with fewer distinct rows than k, a tiny
+       oversampling) fall back to k-means++ on the rows. */
+    KSEG_INIT_KMEANS_PARALLEL = 3
 } kseg_init_method;
 
-/* Parse "k-means++" / "random" (case-sensitive); returns 0 or KSEG_EINVAL. */
+/* Parse "k-means++" / "random" / "k-means||" (alias "kmeans-parallel", which needs no quoting in
+ * a shell) (case-sensitive); returns 0 or KSEG_EINVAL. */
 KSEG_API int kseg_init_method_parse(const char *text, kseg_init_method *method);
 KSEG_API const char *kseg_init_method_name(kseg_init_method method);
 
@@ -45,10 +53,19 @@ typedef enum kseg_kmeans_algorithm {
     /* Hamerly where it was measured to pay off, else Lloyd: Hamerly when the kernel is the scalar
        reference (CPUs without AVX2) and d <= 32 (in low dimensions the bounds stay tight). With
        the vectorized kernels Lloyd was faster at every shape measured (bench/RESULTS.md). */
-    KSEG_ALGORITHM_AUTO = 2
+    KSEG_ALGORITHM_AUTO = 2,
+    /* APPROXIMATE. Mini-batch k-means (Sculley 2010, scikit-learn's MiniBatchKMeans semantics):
+       each step draws batch_size rows uniformly with replacement, assigns them to the current
+       centers and moves each center towards the weighted mean of its batch rows with a
+       per-center learning rate 1 / (weight it has received so far). max_iter counts epochs of
+       ceil(n / batch_size) steps; a run stops early after max_no_improvement steps without a
+       new minimum of the smoothed batch inertia (tol is not used). No reassignment of small
+       clusters. A final pass assigns every row, so labels match the centers and the inertia is
+       the full data's; the centers differ from Lloyd's, typically by a little inertia. */
+    KSEG_ALGORITHM_MINIBATCH = 5
 } kseg_kmeans_algorithm;
 
-/* Parse "lloyd" / "hamerly" / "auto" (case-sensitive); returns 0 or KSEG_EINVAL. */
+/* Parse "lloyd" / "hamerly" / "auto" / "minibatch" (case-sensitive); returns 0 or KSEG_EINVAL. */
 KSEG_API int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorithm);
 KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm);
 
@@ -91,9 +108,11 @@ typedef struct kseg_kmeans_options {
     kseg_init_method init;     /* Default KSEG_INIT_KMEANS_PLUSPLUS. */
     const double *init_centers;/* [k x d] row-major, used when init == KSEG_INIT_GIVEN. */
     int32_t n_init;            /* Initializations run; the lowest final inertia wins (ties: the
-                                  earliest). 0 = auto: 1 for k-means++ and given centers, 10 for
-                                  random (scikit-learn's n_init="auto"). Default 0. */
-    int32_t max_iter;          /* Maximum Lloyd iterations per run. Default 300. */
+                                  earliest). 0 = auto: 1 for k-means++, k-means|| and given
+                                  centers, 10 for random (scikit-learn's n_init="auto").
+                                  Default 0. */
+    int32_t max_iter;          /* Maximum Lloyd iterations per run (mini-batch: epochs).
+                                  Default 300. */
     double tol;                /* Convergence when the total squared center shift is at most
                                   tol * mean over features of the (unweighted) variance. Default
                                   1e-4. Independently, a run stops when no label changes. */
@@ -109,8 +128,17 @@ typedef struct kseg_kmeans_options {
     const char *kernel;        /* Assignment kernel by name ("reference", "avx2", "avx512",
                                   "gemm"); NULL = chosen from the CPU and the shape. Default
                                   NULL. Results are bitwise stable for a given kernel. */
-    kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every algorithm gives the
-                                        same result; they differ in speed and memory. */
+    kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every exact algorithm gives
+                                        the same result; they differ in speed and memory.
+                                        MINIBATCH is approximate. */
+    double oversampling;       /* k-means||: expected candidates drawn per round (l); finite,
+                                  >= 0; 0 = 2k. Default 0. */
+    int32_t init_rounds;       /* k-means||: sampling rounds, >= 1. Default 5. */
+    int64_t batch_size;        /* Mini-batch: rows per batch, >= 1 (capped at n). Default 1024,
+                                  scikit-learn's. */
+    int32_t max_no_improvement;/* Mini-batch: steps without a new minimum of the smoothed batch
+                                  inertia before the run stops; 0 = never stop early. Default 10,
+                                  scikit-learn's. */
 } kseg_kmeans_options;
 
 KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
@@ -130,7 +158,8 @@ enum kseg_kmeans_warning {
 typedef enum kseg_convergence {
     KSEG_CONVERGED_NONE = 0,   /* max_iter reached */
     KSEG_CONVERGED_STRICT = 1, /* no label changed */
-    KSEG_CONVERGED_TOL = 2     /* center shift below the tolerance */
+    KSEG_CONVERGED_TOL = 2,    /* center shift below the tolerance */
+    KSEG_CONVERGED_NO_IMPROVEMENT = 3 /* mini-batch: max_no_improvement steps without progress */
 } kseg_convergence;
 
 /* The result of a fit; caller-owned, kseg_kmeans_result_init before and _destroy after. */
@@ -141,7 +170,8 @@ typedef struct kseg_kmeans_result {
     double *centroids;              /* [k x d] row-major, in the input's units */
     int32_t *labels;                /* [n] index of the nearest centroid (ties: lowest index) */
     double inertia;                 /* weighted sum of squared distances to the centroids */
-    int32_t n_iter;                 /* Lloyd iterations of the winning run */
+    int32_t n_iter;                 /* Lloyd iterations (mini-batch: epochs, the last one
+                                       possibly partial) of the winning run */
     int32_t best_init;              /* 0-based index of the winning run */
     int32_t n_init;                 /* initializations run (n_init = 0 resolved) */
     kseg_convergence convergence;   /* how the winning run stopped */
@@ -150,9 +180,11 @@ typedef struct kseg_kmeans_result {
     int64_t total_empty_repairs;    /* over all runs */
     double *feature_mean;           /* [d] the unweighted data mean the kernels centered on */
     char kernel[32];                /* name of the assignment kernel used */
-    char algorithm[16];             /* the algorithm run ("lloyd" or "hamerly"; AUTO resolved) */
+    char algorithm[16];             /* the algorithm run ("lloyd", "hamerly" or "minibatch";
+                                       AUTO resolved) */
     unsigned warnings;              /* KSEG_WARN_* flags */
     char warning_message[256];      /* a sentence describing the warnings, "" if none */
+    double init_seconds;            /* wall time of the initializations, all runs together */
 } kseg_kmeans_result;
 
 KSEG_API void kseg_kmeans_result_init(kseg_kmeans_result *result);

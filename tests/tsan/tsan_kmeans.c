@@ -1,5 +1,6 @@
 /* ThreadSanitizer driver for k-means: fits with every assignment kernel this CPU offers (float32
- * and float64, with and without sample weights), k-means++, random and given initializations, the
+ * and float64, with and without sample weights), k-means++, k-means||, random and given
+ * initializations, mini-batch, the
  * empty-cluster repair, the non-finite check and predict, at 1, 2 and 4 threads; the 2- and
  * 4-thread results must equal the 1-thread result bit for bit. */
 #include <math.h>
@@ -202,6 +203,23 @@ int main(void)
     fit_case random = {"random init x3, automatic kernel", rows32, KSEG_FLOAT32, NULL, weights,
                        KSEG_INIT_RANDOM, 3, 4, NULL, KSEG_ALGORITHM_LLOYD};
     check_fit(&random);
+
+    /* k-means|| (its distance updates and independent draws, engine/kmeans_init.c) with
+       weights, through the vectorized kernel and the reference one. */
+    for (int h = 0; h < 2; h++) {
+        fit_case c = {h ? "k-means||, reference kernel, float64" : "k-means||, weighted",
+                      h ? (const void *)rows64 : (const void *)rows32,
+                      h ? KSEG_FLOAT64 : KSEG_FLOAT32, h ? "reference" : NULL,
+                      h ? NULL : weights, KSEG_INIT_KMEANS_PARALLEL, 1, 3, NULL,
+                      KSEG_ALGORITHM_LLOYD};
+        check_fit(&c);
+    }
+
+    /* Mini-batch (engine/kmeans_minibatch.c): batches of 1024 rows in four chunks shared by the
+       threads, weighted, after k-means||. */
+    fit_case minibatch = {"mini-batch, weighted", rows32, KSEG_FLOAT32, NULL, weights,
+                          KSEG_INIT_KMEANS_PARALLEL, 1, 2, NULL, KSEG_ALGORITHM_MINIBATCH};
+    check_fit(&minibatch);
 
     /* Given centers, two of them far from every row: the first assignment leaves them empty and
        the repair re-seeds them with the farthest rows. */
