@@ -35,7 +35,7 @@ static const char *const cluster_usage =
     "      --dtype TYPE      float32, float64 or native (default native: float64 sources stay\n"
     "                        float64, everything else is read as float32)\n"
     "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, avx512-rows,\n"
-    "                        gemm); default: chosen from the CPU and (k, d)\n"
+    "                        avx512-expanded, gemm); default: chosen from the CPU and (k, d)\n"
     "      --algorithm A     lloyd (default), hamerly (bounds skip most distance computations;\n"
     "                        the same labels, centers and inertia as lloyd, n more doubles of\n"
     "                        memory) or auto (hamerly with the reference kernel and d <= 32,\n"

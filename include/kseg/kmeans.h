@@ -107,10 +107,14 @@ typedef struct kseg_kmeans_options {
     void *progress_data;       /* Passed to progress. */
     const kseg_comm *comm;     /* Communicator for cross-row reductions; NULL = serial. */
     const char *kernel;        /* Assignment kernel by name ("reference", "avx2", "avx512",
-                                  "gemm"); NULL = chosen from the CPU and the shape. Default
-                                  NULL. Results are bitwise stable for a given kernel. */
+                                  "avx512-rows", "avx512-expanded", "gemm"); NULL = chosen from
+                                  the CPU and the shape (for HAMERLY among the direct-difference
+                                  kernels only). Default NULL. Results are bitwise stable for a
+                                  given kernel. */
     kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every algorithm gives the
-                                        same result; they differ in speed and memory. */
+                                        same result with the same kernel; they differ in speed
+                                        and memory. Without a kernel name, Lloyd may choose an
+                                        expanded-form kernel, which agrees to rounding. */
 } kseg_kmeans_options;
 
 KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
