@@ -37,9 +37,10 @@ static const char *const cluster_usage =
     "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, avx512-rows,\n"
     "                        avx512-expanded, gemm); default: chosen from the CPU and (k, d)\n"
     "      --algorithm A     lloyd (default), hamerly (bounds skip most distance computations;\n"
-    "                        the same labels, centers and inertia as lloyd, n more doubles of\n"
-    "                        memory) or auto (hamerly with the reference kernel and d <= 32,\n"
-    "                        else lloyd, which the vectorized kernels make faster)\n"
+    "                        the same labels, centers and inertia as lloyd with the same\n"
+    "                        --kernel, n more doubles of memory) or auto (hamerly with the\n"
+    "                        reference kernel and d <= 32, else lloyd, which the vectorized\n"
+    "                        kernels make faster)\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
     "  -h, --help            show this help\n";

@@ -1,6 +1,8 @@
 /* AVX-512 direct-difference assignment kernels with rows in the vector lanes ("avx512-rows"): 16
  * float32 or 8 float64 rows per vector, each lane running the reference's arithmetic, so results
- * are bitwise the reference's; the kernel for d <= 16 and few centers (see rows_preferred).
+ * are bitwise the reference's; the kernel for d <= 16 and few centers (see rows_preferred). The
+ * same code in expanded form ("avx512-expanded", see expanded_preferred_f32) agrees with the
+ * reference to rounding and is faster where it is preferred.
  *
  * Like assign_avx512.c this file is a small template: the part below the #else is compiled once per
  * element type (the file includes itself with the type's macros defined), and the part above holds
@@ -550,12 +552,15 @@ static ROWS_ALWAYS_INLINE void NAME(add_pending_)(NAME(pending_) *pending, size_
 
 /* ------------------------------------------------------------------ the nearest centers
  *
- * Each lane computes, for each center in increasing order, acc = 0 and for each feature j in order
- * diff = x_j - c_j, acc = fma(diff, diff, acc): the reference's operations on the same values in
- * the same order, in the same type, so every lane's distance is bitwise the reference's. The first
+ * In the direct form (expanded 0), each lane computes, for each center in increasing order,
+ * acc = 0 and for each feature j in order diff = x_j - c_j, acc = fma(diff, diff, acc): the
+ * reference's operations on the same values in the same order, in the same type, so every lane's
+ * distance is bitwise the reference's. The first
  * center's distance is the initial minimum with index 0, and a later center replaces it only when
  * strictly smaller (an ordered compare, false for NaN), exactly the reference's loop; ties thus
- * keep the lower index, and NaN distances behave as in the reference too. */
+ * keep the lower index, and NaN distances behave as in the reference too. In the expanded form
+ * (expanded 1, a compile-time constant like small_d) acc starts at |c - s|^2 and takes one
+ * acc = fma(x_j - s_j, -2 (c_j - s_j), acc) per feature, with the same compare and selects. */
 
 /* The distances of `count` consecutive centers (a compile-time constant) to the tile's rows. x[j]
  * is feature j of the rows: registers when d is a compile-time constant, the scratch buffer
