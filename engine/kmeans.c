@@ -162,7 +162,8 @@ done:
 }
 
 /* The algorithm that runs. Bounds reproduce a kernel's labels only if its distances are the
- * reference's (direct difference), so an expanded-form kernel (gemm) always runs Lloyd. AUTO
+ * reference's (direct difference), so an expanded-form kernel (gemm, avx512-expanded) named by
+ * the caller always runs Lloyd (without a name, Hamerly gets a direct kernel: choose_kernel). AUTO
  * takes Hamerly only where it was measured to win: with the scalar reference kernel (no AVX2)
  * in low dimensions, where the bounds stay tight. The vectorized kernels compare a row with all
  * centers faster than the scalar bound bookkeeping decides it (bench/RESULTS.md, issue 5). */
@@ -178,6 +179,18 @@ static kseg_kmeans_algorithm resolve_algorithm(kseg_kmeans_algorithm requested,
         return d <= 32 && strcmp(kernel->name, "reference") == 0 ? KSEG_ALGORITHM_HAMERLY
                                                                  : KSEG_ALGORITHM_LLOYD;
     return requested;
+}
+
+/* The kernel of a fit: the one named, or the preferred one for the shape. Without a name, an
+ * explicit request for Hamerly gets the preferred direct-difference kernel, since the bounds need
+ * distances that are bitwise the reference's; Lloyd (and AUTO, which takes Hamerly only with the
+ * reference kernel) may get an expanded-form kernel where one is fastest. */
+static const kseg_assign_kernel *choose_kernel(kseg_dtype dtype, size_t k, size_t d,
+                                               const kseg_kmeans_options *options)
+{
+    if (!options->kernel && options->algorithm == KSEG_ALGORITHM_HAMERLY)
+        return kseg_assign_kernel_select_direct(dtype, k, d);
+    return kseg_assign_kernel_select(dtype, k, d, options->kernel);
 }
 
 /* Refuses, before anything is allocated, a fit whose workspace cannot fit in memory. The
@@ -199,8 +212,7 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
     doubles = kseg_memory_add(doubles, kseg_memory_multiply(2, kseg_memory_multiply(k, d)));
     uint64_t bytes = kseg_memory_multiply(doubles, sizeof(double));
     /* An unknown kernel name is reported by select_kernel; here it only leaves out its share. */
-    const kseg_assign_kernel *kernel =
-        kseg_assign_kernel_select(data->dtype, (size_t)k, (size_t)d, options->kernel);
+    const kseg_assign_kernel *kernel = choose_kernel(data->dtype, (size_t)k, (size_t)d, options);
     if (kernel) {
         bytes = kseg_memory_add(bytes, kernel->packed_size((size_t)k, (size_t)d));
         bytes = kseg_memory_add(bytes, kseg_memory_multiply(
@@ -796,7 +808,7 @@ out_of_memory:
 static int select_kernel(kmeans_context *context, kseg_error *error)
 {
     const char *name = context->options->kernel;
-    context->kernel = kseg_assign_kernel_select(context->dtype, context->k, context->d, name);
+    context->kernel = choose_kernel(context->dtype, context->k, context->d, context->options);
     if (!context->kernel)
         return kseg_error_set(error, KSEG_ENOTSUP,
                               "kernel '%s' is unknown or not supported by this CPU for %s data",

@@ -1,6 +1,8 @@
 /* AVX-512 direct-difference assignment kernels with rows in the vector lanes ("avx512-rows"): 16
  * float32 or 8 float64 rows per vector, each lane running the reference's arithmetic, so results
- * are bitwise the reference's; the kernel for d <= 16 and few centers (see rows_preferred).
+ * are bitwise the reference's; the kernel for d <= 16 and few centers (see rows_preferred). The
+ * same code in expanded form ("avx512-expanded", see expanded_preferred_f32) agrees with the
+ * reference to rounding and is faster where it is preferred.
  *
  * Like assign_avx512.c this file is a small template: the part below the #else is compiled once per
  * element type (the file includes itself with the type's macros defined), and the part above holds
@@ -96,6 +98,8 @@ static ROWS_ALWAYS_INLINE size_t rows_stride(size_t d)
 #define V_STORE(p, a) _mm512_store_ps(p, a)
 #define V_SET1(value) _mm512_set1_ps(value)
 #define V_SUB(a, b) _mm512_sub_ps(a, b)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_MAX(a, b) _mm512_max_ps(a, b)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_LESS(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 #define V_SELECT(source, mask, a) _mm512_mask_mov_ps(source, mask, a)
@@ -139,6 +143,8 @@ static ROWS_ALWAYS_INLINE size_t rows_stride(size_t d)
 #define V_STORE(p, a) _mm512_store_pd(p, a)
 #define V_SET1(value) _mm512_set1_pd(value)
 #define V_SUB(a, b) _mm512_sub_pd(a, b)
+#define V_ADD(a, b) _mm512_add_pd(a, b)
+#define V_MAX(a, b) _mm512_max_pd(a, b)
 #define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define V_LESS(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
 #define V_SELECT(source, mask, a) _mm512_mask_mov_pd(source, mask, a)
@@ -206,6 +212,67 @@ const kseg_assign_kernel kseg_assign_avx512_rows_f64 = {
     .assign_accumulate = assign_accumulate_f64,
 };
 
+/* The expanded-form variant ("avx512-expanded"): the same tiles, transpose and row-order
+ * accumulation, but distances as |x - s|^2 + |c - s|^2 - 2 (x - s).(c - s), one fused
+ * multiply-add per feature and center instead of a subtraction and a multiply-add. It agrees with
+ * the reference only to rounding (labels may differ at near-ties), like the GEMM kernel, so
+ * bound-based algorithms never use it.
+ *
+ * Why it is faster on AMD Zen 4, which runs a 512-bit operation as two halves on its 256-bit
+ * pipes: multiply-adds go to two pipes (FP0, FP1), additions and subtractions to two others
+ * (FP2, FP3). The direct form's d subtractions per center keep FP2/FP3 as busy as FP0/FP1, and
+ * the fused pass's accumulation (a conversion and an addition per row, the weight and inertia
+ * additions) also needs FP2/FP3; the expanded form leaves FP2/FP3 to the accumulation. ns/row of
+ * the fused pass, one thread, float32, data in cache (minimum of 25 passes, bench/kernel_profile;
+ * shared machine), avx512-rows vs avx512-expanded:
+ *   d=2:  k=8 1.65 vs 1.66   k=32 4.66 vs 4.46   k=256 34.0 vs 31.7
+ *   d=4:  k=8 2.37 vs 2.39   k=16 3.31 vs 3.18   k=64 10.2 vs 8.9    k=256 37.1 vs 32.0
+ *   d=8:  k=4 2.68 vs 2.72   k=8 3.13 vs 2.86    k=16 4.74 vs 4.10   k=64 13.9 vs 11.8  k=256 50.9 vs 42.2
+ *   d=12: k=8 5.16 vs 4.88   k=16 7.36 vs 7.69   k=64 24.0 vs 17.8   k=256 83.1 vs 63.2
+ *   d=16: k=8 7.13 vs 6.92   k=16 9.29 vs 8.20   k=64 26.9 vs 22.9   k=256 98.1 vs 84.1
+ * and against the center-lane avx512 kernel, which avx512-rows gives way to beyond its k limits:
+ * d=16, k=128: 45.2 vs 57.6; d=16, k=256: 83.8 vs 107. Beyond d = 16 (the tile goes through
+ * memory) it did not win consistently (d=17, k=8: 13.6 vs 9.5 for avx512), so it is preferred for
+ * float32 with 4 <= d <= 16 and 8 <= k <= 256. float64 is chosen by name only: it was not
+ * measured. */
+static int expanded_preferred_f32(size_t k, size_t d)
+{
+    return d >= 4 && d <= 16 && k >= 8 && k <= 256;
+}
+
+static int expanded_preferred_f64(size_t k, size_t d)
+{
+    (void)k;
+    (void)d;
+    return 0;
+}
+
+const kseg_assign_kernel kseg_assign_avx512_expanded_f32 = {
+    .name = "avx512-expanded",
+    .dtype = KSEG_FLOAT32,
+    .expanded_form = 1,
+    .cpu_supported = rows_supported,
+    .preferred = expanded_preferred_f32,
+    .packed_size = packed_size_expanded_f32,
+    .scratch_size = scratch_size_f32,
+    .pack = pack_expanded_f32,
+    .assign = assign_expanded_f32,
+    .assign_accumulate = assign_accumulate_expanded_f32,
+};
+
+const kseg_assign_kernel kseg_assign_avx512_expanded_f64 = {
+    .name = "avx512-expanded",
+    .dtype = KSEG_FLOAT64,
+    .expanded_form = 1,
+    .cpu_supported = rows_supported,
+    .preferred = expanded_preferred_f64,
+    .packed_size = packed_size_expanded_f64,
+    .scratch_size = scratch_size_f64,
+    .pack = pack_expanded_f64,
+    .assign = assign_expanded_f64,
+    .assign_accumulate = assign_accumulate_expanded_f64,
+};
+
 #else /* KSEG_AVX512_ROWS_BODY: the kernel body for one element type */
 
 #define NAME(stem) ROWS_CAT(stem, SUFFIX)
@@ -224,6 +291,37 @@ static void NAME(pack_)(const double *centers, size_t k, size_t d, const double 
     T *out = packed;
     for (size_t i = 0; i < k * d; i++)
         out[i] = (T)centers[i];
+}
+
+/* The expanded form's packed centers: [k x d] of -2 (c - s), then the norms |c - s|^2 [k], then
+ * the shift s [d], all of the element type. As in the GEMM kernel, the center is first rounded to
+ * the element type (as the direct kernels see it) and the shift, rounded the same way, subtracted
+ * from it; the norm is taken of that rounded centered center in double and rounded once, so that
+ * it matches the vector the products use. The factor -2 is exact in binary floating point, and
+ * folding it into the centers leaves one fused multiply-add per feature and center, with the norm
+ * as the starting value: |c - s|^2 - 2 (x - s).(c - s). */
+static size_t NAME(packed_size_expanded_)(size_t k, size_t d)
+{
+    return (k * d + k + d) * sizeof(T);
+}
+
+static void NAME(pack_expanded_)(const double *centers, size_t k, size_t d, const double *shift,
+                                 void *packed)
+{
+    T *scaled = packed;
+    T *norms = scaled + k * d;
+    T *shift_out = norms + k;
+    for (size_t j = 0; j < d; j++)
+        shift_out[j] = shift ? (T)shift[j] : (T)0;
+    for (size_t c = 0; c < k; c++) {
+        double norm = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            T value = (T)((double)(T)centers[c * d + j] - (double)shift_out[j]);
+            scaled[c * d + j] = (T)-2 * value;
+            norm += (double)value * (double)value;
+        }
+        norms[c] = (T)norm;
+    }
 }
 
 /* Whether the fused pass adds into the private copy of the sums (see ROWS_PRIVATE_LIMIT): always
@@ -454,37 +552,46 @@ static ROWS_ALWAYS_INLINE void NAME(add_pending_)(NAME(pending_) *pending, size_
 
 /* ------------------------------------------------------------------ the nearest centers
  *
- * Each lane computes, for each center in increasing order, acc = 0 and for each feature j in order
- * diff = x_j - c_j, acc = fma(diff, diff, acc): the reference's operations on the same values in
- * the same order, in the same type, so every lane's distance is bitwise the reference's. The first
+ * In the direct form (expanded 0), each lane computes, for each center in increasing order,
+ * acc = 0 and for each feature j in order diff = x_j - c_j, acc = fma(diff, diff, acc): the
+ * reference's operations on the same values in the same order, in the same type, so every lane's
+ * distance is bitwise the reference's. The first
  * center's distance is the initial minimum with index 0, and a later center replaces it only when
  * strictly smaller (an ordered compare, false for NaN), exactly the reference's loop; ties thus
- * keep the lower index, and NaN distances behave as in the reference too. */
+ * keep the lower index, and NaN distances behave as in the reference too. In the expanded form
+ * (expanded 1, a compile-time constant like small_d) acc starts at |c - s|^2 and takes one
+ * acc = fma(x_j - s_j, -2 (c_j - s_j), acc) per feature, with the same compare and selects. */
 
 /* The distances of `count` consecutive centers (a compile-time constant) to the tile's rows. x[j]
  * is feature j of the rows: registers when d is a compile-time constant, the scratch buffer
  * otherwise. */
 static ROWS_ALWAYS_INLINE void NAME(group_)(const VEC *x, size_t d, const T *center,
-                                            const int count, VEC *acc)
+                                            const int count, const int expanded, const T *norms,
+                                            VEC *acc)
 {
     for (int i = 0; i < count; i++)
-        acc[i] = V_ZERO();
+        acc[i] = expanded ? V_SET1(norms[i]) : V_ZERO();
 #pragma GCC unroll 16
     for (size_t j = 0; j < d; j++) {
         VEC xj = x[j];
         for (int i = 0; i < count; i++) {
-            VEC diff = V_SUB(xj, V_SET1(center[(size_t)i * d + j]));
-            acc[i] = V_FMA(diff, diff, acc[i]);
+            if (expanded) {
+                acc[i] = V_FMA(xj, V_SET1(center[(size_t)i * d + j]), acc[i]);
+            } else {
+                VEC diff = V_SUB(xj, V_SET1(center[(size_t)i * d + j]));
+                acc[i] = V_FMA(diff, diff, acc[i]);
+            }
         }
     }
 }
 
 static ROWS_ALWAYS_INLINE void NAME(centers_)(const VEC *x, size_t d, const T *centers,
                                               size_t first, const int count, const int initial,
-                                              VEC *best, IVEC *best_index)
+                                              const int expanded, const T *norms, VEC *best,
+                                              IVEC *best_index)
 {
     VEC acc[ROWS_GROUP];
-    NAME(group_)(x, d, centers + first * d, count, acc);
+    NAME(group_)(x, d, centers + first * d, count, expanded, expanded ? norms + first : NULL, acc);
     /* One broadcast of the group's first index per group, and a constant added per center: a
        broadcast from a general register takes two cycles of a vector pipe on AMD Zen 4. */
     IVEC base = I_SET1((int32_t)first);
@@ -511,25 +618,26 @@ _Static_assert(ROWS_GROUP == 4, "nearest_ is written for groups of four centers"
  * starts early and the processor runs the rest of the distances alongside it. (Adding the rows
  * after the last group, before the first, or spread over the groups measured slower.) */
 static ROWS_ALWAYS_INLINE void NAME(nearest_)(const VEC *x, size_t d, const T *centers, size_t k,
-                                              VEC *best, IVEC *best_index,
+                                              const int expanded, VEC *best, IVEC *best_index,
                                               NAME(pending_) *pending, const int private_sums,
                                               double *inertia)
 {
+    const T *norms = expanded ? centers + k * d : NULL;
     size_t c = k < ROWS_GROUP ? k : ROWS_GROUP;
     switch (c) {
-    case 1: NAME(centers_)(x, d, centers, 0, 1, 1, best, best_index); break;
-    case 2: NAME(centers_)(x, d, centers, 0, 2, 1, best, best_index); break;
-    case 3: NAME(centers_)(x, d, centers, 0, 3, 1, best, best_index); break;
-    default: NAME(centers_)(x, d, centers, 0, 4, 1, best, best_index); break;
+    case 1: NAME(centers_)(x, d, centers, 0, 1, 1, expanded, norms, best, best_index); break;
+    case 2: NAME(centers_)(x, d, centers, 0, 2, 1, expanded, norms, best, best_index); break;
+    case 3: NAME(centers_)(x, d, centers, 0, 3, 1, expanded, norms, best, best_index); break;
+    default: NAME(centers_)(x, d, centers, 0, 4, 1, expanded, norms, best, best_index); break;
     }
     if (pending)
         NAME(add_pending_)(pending, d, private_sums, inertia);
     for (; c + ROWS_GROUP <= k; c += ROWS_GROUP)
-        NAME(centers_)(x, d, centers, c, 4, 0, best, best_index);
+        NAME(centers_)(x, d, centers, c, 4, 0, expanded, norms, best, best_index);
     switch (k - c) {
-    case 3: NAME(centers_)(x, d, centers, c, 3, 0, best, best_index); break;
-    case 2: NAME(centers_)(x, d, centers, c, 2, 0, best, best_index); break;
-    case 1: NAME(centers_)(x, d, centers, c, 1, 0, best, best_index); break;
+    case 3: NAME(centers_)(x, d, centers, c, 3, 0, expanded, norms, best, best_index); break;
+    case 2: NAME(centers_)(x, d, centers, c, 2, 0, expanded, norms, best, best_index); break;
+    case 1: NAME(centers_)(x, d, centers, c, 1, 0, expanded, norms, best, best_index); break;
     default: break;
     }
 }
@@ -539,12 +647,16 @@ static ROWS_ALWAYS_INLINE void NAME(nearest_)(const VEC *x, size_t d, const T *c
  * buffer, so that the same full-tile code runs without reading past the rows. Otherwise the tile
  * is transposed into scratch. */
 static ROWS_ALWAYS_INLINE void NAME(nearest_tile_)(const T *tile, size_t count, size_t d,
-                                                   const int small_d, __m512i pad_index,
-                                                   const T *centers, size_t k, T *scratch,
-                                                   VEC *best, IVEC *best_index,
+                                                   const int small_d, const int expanded,
+                                                   __m512i pad_index, const T *centers, size_t k,
+                                                   T *scratch, VEC *best, IVEC *best_index,
                                                    NAME(pending_) *pending, const int private_sums,
                                                    double *inertia)
 {
+    /* The expanded form centers the rows on the shift stored after the norms (see
+       pack_expanded_), and needs |x - s|^2 of each row, summed over features in order. */
+    const T *shift = expanded ? centers + k * d + k : NULL;
+    VEC row_norm = V_ZERO();
     if (small_d) {
         VEC x[MAX_D];
         if (count == LANES) {
@@ -555,23 +667,40 @@ static ROWS_ALWAYS_INLINE void NAME(nearest_tile_)(const T *tile, size_t count, 
             memcpy(buffer, tile, count * d * sizeof(T));
             NAME(load_tile_)(buffer, (int)d, pad_index, x);
         }
-        NAME(nearest_)(x, d, centers, k, best, best_index, pending, private_sums, inertia);
-        return;
+        if (expanded)
+#pragma GCC unroll 16
+            for (size_t j = 0; j < d; j++) {
+                x[j] = V_SUB(x[j], V_SET1(shift[j]));
+                row_norm = V_FMA(x[j], x[j], row_norm);
+            }
+        NAME(nearest_)(x, d, centers, k, expanded, best, best_index, pending, private_sums,
+                       inertia);
+    } else {
+        for (size_t j0 = 0; j0 < d; j0 += LANES) {
+            VEC v[LANES];
+            NAME(transpose_columns_)(tile, count, d, j0, v);
+            for (int j = 0; j < LANES; j++) {
+                if (expanded && j0 + (size_t)j < d) {
+                    v[j] = V_SUB(v[j], V_SET1(shift[j0 + (size_t)j]));
+                    row_norm = V_FMA(v[j], v[j], row_norm);
+                }
+                V_STORE(scratch + (j0 + (size_t)j) * LANES, v[j]);
+            }
+        }
+        NAME(nearest_)((const VEC *)(const void *)scratch, d, centers, k, expanded, best,
+                       best_index, pending, private_sums, inertia);
     }
-    for (size_t j0 = 0; j0 < d; j0 += LANES) {
-        VEC v[LANES];
-        NAME(transpose_columns_)(tile, count, d, j0, v);
-        for (int j = 0; j < LANES; j++)
-            V_STORE(scratch + (j0 + (size_t)j) * LANES, v[j]);
-    }
-    NAME(nearest_)((const VEC *)(const void *)scratch, d, centers, k, best, best_index, pending,
-                   private_sums, inertia);
+    /* |x - s|^2 + min over c of (|c - s|^2 - 2 (x - s).(c - s)); rounding can make a distance
+       that is nearly zero negative, so it is clamped at zero, as the GEMM kernel does. */
+    if (expanded)
+        *best = V_MAX(V_ADD(row_norm, *best), V_ZERO());
 }
 
 /* ------------------------------------------------------------------ the passes */
 
 static ROWS_ALWAYS_INLINE void NAME(assign_rows_)(const T *data, size_t rows, size_t d,
-                                                  const int small_d, const T *centers, size_t k,
+                                                  const int small_d, const int expanded,
+                                                  const T *centers, size_t k,
                                                   int32_t *labels, double *distances, T *scratch)
 {
     __m512i pad_index = small_d && d < LANES ? NAME(pad_index_)((int)d) : _mm512_setzero_si512();
@@ -579,8 +708,8 @@ static ROWS_ALWAYS_INLINE void NAME(assign_rows_)(const T *data, size_t rows, si
         size_t count = rows - i < LANES ? rows - i : LANES;
         VEC best;
         IVEC best_index;
-        NAME(nearest_tile_)(data + i * d, count, d, small_d, pad_index, centers, k, scratch,
-                            &best, &best_index, NULL, 0, NULL);
+        NAME(nearest_tile_)(data + i * d, count, d, small_d, expanded, pad_index, centers, k,
+                            scratch, &best, &best_index, NULL, 0, NULL);
         if (count == LANES) {
             I_STOREU(labels + i, best_index);
             if (distances)
@@ -607,7 +736,8 @@ static ROWS_ALWAYS_INLINE void NAME(assign_rows_)(const T *data, size_t rows, si
  * tile's distances are computed (see nearest_), and the last tile's at the end. scratch holds the
  * private sums (with private_sums) and then the transposed tile (when not small_d). */
 static ROWS_ALWAYS_INLINE void NAME(accumulate_rows_)(const T *data, size_t rows, size_t d,
-                                                      const int small_d, const int private_sums,
+                                                      const int small_d, const int expanded,
+                                                      const int private_sums,
                                                       const double *weights, const T *centers,
                                                       size_t k, int32_t *labels,
                                                       kseg_block_sums *sums, void *scratch)
@@ -642,8 +772,8 @@ static ROWS_ALWAYS_INLINE void NAME(accumulate_rows_)(const T *data, size_t rows
         size_t count = rows - i < LANES ? rows - i : LANES;
         VEC best;
         IVEC best_index;
-        NAME(nearest_tile_)(data + i * d, count, d, small_d, pad_index, centers, k, tile_buffer,
-                            &best, &best_index, &pending, private_sums, &inertia);
+        NAME(nearest_tile_)(data + i * d, count, d, small_d, expanded, pad_index, centers, k,
+                            tile_buffer, &best, &best_index, &pending, private_sums, &inertia);
         if (count == LANES) {
             changed += I_CHANGED(labels + i, best_index);
             I_STOREU(labels + i, best_index);
@@ -680,19 +810,34 @@ static ROWS_ALWAYS_INLINE void NAME(accumulate_rows_)(const T *data, size_t rows
     sums->changed = changed;
 }
 
-/* One instance of both passes per small d, where d is a compile-time constant: the transpose and
- * the distance loops are then fully unrolled with the feature vectors in registers. */
+/* One instance of both passes per small d and form (direct or expanded), where d is a
+ * compile-time constant: the transpose and the distance loops are then fully unrolled with the
+ * feature vectors in registers. */
 #define ROWS_SMALL_INSTANCE(n)                                                                     \
     static void NAME(assign_##n##_)(const T *data, size_t rows, const T *centers, size_t k,       \
                                     int32_t *labels, double *distances)                            \
     {                                                                                              \
-        NAME(assign_rows_)(data, rows, n, 1, centers, k, labels, distances, NULL);                 \
+        NAME(assign_rows_)(data, rows, n, 1, 0, centers, k, labels, distances, NULL);              \
     }                                                                                              \
     static void NAME(accumulate_##n##_)(const T *data, size_t rows, const double *weights,        \
                                         const T *centers, size_t k, int32_t *labels,               \
                                         kseg_block_sums *sums, void *scratch)                      \
     {                                                                                              \
-        NAME(accumulate_rows_)(data, rows, n, 1, 1, weights, centers, k, labels, sums, scratch);   \
+        NAME(accumulate_rows_)(data, rows, n, 1, 0, 1, weights, centers, k, labels, sums,          \
+                               scratch);                                                           \
+    }                                                                                              \
+    static void NAME(assign_expanded_##n##_)(const T *data, size_t rows, const T *centers,        \
+                                             size_t k, int32_t *labels, double *distances)         \
+    {                                                                                              \
+        NAME(assign_rows_)(data, rows, n, 1, 1, centers, k, labels, distances, NULL);              \
+    }                                                                                              \
+    static void NAME(accumulate_expanded_##n##_)(const T *data, size_t rows,                       \
+                                                 const double *weights, const T *centers,          \
+                                                 size_t k, int32_t *labels,                        \
+                                                 kseg_block_sums *sums, void *scratch)             \
+    {                                                                                              \
+        NAME(accumulate_rows_)(data, rows, n, 1, 1, 1, weights, centers, k, labels, sums,          \
+                               scratch);                                                           \
     }
 
 ROWS_SMALL_INSTANCE(1)
@@ -730,26 +875,63 @@ static void NAME(assign_)(const void *x, size_t rows, size_t d, const void *pack
     switch (d) {
         ROWS_SMALL_CASES(ROWS_ASSIGN_CALL);
     default:
-        NAME(assign_rows_)(data, rows, d, 0, centers, k, labels, distances,
+        NAME(assign_rows_)(data, rows, d, 0, 0, centers, k, labels, distances,
                            (T *)(void *)((char *)scratch + NAME(private_bytes_)(k, d)));
         break;
     }
 #undef ROWS_ASSIGN_CALL
 }
 
-/* The fused pass for more than MAX_D features, with and without the private copy of the sums. */
+static void NAME(assign_expanded_)(const void *x, size_t rows, size_t d, const void *packed,
+                                   size_t k, int32_t *labels, double *distances, void *scratch)
+{
+    const T *data = x;
+    const T *centers = packed;
+#define ROWS_ASSIGN_CALL(n) NAME(assign_expanded_##n##_)(data, rows, centers, k, labels, distances)
+    switch (d) {
+        ROWS_SMALL_CASES(ROWS_ASSIGN_CALL);
+    default:
+        NAME(assign_rows_)(data, rows, d, 0, 1, centers, k, labels, distances,
+                           (T *)(void *)((char *)scratch + NAME(private_bytes_)(k, d)));
+        break;
+    }
+#undef ROWS_ASSIGN_CALL
+}
+
+/* The fused pass for more than MAX_D features, with and without the private copy of the sums,
+ * in either form (the expanded form is chosen by name only at such d). */
 static void NAME(accumulate_wide_private_)(const T *data, size_t rows, size_t d,
                                            const double *weights, const T *centers, size_t k,
-                                           int32_t *labels, kseg_block_sums *sums, void *scratch)
+                                           int32_t *labels, kseg_block_sums *sums, void *scratch,
+                                           int expanded)
 {
-    NAME(accumulate_rows_)(data, rows, d, 0, 1, weights, centers, k, labels, sums, scratch);
+    if (expanded)
+        NAME(accumulate_rows_)(data, rows, d, 0, 1, 1, weights, centers, k, labels, sums, scratch);
+    else
+        NAME(accumulate_rows_)(data, rows, d, 0, 0, 1, weights, centers, k, labels, sums, scratch);
 }
 
 static void NAME(accumulate_wide_)(const T *data, size_t rows, size_t d, const double *weights,
                                    const T *centers, size_t k, int32_t *labels,
-                                   kseg_block_sums *sums, void *scratch)
+                                   kseg_block_sums *sums, void *scratch, int expanded)
 {
-    NAME(accumulate_rows_)(data, rows, d, 0, 0, weights, centers, k, labels, sums, scratch);
+    if (expanded)
+        NAME(accumulate_rows_)(data, rows, d, 0, 1, 0, weights, centers, k, labels, sums, scratch);
+    else
+        NAME(accumulate_rows_)(data, rows, d, 0, 0, 0, weights, centers, k, labels, sums, scratch);
+}
+
+static void NAME(accumulate_any_wide_)(const T *data, size_t rows, size_t d,
+                                       const double *weights, const T *centers, size_t k,
+                                       int32_t *labels, kseg_block_sums *sums, void *scratch,
+                                       int expanded)
+{
+    if (NAME(private_sums_)(k, d))
+        NAME(accumulate_wide_private_)(data, rows, d, weights, centers, k, labels, sums, scratch,
+                                       expanded);
+    else
+        NAME(accumulate_wide_)(data, rows, d, weights, centers, k, labels, sums, scratch,
+                               expanded);
 }
 
 static void NAME(assign_accumulate_)(const void *x, size_t rows, size_t d, const double *weights,
@@ -763,11 +945,25 @@ static void NAME(assign_accumulate_)(const void *x, size_t rows, size_t d, const
     switch (d) {
         ROWS_SMALL_CASES(ROWS_ACCUMULATE_CALL);
     default:
-        if (NAME(private_sums_)(k, d))
-            NAME(accumulate_wide_private_)(data, rows, d, weights, centers, k, labels, sums,
-                                           scratch);
-        else
-            NAME(accumulate_wide_)(data, rows, d, weights, centers, k, labels, sums, scratch);
+        NAME(accumulate_any_wide_)(data, rows, d, weights, centers, k, labels, sums, scratch, 0);
+        break;
+    }
+#undef ROWS_ACCUMULATE_CALL
+}
+
+static void NAME(assign_accumulate_expanded_)(const void *x, size_t rows, size_t d,
+                                              const double *weights, const void *packed, size_t k,
+                                              int32_t *labels, kseg_block_sums *sums,
+                                              void *scratch)
+{
+    const T *data = x;
+    const T *centers = packed;
+#define ROWS_ACCUMULATE_CALL(n)                                                                    \
+    NAME(accumulate_expanded_##n##_)(data, rows, weights, centers, k, labels, sums, scratch)
+    switch (d) {
+        ROWS_SMALL_CASES(ROWS_ACCUMULATE_CALL);
+    default:
+        NAME(accumulate_any_wide_)(data, rows, d, weights, centers, k, labels, sums, scratch, 1);
         break;
     }
 #undef ROWS_ACCUMULATE_CALL
@@ -792,6 +988,8 @@ static void NAME(assign_accumulate_)(const void *x, size_t rows, size_t d, const
 #undef V_STORE
 #undef V_SET1
 #undef V_SUB
+#undef V_ADD
+#undef V_MAX
 #undef V_FMA
 #undef V_LESS
 #undef V_SELECT

@@ -7,6 +7,8 @@
 
 /* Optimized kernels are declared here and defined in their own translation units, each compiled
  * with the instruction set it needs. */
+extern const kseg_assign_kernel kseg_assign_avx512_expanded_f32;
+extern const kseg_assign_kernel kseg_assign_avx512_expanded_f64;
 extern const kseg_assign_kernel kseg_assign_avx512_rows_f32;
 extern const kseg_assign_kernel kseg_assign_avx512_rows_f64;
 extern const kseg_assign_kernel kseg_assign_avx512_f32;
@@ -21,6 +23,7 @@ static const kseg_assign_kernel *const kernel_table_f32[] = {
     &kseg_assign_gemm_f32,
 #endif
 #ifdef KSEG_HAVE_AVX512_KERNEL
+    &kseg_assign_avx512_expanded_f32,
     &kseg_assign_avx512_rows_f32,
     &kseg_assign_avx512_f32,
 #endif
@@ -35,6 +38,7 @@ static const kseg_assign_kernel *const kernel_table_f64[] = {
     &kseg_assign_gemm_f64,
 #endif
 #ifdef KSEG_HAVE_AVX512_KERNEL
+    &kseg_assign_avx512_expanded_f64,
     &kseg_assign_avx512_rows_f64,
     &kseg_assign_avx512_f64,
 #endif
@@ -58,8 +62,9 @@ static const kseg_assign_kernel *const *table_for(kseg_dtype dtype, size_t *coun
     return NULL;
 }
 
-const kseg_assign_kernel *kseg_assign_kernel_select(kseg_dtype dtype, size_t k, size_t d,
-                                                    const char *name)
+/* The selection of both entry points; direct_only skips expanded-form kernels. */
+static const kseg_assign_kernel *select_from_table(kseg_dtype dtype, size_t k, size_t d,
+                                                   const char *name, int direct_only)
 {
     size_t count;
     const kseg_assign_kernel *const *table = table_for(dtype, &count);
@@ -73,14 +78,27 @@ const kseg_assign_kernel *kseg_assign_kernel_select(kseg_dtype dtype, size_t k, 
                 return kernel;
             continue;
         }
+        if (direct_only && kernel->expanded_form)
+            continue;
         if (kernel->preferred(k, d))
             return kernel;
-        /* The first supported kernel that is not the GEMM path is the default for shapes no
-           kernel prefers; the reference comes last in the table and is always supported. */
-        if (!fallback && strcmp(kernel->name, "gemm") != 0)
+        /* The first supported direct-difference kernel is the default for shapes no kernel
+           prefers; the reference comes last in the table and is always supported. */
+        if (!fallback && !kernel->expanded_form)
             fallback = kernel;
     }
     return name ? NULL : fallback;
+}
+
+const kseg_assign_kernel *kseg_assign_kernel_select(kseg_dtype dtype, size_t k, size_t d,
+                                                    const char *name)
+{
+    return select_from_table(dtype, k, d, name, 0);
+}
+
+const kseg_assign_kernel *kseg_assign_kernel_select_direct(kseg_dtype dtype, size_t k, size_t d)
+{
+    return select_from_table(dtype, k, d, NULL, 1);
 }
 
 size_t kseg_assign_kernel_list(kseg_dtype dtype, const kseg_assign_kernel **kernels,

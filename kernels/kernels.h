@@ -68,6 +68,10 @@ typedef struct kseg_assign_kernel {
 const kseg_assign_kernel *kseg_assign_kernel_select(kseg_dtype dtype, size_t k, size_t d,
                                                     const char *name);
 
+/* The preferred supported direct-difference kernel for the shape (never an expanded-form one):
+ * what bound-based algorithms use, since they must reproduce a kernel's distances bitwise. */
+const kseg_assign_kernel *kseg_assign_kernel_select_direct(kseg_dtype dtype, size_t k, size_t d);
+
 /* Every kernel in the table for dtype that this CPU supports, in table order; returns the count
  * written (at most capacity). For tests and benchmarks. */
 size_t kseg_assign_kernel_list(kseg_dtype dtype, const kseg_assign_kernel **kernels,

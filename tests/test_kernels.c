@@ -378,7 +378,7 @@ static void expect_close(const kseg_assign_kernel *kernel, const problem *p, con
 
 static int is_expanded(const kseg_assign_kernel *kernel)
 {
-    return strcmp(kernel->name, "gemm") == 0;
+    return kernel->expanded_form;
 }
 
 /* Every supported kernel against the reference on one problem, in the four fused variants:
@@ -594,11 +594,17 @@ Test(kernels, optimized_kernels_are_listed_when_supported)
 {
     const kseg_assign_kernel *kernels[MAX_KERNELS];
     size_t count = kseg_assign_kernel_list(KSEG_FLOAT32, kernels, MAX_KERNELS);
-    int found_avx2 = 0, found_avx512 = 0, found_gemm = 0;
+    int found_avx2 = 0, found_avx512 = 0, found_gemm = 0, found_expanded = 0;
     for (size_t n = 0; n < count; n++) {
         found_avx2 |= strcmp(kernels[n]->name, "avx2") == 0;
         found_avx512 |= strcmp(kernels[n]->name, "avx512") == 0;
         found_gemm |= strcmp(kernels[n]->name, "gemm") == 0;
+        found_expanded |= strcmp(kernels[n]->name, "avx512-expanded") == 0;
+        /* Only the expanded-form kernels may say so: bound-based algorithms rely on the flag. */
+        cr_assert_eq(kernels[n]->expanded_form,
+                     strcmp(kernels[n]->name, "gemm") == 0 ||
+                         strcmp(kernels[n]->name, "avx512-expanded") == 0,
+                     "%s: wrong expanded_form flag", kernels[n]->name);
     }
 #ifdef KSEG_HAVE_GEMM_KERNEL
     cr_assert(found_gemm, "the GEMM kernel is built but not listed");
@@ -610,9 +616,34 @@ Test(kernels, optimized_kernels_are_listed_when_supported)
 #if defined(__x86_64__) && defined(KSEG_HAVE_AVX512_KERNEL)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    {
         cr_assert(found_avx512, "the AVX-512 kernel is built and supported but not listed");
+        cr_assert(found_expanded, "the expanded-form AVX-512 kernel is built and supported but "
+                                  "not listed");
+    }
 #endif
     (void)found_avx2;
     (void)found_avx512;
     (void)found_gemm;
+    (void)found_expanded;
+}
+
+/* Bound-based algorithms need a direct-difference kernel: the direct selection never returns an
+ * expanded-form one, and returns the automatic choice wherever that is direct. */
+Test(kernels, direct_selection_skips_expanded_kernels)
+{
+    for (int t = 1; t <= 2; t++) {
+        kseg_dtype dtype = (kseg_dtype)t;
+        for (size_t d = 1; d <= 80; d += 3)
+            for (size_t k = 1; k <= 300; k = k * 2 + 1) {
+                const kseg_assign_kernel *any = kseg_assign_kernel_select(dtype, k, d, NULL);
+                const kseg_assign_kernel *direct = kseg_assign_kernel_select_direct(dtype, k, d);
+                cr_assert_not_null(direct, "no direct kernel for k=%zu d=%zu", k, d);
+                cr_assert_not(direct->expanded_form, "%s is expanded-form", direct->name);
+                cr_assert_eq(direct->dtype, dtype);
+                if (!any->expanded_form)
+                    cr_assert_eq(direct, any, "k=%zu d=%zu: %s vs %s", k, d, direct->name,
+                                 any->name);
+            }
+    }
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "kseg/kseg.h"
 
 /* ------------------------------------------------------------------ test data */
@@ -355,12 +356,26 @@ Test(kmeans, predict_on_training_data_reproduces_labels)
     fit_or_fail(&m, &o, &r);
     int32_t *labels = malloc(n * sizeof *labels);
     double *distances = malloc(n * sizeof *distances);
-    cr_assert_eq(kseg_kmeans_predict(&m, r.centroids, k, 0, labels, distances, NULL), 0);
+    /* With the fit's shift and kernel the labels are the fit's bitwise, whatever the kernel. */
+    cr_assert_eq(kseg_kmeans_predict_with(&m, r.centroids, k, r.feature_mean, r.kernel, 0, labels,
+                                          distances, NULL), 0);
     cr_assert(memcmp(labels, r.labels, n * sizeof *labels) == 0);
     double total = 0;
     for (size_t i = 0; i < n; i++)
         total += distances[i];
     cr_assert_float_eq(total, r.inertia, 1e-9 * r.inertia);
+    /* Plain predict centers on the centroids' mean instead: an expanded-form kernel (the
+       automatic choice here on AVX-512 CPUs) then rounds differently, which can move a row only
+       where two centers are equally near to rounding. */
+    cr_assert_eq(kseg_kmeans_predict(&m, r.centroids, k, 0, labels, distances, NULL), 0);
+    size_t differ = 0;
+    total = 0;
+    for (size_t i = 0; i < n; i++) {
+        differ += labels[i] != r.labels[i];
+        total += distances[i];
+    }
+    cr_assert_leq(differ, n / 1000, "%zu of %zu labels differ", differ, n);
+    cr_assert_float_eq(total, r.inertia, 1e-5 * r.inertia);
     kseg_kmeans_result_destroy(&r);
     free(labels);
     free(distances);
@@ -380,8 +395,8 @@ Test(kmeans, every_kernel_gives_the_same_clustering)
     o.kernel = "reference";
     kseg_kmeans_result base;
     fit_or_fail(&m, &o, &base);
-    const char *names[] = {"avx2", "avx512", "gemm"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *names[] = {"avx2", "avx512", "avx512-rows", "avx512-expanded", "gemm"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         o.kernel = names[i];
         kseg_kmeans_result other;
         kseg_error e;
@@ -391,10 +406,63 @@ Test(kmeans, every_kernel_gives_the_same_clustering)
         cr_assert_eq(e.code, 0, "%s: %s", names[i], e.message);
         cr_assert(memcmp(other.labels, base.labels, n * sizeof *base.labels) == 0,
                   "%s labels differ from the reference", names[i]);
-        if (strcmp(names[i], "gemm") != 0)
+        if (strcmp(names[i], "gemm") != 0 && strcmp(names[i], "avx512-expanded") != 0)
             assert_bitwise_equal(&base, &other, names[i]);
         kseg_kmeans_result_destroy(&other);
     }
+    kseg_kmeans_result_destroy(&base);
+    free(x);
+}
+
+/* Where the automatic choice for Lloyd is an expanded-form kernel (float32, small d, k >= 8 on
+ * AVX-512 CPUs), the fit agrees with the reference kernel's to rounding: the same labels on
+ * separated blobs, inertia and centroids to float32 precision, bitwise identical for any thread
+ * count; and an explicit Hamerly request still gets a direct-difference kernel and runs Hamerly. */
+Test(kmeans, automatic_expanded_kernel_agrees_with_the_reference)
+{
+    const size_t n = 30011, d = 8, k = 16;
+    float *x = make_blobs(n, d, k, 10.0, 41, NULL);
+    kseg_matrix m = view(x, KSEG_FLOAT32, n, d);
+    kseg_kmeans_options o;
+    kseg_kmeans_options_defaults(&o);
+    o.n_clusters = (int64_t)k;
+    o.kernel = "reference";
+    kseg_kmeans_result base;
+    fit_or_fail(&m, &o, &base);
+    o.kernel = NULL;
+    const kseg_assign_kernel *chosen = kseg_assign_kernel_select(KSEG_FLOAT32, k, d, NULL);
+    kseg_kmeans_result first;
+    for (int threads = 1; threads <= 3; threads++) {
+        o.n_threads = threads;
+        kseg_kmeans_result r;
+        fit_or_fail(&m, &o, &r);
+        cr_assert_str_eq(r.kernel, chosen->name);
+        cr_assert_str_eq(r.algorithm, "lloyd");
+        if (threads == 1) {
+            cr_assert(memcmp(r.labels, base.labels, n * sizeof *r.labels) == 0,
+                      "%s: labels differ from the reference kernel's", r.kernel);
+            cr_assert(fabs(r.inertia - base.inertia) <= 1e-5 * base.inertia,
+                      "%s: inertia %.9g vs reference %.9g", r.kernel, r.inertia, base.inertia);
+            for (size_t i = 0; i < k * d; i++)
+                cr_assert(fabs(r.centroids[i] - base.centroids[i]) <= 1e-5,
+                          "%s: centroid value %zu is %.9g, reference %.9g", r.kernel, i,
+                          r.centroids[i], base.centroids[i]);
+            first = r;
+        } else {
+            assert_bitwise_equal(&first, &r, "automatic kernel, 1 vs more threads");
+            kseg_kmeans_result_destroy(&r);
+        }
+    }
+    o.n_threads = 2;
+    o.algorithm = KSEG_ALGORITHM_HAMERLY;
+    kseg_kmeans_result bounded;
+    fit_or_fail(&m, &o, &bounded);
+    cr_assert_str_eq(bounded.algorithm, "hamerly");
+    cr_assert_str_eq(bounded.kernel, kseg_assign_kernel_select_direct(KSEG_FLOAT32, k, d)->name);
+    cr_assert(memcmp(bounded.labels, base.labels, n * sizeof *base.labels) == 0,
+              "Hamerly's labels differ from the reference kernel's");
+    kseg_kmeans_result_destroy(&bounded);
+    kseg_kmeans_result_destroy(&first);
     kseg_kmeans_result_destroy(&base);
     free(x);
 }
@@ -557,7 +625,11 @@ Test(kmeans, hamerly_equals_lloyd_bitwise, .timeout = 300)
         o.init = cases[t].random_init ? KSEG_INIT_RANDOM : KSEG_INIT_KMEANS_PLUSPLUS;
         o.n_init = cases[t].random_init ? 2 : 1;
         o.tol = t % 2 ? 0.0 : 1e-4; /* tol 0 runs to strict convergence: many iterations */
-        o.kernel = cases[t].kernel;
+        /* Without a kernel name, Hamerly gets the preferred direct-difference kernel; Lloyd runs
+           with that kernel by name, since its own automatic choice may be an expanded-form one. */
+        const kseg_assign_kernel *direct =
+            kseg_assign_kernel_select_direct(cases[t].dtype, cases[t].k, cases[t].d);
+        o.kernel = cases[t].kernel ? cases[t].kernel : direct->name;
         o.n_threads = 1;
         kseg_kmeans_result lloyd;
         kseg_error e;
@@ -574,10 +646,12 @@ Test(kmeans, hamerly_equals_lloyd_bitwise, .timeout = 300)
             snprintf(what, sizeof what, "case %zu (d %zu, k %zu), %d threads", t, cases[t].d,
                      cases[t].k, threads);
             o.algorithm = KSEG_ALGORITHM_HAMERLY;
+            o.kernel = cases[t].kernel;
             o.n_threads = threads;
             kseg_kmeans_result hamerly;
             fit_or_fail(&m, &o, &hamerly);
             cr_assert_str_eq(hamerly.algorithm, "hamerly", "%s", what);
+            cr_assert_str_eq(hamerly.kernel, lloyd.kernel, "%s", what);
             assert_bitwise_equal(&lloyd, &hamerly, what);
             assert_same_statistics(&lloyd, &hamerly, what);
             kseg_kmeans_result_destroy(&hamerly);

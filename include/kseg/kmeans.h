@@ -126,10 +126,14 @@ typedef struct kseg_kmeans_options {
     void *progress_data;       /* Passed to progress. */
     const kseg_comm *comm;     /* Communicator for cross-row reductions; NULL = serial. */
     const char *kernel;        /* Assignment kernel by name ("reference", "avx2", "avx512",
-                                  "gemm"); NULL = chosen from the CPU and the shape. Default
-                                  NULL. Results are bitwise stable for a given kernel. */
+                                  "avx512-rows", "avx512-expanded", "gemm"); NULL = chosen from
+                                  the CPU and the shape (for HAMERLY among the direct-difference
+                                  kernels only). Default NULL. Results are bitwise stable for a
+                                  given kernel. */
     kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every exact algorithm gives
-                                        the same result; they differ in speed and memory.
+                                        the same result with the same kernel; they differ in
+                                        speed and memory. Without a kernel name, Lloyd may choose
+                                        an expanded-form kernel, which agrees to rounding.
                                         MINIBATCH is approximate. */
     double oversampling;       /* k-means||: expected candidates drawn per round (l); finite,
                                   >= 0; 0 = 2k. Default 0. */
