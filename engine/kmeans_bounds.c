@@ -18,8 +18,8 @@
 uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows, size_t k,
                                       size_t d)
 {
-    if (algorithm == KSEG_ALGORITHM_LLOYD)
-        return 0;
+    if (algorithm == KSEG_ALGORITHM_LLOYD || algorithm == KSEG_ALGORITHM_MINIBATCH)
+        return 0; /* mini-batch's batch buffers depend on batch_size: the fit adds them */
     /* Lower bounds [n] doubles; current, previous and transposed centers [k x d] in the element
        type (at most a double); moves, half gaps and one spare [k] doubles; per-thread distances
        [k] (counted for 64 threads, more than kseg's machines have cores). */

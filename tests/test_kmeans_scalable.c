@@ -555,3 +555,12 @@ Test(minibatch, batch_larger_than_n_is_capped)
     }
     kseg_kmeans_result_destroy(&r);
 }
+
+Test(minibatch, needs_no_per_row_bounds_memory)
+{
+    /* Mini-batch keeps no per-row state beyond Lloyd's labels: nothing is charged for it here
+       (its batch buffers are added by the fit from batch_size), unlike Hamerly's n doubles. */
+    cr_assert_eq(kseg_kmeans_algorithm_memory(KSEG_ALGORITHM_MINIBATCH, 1000000, 8, 8), 0u);
+    cr_assert_geq(kseg_kmeans_algorithm_memory(KSEG_ALGORITHM_HAMERLY, 1000000, 8, 8),
+                  1000000u * sizeof(double));
+}

@@ -73,8 +73,10 @@ KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
  * features: for Hamerly one double per row (the lower bound; the upper bound is recomputed
  * exactly in every iteration, since the objective needs each row's distance to its center
  * anyway), two copies of the centers in the data's element type and three doubles per center.
- * 0 for Lloyd; AUTO counts as Hamerly. UINT64_MAX if the size overflows. kseg_kmeans_fit checks
- * it, with the rest of its workspace, against kseg_memory_available() before it starts. */
+ * 0 for Lloyd and mini-batch (whose batch buffers, two copies of batch_size rows of d + 8
+ * doubles, kseg_kmeans_fit adds from the options); AUTO counts as Hamerly. UINT64_MAX if the
+ * size overflows. kseg_kmeans_fit checks it, with the rest of its workspace, against
+ * kseg_memory_available() before it starts. */
 KSEG_API uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows,
                                                size_t k, size_t d);
 
