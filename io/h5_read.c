@@ -500,9 +500,8 @@ static int missing_column(reader *r, const char *name, char *const *available, s
 }
 
 /* Non-zero when some value of the block is a NaN or an infinity (all exponent bits set). A test
-   of the bits without an early exit lets the compiler vectorize the scan, which then costs a
-   small fraction of the load instead of a tenth of it; check_finite locates the value only in
-   the block that has one. */
+   of the bits without an early exit lets the compiler vectorize the scan; check_finite locates
+   the value only in the block that has one. */
 static int has_nonfinite_float32(const float *values, size_t count)
 {
     unsigned found = 0;
@@ -526,38 +525,36 @@ static int has_nonfinite_float64(const double *values, size_t count)
 }
 
 /* Scans the buffer in row-major order and fails on the first NaN or infinity, naming its global
-   row and its column. */
+   row and its column. The scan is a second pass over data far larger than the caches, so it is
+   bound by memory bandwidth: the threads split the blocks, and the first flagged block (a min
+   reduction, so the same block for any thread count) is then searched for the exact value. */
 static int check_finite(reader *r, const kseg_table *table, size_t first_row)
 {
     const size_t rows = table->matrix.rows, cols = table->matrix.cols, total = rows * cols;
-    const size_t block = 4096;
+    const size_t block = 4096, blocks = (total + block - 1) / block;
+    const int single = table->matrix.dtype == KSEG_FLOAT32;
+    const float *data32 = table->data;
+    const double *data64 = table->data;
+    size_t first_flagged = SIZE_MAX;
+    #pragma omp parallel for schedule(static) reduction(min : first_flagged)
+    for (size_t b = 0; b < blocks; b++) {
+        const size_t start = b * block, length = total - start < block ? total - start : block;
+        const int flagged = single ? has_nonfinite_float32(data32 + start, length)
+                                   : has_nonfinite_float64(data64 + start, length);
+        if (flagged && b < first_flagged)
+            first_flagged = b;
+    }
     size_t bad = SIZE_MAX;
     double value = 0.0;
-    if (table->matrix.dtype == KSEG_FLOAT32) {
-        const float *data = table->data;
-        for (size_t start = 0; start < total && bad == SIZE_MAX; start += block) {
-            size_t end = total - start < block ? total : start + block;
-            if (!has_nonfinite_float32(data + start, end - start))
-                continue;
-            for (size_t i = start; i < end; i++)
-                if (!isfinite(data[i])) {
-                    bad = i;
-                    value = data[i];
-                    break;
-                }
-        }
-    } else {
-        const double *data = table->data;
-        for (size_t start = 0; start < total && bad == SIZE_MAX; start += block) {
-            size_t end = total - start < block ? total : start + block;
-            if (!has_nonfinite_float64(data + start, end - start))
-                continue;
-            for (size_t i = start; i < end; i++)
-                if (!isfinite(data[i])) {
-                    bad = i;
-                    value = data[i];
-                    break;
-                }
+    if (first_flagged != SIZE_MAX) {
+        const size_t start = first_flagged * block;
+        const size_t end = total - start < block ? total : start + block;
+        for (size_t i = start; i < end && bad == SIZE_MAX; i++) {
+            double candidate = single ? (double)data32[i] : data64[i];
+            if (!isfinite(candidate)) {
+                bad = i;
+                value = candidate;
+            }
         }
     }
     if (bad == SIZE_MAX)
