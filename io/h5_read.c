@@ -424,6 +424,7 @@ typedef struct reader {
     size_t n_columns_open;
     kseg_error *error;
     int narrowed;      /* float32 buffer, some source column wider than float32 */
+    int checked;       /* the finiteness check was done while reading */
     char reason[256];
 } reader;
 
@@ -500,9 +501,8 @@ static int missing_column(reader *r, const char *name, char *const *available, s
 }
 
 /* Non-zero when some value of the block is a NaN or an infinity (all exponent bits set). A test
-   of the bits without an early exit lets the compiler vectorize the scan, which then costs a
-   small fraction of the load instead of a tenth of it; check_finite locates the value only in
-   the block that has one. */
+   of the bits without an early exit lets the compiler vectorize the scan; check_finite locates
+   the value only in the block that has one. */
 static int has_nonfinite_float32(const float *values, size_t count)
 {
     unsigned found = 0;
@@ -525,43 +525,43 @@ static int has_nonfinite_float64(const double *values, size_t count)
     return found != 0;
 }
 
-/* Scans the buffer in row-major order and fails on the first NaN or infinity, naming its global
-   row and its column. */
-static int check_finite(reader *r, const kseg_table *table, size_t first_row)
+/* Scans elements [begin, end) of the buffer in row-major order and fails on the first NaN or
+   infinity, naming its global row and its column. The scan is a second pass over data far larger than the caches, so it is
+   bound by memory bandwidth: the threads split the blocks, and the first flagged block (a min
+   reduction, so the same block for any thread count) is then searched for the exact value. */
+static int check_finite_range(reader *r, const kseg_table *table, size_t first_row,
+                              size_t begin, size_t end)
 {
-    const size_t rows = table->matrix.rows, cols = table->matrix.cols, total = rows * cols;
-    const size_t block = 4096;
+    const size_t cols = table->matrix.cols, total = end - begin;
+    const size_t block = 4096, blocks = (total + block - 1) / block;
+    const int single = table->matrix.dtype == KSEG_FLOAT32;
+    const float *data32 = (const float *)table->data + begin;
+    const double *data64 = (const double *)table->data + begin;
+    size_t first_flagged = SIZE_MAX;
+    #pragma omp parallel for schedule(static) reduction(min : first_flagged)
+    for (size_t b = 0; b < blocks; b++) {
+        const size_t start = b * block, length = total - start < block ? total - start : block;
+        const int flagged = single ? has_nonfinite_float32(data32 + start, length)
+                                   : has_nonfinite_float64(data64 + start, length);
+        if (flagged && b < first_flagged)
+            first_flagged = b;
+    }
     size_t bad = SIZE_MAX;
     double value = 0.0;
-    if (table->matrix.dtype == KSEG_FLOAT32) {
-        const float *data = table->data;
-        for (size_t start = 0; start < total && bad == SIZE_MAX; start += block) {
-            size_t end = total - start < block ? total : start + block;
-            if (!has_nonfinite_float32(data + start, end - start))
-                continue;
-            for (size_t i = start; i < end; i++)
-                if (!isfinite(data[i])) {
-                    bad = i;
-                    value = data[i];
-                    break;
-                }
-        }
-    } else {
-        const double *data = table->data;
-        for (size_t start = 0; start < total && bad == SIZE_MAX; start += block) {
-            size_t end = total - start < block ? total : start + block;
-            if (!has_nonfinite_float64(data + start, end - start))
-                continue;
-            for (size_t i = start; i < end; i++)
-                if (!isfinite(data[i])) {
-                    bad = i;
-                    value = data[i];
-                    break;
-                }
+    if (first_flagged != SIZE_MAX) {
+        const size_t start = first_flagged * block;
+        const size_t end = total - start < block ? total : start + block;
+        for (size_t i = start; i < end && bad == SIZE_MAX; i++) {
+            double candidate = single ? (double)data32[i] : data64[i];
+            if (!isfinite(candidate)) {
+                bad = i;
+                value = candidate;
+            }
         }
     }
     if (bad == SIZE_MAX)
         return 0;
+    bad += begin;
     const char *what = isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf";
     /* An infinity in a float32 buffer read from wider data may be a finite value too large for
        float32; say so, since the file itself then holds no infinity. */
@@ -572,6 +572,11 @@ static int check_finite(reader *r, const kseg_table *table, size_t first_row)
                           "%s:%s: row %zu, column \"%s\": value is %s (expected a finite number%s)",
                           r->file, r->path, first_row + bad / cols, table->column_names[bad % cols],
                           what, hint);
+}
+
+static int check_finite(reader *r, const kseg_table *table, size_t first_row)
+{
+    return check_finite_range(r, table, first_row, 0, table->matrix.rows * table->matrix.cols);
 }
 
 /* Reads rows [first, first + count) of the 1-D integer dataset at id_path into table->ids. */
@@ -684,6 +689,40 @@ static int compare_size(const void *a, const void *b)
 {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Rows of a contiguous dataset read (and checked) at a time. */
+#define SLAB_BYTES ((size_t)4 << 20)
+
+/* Selects rows [first, first + count) of the file columns sorted[0..cols) (ascending) in the
+   dataset's space, one hyperslab per run of consecutive columns. Negative on an HDF5 failure. */
+static int select_rows(hid_t space, size_t first, size_t count, const size_t *sorted,
+                       size_t cols)
+{
+    if (H5Sselect_none(space) < 0)
+        return -1;
+    for (size_t q = 0; q < cols;) {
+        size_t run = 1;
+        while (q + run < cols && sorted[q + run] == sorted[q] + run)
+            run++;
+        hsize_t start[2] = {first, sorted[q]}, block[2] = {count, run};
+        if (H5Sselect_hyperslab(space, q == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL, block,
+                                NULL) < 0)
+            return -1;
+        q += run;
+    }
+    return 0;
+}
+
+/* Non-zero for a dataset stored contiguously (not chunked, not compact). */
+static int is_contiguous(hid_t dataset)
+{
+    hid_t plist = H5Dget_create_plist(dataset);
+    if (plist < 0)
+        return 0;
+    int contiguous = H5Pget_layout(plist) == H5D_CONTIGUOUS;
+    H5Pclose(plist);
+    return contiguous;
 }
 
 /* Reads the selected columns of a 2-D dataset (or the single column of a 1-D one). */
@@ -831,21 +870,9 @@ static int read_matrix_dataset(reader *r, const kseg_read_options *options, kseg
        chunk is read and decompressed once, however many columns are selected. */
     hsize_t memory_dims[2] = {count, cols};
     memory = H5Screate_simple(2, memory_dims, NULL);
-    if (memory < 0 || H5Sselect_none(space) < 0) {
+    if (memory < 0 || select_rows(space, first, count, sorted, cols) < 0) {
         status = reader_hdf5_failure(r, "cannot select columns");
         goto done;
-    }
-    for (size_t q = 0; q < cols;) {
-        size_t run = 1;
-        while (q + run < cols && sorted[q + run] == sorted[q] + run)
-            run++;
-        hsize_t start[2] = {first, sorted[q]}, block[2] = {count, run};
-        if (H5Sselect_hyperslab(space, q == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL, block,
-                                NULL) < 0) {
-            status = reader_hdf5_failure(r, "cannot select columns");
-            goto done;
-        }
-        q += run;
     }
     hid_t memory_type = table->matrix.dtype == KSEG_FLOAT32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
     /* gzip-compressed chunks are inflated on all threads when nothing but deflate (and shuffle)
@@ -856,8 +883,30 @@ static int read_matrix_dataset(reader *r, const kseg_read_options *options, kseg
                                       table->data, cols, r->error);
     if (status < 0)
         goto done;
-    if (status == 0 &&
-        H5Dread(r->object, memory_type, memory, space, H5P_DEFAULT, table->data) < 0) {
+    if (status == 0 && options->check_finite && !reordered && is_contiguous(r->object)) {
+        /* A contiguous dataset is read in slabs of about 4 MiB, each checked for NaN and
+           infinity right away while it is still in the cache: a check after the whole read would
+           be a second pass through memory, a fifth of the time of the read itself. */
+        const size_t row_bytes = cols * kseg_dtype_size(table->matrix.dtype);
+        const size_t slab = row_bytes < SLAB_BYTES ? SLAB_BYTES / row_bytes : 1;
+        for (size_t done_rows = 0; done_rows < count; done_rows += slab) {
+            hsize_t rows_now = count - done_rows < slab ? count - done_rows : slab;
+            hsize_t memory_start[2] = {done_rows, 0}, memory_block[2] = {rows_now, cols};
+            if (select_rows(space, first + done_rows, rows_now, sorted, cols) < 0 ||
+                H5Sselect_hyperslab(memory, H5S_SELECT_SET, memory_start, NULL, memory_block,
+                                    NULL) < 0 ||
+                H5Dread(r->object, memory_type, memory, space, H5P_DEFAULT, table->data) < 0) {
+                status = reader_hdf5_failure(r, "cannot read the data");
+                goto done;
+            }
+            status = check_finite_range(r, table, first, done_rows * cols,
+                                        (done_rows + rows_now) * cols);
+            if (status)
+                goto done;
+        }
+        r->checked = 1;
+    } else if (status == 0 &&
+               H5Dread(r->object, memory_type, memory, space, H5P_DEFAULT, table->data) < 0) {
         status = reader_hdf5_failure(r, "cannot read the data");
         goto done;
     }
@@ -1240,7 +1289,7 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
 {
     kseg_read_options defaults;
     kseg_table result;
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
     size_t first_row = 0;
     char *id_path = NULL;
     int status;
@@ -1285,7 +1334,7 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
         goto done;
     }
-    if (options->check_finite) {
+    if (options->check_finite && !r.checked) {
         status = check_finite(&r, &result, first_row);
         if (status)
             goto done;
@@ -1312,7 +1361,7 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
                           hid_t memory_type, size_t element_size, void **values, size_t *length,
                           kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID;
     void *result = NULL;
     int status;
@@ -1411,7 +1460,7 @@ int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expecte
 int kseg_h5_read_strings(const char *file, const char *path, char ***values, size_t *count,
                          kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
     if (!values || !count)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_strings: NULL output");
     *values = NULL;
@@ -1438,7 +1487,7 @@ void kseg_h5_free_strings(char **values, size_t count)
 int kseg_h5_read_attribute_string(const char *file, const char *object_path, const char *name,
                                   char **value, kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
     char **strings = NULL;
     size_t count = 0;
     int status;

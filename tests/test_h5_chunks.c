@@ -548,3 +548,52 @@ Test(h5_chunks, a_chunk_stored_raw_with_the_wrong_size_is_refused)
         free(fast);
     }
 }
+
+Test(h5_chunks, contiguous_reads_in_checked_slabs_name_the_global_row)
+{
+    /* 300000 x 4 float32 is 4.6 MiB: two 4 MiB slabs, each checked as it is read. The matrix
+       must still equal H5Dread's, and a NaN in the second slab is named by its file row, also
+       when the read starts at a row offset. */
+    const size_t rows = 300000, cols = 4;
+    const char *path = scratch_path("slabs.h5");
+    float *values = malloc(rows * cols * sizeof *values);
+    for (size_t i = 0; i < rows * cols; i++)
+        values[i] = (float)(i % 1000) * 0.25f;
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {rows, cols};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t dataset = H5Dcreate2(file, "/features", H5T_IEEE_F32LE, space, H5P_DEFAULT,
+                               H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+    H5Dclose(dataset);
+    dataset = H5Dcreate2(file, "/with_nan", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    values[270000 * cols + 2] = NAN;
+    values[280000 * cols + 1] = NAN;
+    H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+    values[270000 * cols + 2] = (float)((270000 * cols + 2) % 1000) * 0.25f;
+    values[280000 * cols + 1] = (float)((280000 * cols + 1) % 1000) * 0.25f;
+    H5Dclose(dataset);
+    H5Sclose(space);
+    H5Fclose(file);
+
+    kseg_read_options options;
+    kseg_read_options_defaults(&options);
+    kseg_table table;
+    kseg_table_init(&table);
+    kseg_error error;
+    kseg_error_clear(&error);
+    cr_assert_eq(kseg_h5_read_table(path, "/features", &options, &table, &error), 0, "%s",
+                 error.message);
+    cr_assert(memcmp(table.data, values, rows * cols * sizeof(float)) == 0);
+    kseg_table_destroy(&table);
+    for (size_t offset = 0; offset <= 5; offset += 5) {
+        options.row_offset = offset;
+        cr_assert_eq(kseg_h5_read_table(path, "/with_nan", &options, &table, &error),
+                     KSEG_ENONFINITE);
+        cr_assert_not_null(strstr(error.message, "row 270000, column \"column2\": value is NaN"),
+                           "%s", error.message);
+        cr_assert_null(table.data);
+    }
+    free(values);
+}

@@ -2,7 +2,9 @@
  * matrices in chunks small enough that the read takes several batches (so the main thread reads
  * the next batch with HDF5 while the others inflate), with a row block and a column subset, and a
  * group of gzip columns, at 1, 2 and 4 threads; every table must equal the 1-thread one bit for
- * bit, and the 1-thread one must equal the written values. */
+ * bit, and the 1-thread one must equal the written values. Also the parallel finiteness check,
+ * which must name the same first NaN at every thread count. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +136,25 @@ int main(void)
         expected[i * 2 + 1] = values[(1234 + i) * COLUMNS + 1];
     }
     check_read(file, "/shuffled", &options, expected, 18000, 2);
+
+    /* Two NaNs in different threads' blocks: the first one is named, whatever the count. */
+    values[70001] = NAN;
+    values[90000] = NAN;
+    h5 = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    write_matrix(h5, "/nan", 7, 1, values);
+    H5Fclose(h5);
+    kseg_read_options_defaults(&options);
+    for (int t = 0; t < TSAN_THREAD_COUNTS; t++) {
+        kseg_table table;
+        kseg_table_init(&table);
+        kseg_error error = {0};
+        tsan_set_threads(tsan_thread_counts[t]);
+        int status = kseg_h5_read_table(file, "/nan", &options, &table, &error);
+        TSAN_CHECK(status == KSEG_ENONFINITE && strstr(error.message, "row 14000, column "
+                                                                      "\"column1\": value is NaN"),
+                   "%d threads: %d %s", tsan_thread_counts[t], status, error.message);
+        kseg_table_destroy(&table);
+    }
 
     remove(file);
     free(values);
