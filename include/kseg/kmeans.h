@@ -42,22 +42,33 @@ typedef enum kseg_kmeans_algorithm {
        row is compared with all centers as Lloyd does). Needs a
        direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
     KSEG_ALGORITHM_HAMERLY = 1,
-    /* Hamerly where it was measured to pay off, else Lloyd: Hamerly when the kernel is the scalar
-       reference (CPUs without AVX2) and d <= 32 (in low dimensions the bounds stay tight). With
-       the vectorized kernels Lloyd was faster at every shape measured (bench/RESULTS.md). */
-    KSEG_ALGORITHM_AUTO = 2
+    /* AUTO_RULE */
+    KSEG_ALGORITHM_AUTO = 2,
+    /* Elkan's algorithm: a lower bound per row and center (n x k floats, rounded down) and the
+       center-to-center distances skip each comparison the triangle inequality decides. Exact
+       like Hamerly (same margins, same kernel arithmetic, ties to the lowest index). */
+    KSEG_ALGORITHM_ELKAN = 3,
+    /* Yinyang k-means (Ding et al. 2015): the centers are split into t = max(1, k / 10) groups
+       by a fixed k-means of the initial centers; one lower bound per row and group (n x t
+       floats) filters whole groups, then each center of a surviving group is filtered by its
+       own move. Exact like Hamerly. */
+    KSEG_ALGORITHM_YINYANG = 4
 } kseg_kmeans_algorithm;
 
-/* Parse "lloyd" / "hamerly" / "auto" (case-sensitive); returns 0 or KSEG_EINVAL. */
+/* Parse "lloyd" / "hamerly" / "elkan" / "yinyang" / "auto" (case-sensitive); returns 0 or
+ * KSEG_EINVAL. */
 KSEG_API int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorithm);
 KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm);
 
 /* Bytes the algorithm needs beyond Lloyd's workspace for n_rows local rows, k clusters and d
  * features: for Hamerly one double per row (the lower bound; the upper bound is recomputed
  * exactly in every iteration, since the objective needs each row's distance to its center
- * anyway), two copies of the centers in the data's element type and three doubles per center.
- * 0 for Lloyd; AUTO counts as Hamerly. UINT64_MAX if the size overflows. kseg_kmeans_fit checks
- * it, with the rest of its workspace, against kseg_memory_available() before it starts. */
+ * anyway), for Elkan k floats per row and k x k floats of center distances, for Yinyang
+ * t = max(1, k / 10) floats per row; each also three copies of the centers in the data's
+ * element type and a few doubles per center. 0 for Lloyd; AUTO counts as the largest it may
+ * pick (Elkan). UINT64_MAX if the size overflows. kseg_kmeans_fit checks it against
+ * options.bounds_memory_limit and, with the rest of its workspace, against
+ * kseg_memory_available() before it starts. */
 KSEG_API uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows,
                                                size_t k, size_t d);
 
@@ -111,6 +122,11 @@ typedef struct kseg_kmeans_options {
                                   NULL. Results are bitwise stable for a given kernel. */
     kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every algorithm gives the
                                         same result; they differ in speed and memory. */
+    uint64_t bounds_memory_limit; /* Bytes the bound algorithms may take beyond Lloyd's
+                                     workspace (kseg_kmeans_algorithm_memory): a requested one
+                                     that needs more fails with KSEG_ETOOBIG, AUTO takes a
+                                     cheaper one. 0 = no limit but kseg_memory_available().
+                                     Default 0. */
 } kseg_kmeans_options;
 
 KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
@@ -150,7 +166,9 @@ typedef struct kseg_kmeans_result {
     int64_t total_empty_repairs;    /* over all runs */
     double *feature_mean;           /* [d] the unweighted data mean the kernels centered on */
     char kernel[32];                /* name of the assignment kernel used */
-    char algorithm[16];             /* the algorithm run ("lloyd" or "hamerly"; AUTO resolved) */
+    char algorithm[16];             /* the algorithm run ("lloyd", "hamerly", "elkan",
+                                       "yinyang"; AUTO resolved) */
+    uint64_t bounds_memory;         /* its extra memory in bytes (kseg_kmeans_algorithm_memory) */
     unsigned warnings;              /* KSEG_WARN_* flags */
     char warning_message[256];      /* a sentence describing the warnings, "" if none */
 } kseg_kmeans_result;
@@ -183,6 +201,14 @@ KSEG_API int kseg_kmeans_predict_with(const kseg_matrix *data, const double *cen
                                       size_t n_clusters, const double *shift, const char *kernel,
                                       int32_t n_threads, int32_t *labels, double *distances,
                                       kseg_error *error);
+
+/* The algorithm kseg_kmeans_fit would run on data with options (AUTO and the kernel resolved)
+ * and its extra memory in bytes, without fitting: for a caller that states the memory before
+ * the fit starts. Fails as the fit would when a requested algorithm exceeds
+ * options->bounds_memory_limit, or the kernel is unknown. */
+KSEG_API int kseg_kmeans_plan(const kseg_matrix *data, const kseg_kmeans_options *options,
+                              kseg_kmeans_algorithm *algorithm, uint64_t *bounds_memory,
+                              kseg_error *error);
 
 /* Weighted sum of squared distances of the rows to the centroids given by labels, computed in
  * double (an independent check of a result's inertia). weights may be NULL. */
