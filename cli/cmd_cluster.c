@@ -36,10 +36,15 @@ static const char *const cluster_usage =
     "                        float64, everything else is read as float32)\n"
     "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, avx512-rows,\n"
     "                        gemm); default: chosen from the CPU and (k, d)\n"
-    "      --algorithm A     lloyd (default), hamerly (bounds skip most distance computations;\n"
-    "                        the same labels, centers and inertia as lloyd, n more doubles of\n"
-    "                        memory) or auto (hamerly with the reference kernel and d <= 32,\n"
-    "                        else lloyd, which the vectorized kernels make faster)\n"
+    "      --algorithm A     lloyd (default), hamerly, elkan, yinyang or auto. The bound\n"
+    "                        algorithms skip distance computations the triangle inequality\n"
+    "                        decides and give bitwise the labels, centers and inertia of lloyd;\n"
+    "                        extra memory: hamerly n doubles, elkan n x k floats, yinyang\n"
+    "                        n x k/10 floats. auto picks from n, d, k, the kernel and memory\n"
+    "                        (README: k-means semantics)\n"
+    "      --bounds-memory B the most extra memory the bound algorithms may take, in bytes or\n"
+    "                        with K, M, G, T (e.g. 512M); a requested one that needs more fails,\n"
+    "                        auto takes a cheaper one (default: no limit but available memory)\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
     "  -h, --help            show this help\n";
@@ -120,7 +125,9 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
         (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "kernel",
                                                  result->kernel, error)) ||
         (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "algorithm",
-                                                 result->algorithm, error)))
+                                                 result->algorithm, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/model/centroids", "bounds_memory",
+                                                (int64_t)result->bounds_memory, error)))
         return status;
     /* The data mean the kernels centered on: predict reuses it (and the kernel) so that training
        rows get exactly the training labels. */
@@ -275,6 +282,7 @@ int kseg_cmd_cluster(int argc, char **argv)
         {"dtype", required_argument, NULL, 'D'},    {"kernel", required_argument, NULL, 'K'},
         {"log-json", required_argument, NULL, 'L'}, {"quiet", no_argument, NULL, 'q'},
         {"algorithm", required_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        {"bounds-memory", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
     const char *command = "cluster";
     kseg_kmeans_options options;
@@ -340,7 +348,14 @@ int kseg_cmd_cluster(int argc, char **argv)
         case 'A':
             if (kseg_kmeans_algorithm_parse(optarg, &options.algorithm))
                 return cli_failf(command, KSEG_EXIT_USAGE,
-                                 "--algorithm: expected lloyd, hamerly or auto, got '%s'", optarg);
+                                 "--algorithm: expected lloyd, hamerly, elkan, yinyang or auto, "
+                                 "got '%s'", optarg);
+            break;
+        case 'B':
+            if (kseg_memory_parse_size(optarg, &options.bounds_memory_limit))
+                return cli_failf(command, KSEG_EXIT_USAGE,
+                                 "--bounds-memory: expected a size in bytes, optionally with K, "
+                                 "M, G or T (e.g. 512M), got '%s'", optarg);
             break;
         case 'q':
             quiet = 1;
@@ -486,6 +501,20 @@ int kseg_cmd_cluster(int argc, char **argv)
         options.progress = report_progress;
         options.progress_data = &progress;
     }
+    /* The bound algorithms' extra memory is stated before the fit starts. */
+    kseg_kmeans_algorithm planned;
+    uint64_t bounds_memory;
+    if (kseg_kmeans_plan(&table.matrix, &options, &planned, &bounds_memory, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    if (!quiet) {
+        char size[32];
+        printf("kseg cluster: algorithm %s, %s of extra memory for its bounds\n",
+               kseg_kmeans_algorithm_name(planned),
+               kseg_memory_format(bounds_memory, size, sizeof size));
+        fflush(stdout);
+    }
     if (kseg_kmeans_fit(&table.matrix, &options, &result, &error)) {
         exit_code = cli_fail(command, &error);
         goto done;
@@ -518,8 +547,10 @@ int kseg_cmd_cluster(int argc, char **argv)
     if (log)
         fprintf(log,
                 "{\"event\":\"done\",\"n\":%zu,\"d\":%zu,\"k\":%lld,\"inertia\":%.17g,"
-                "\"n_iter\":%d,\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"write_seconds\":%.6f}\n",
-                n, d, (long long)k, result.inertia, result.n_iter, loaded - started,
+                "\"n_iter\":%d,\"algorithm\":\"%s\",\"bounds_memory\":%llu,"
+                "\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"write_seconds\":%.6f}\n",
+                n, d, (long long)k, result.inertia, result.n_iter, result.algorithm,
+                (unsigned long long)result.bounds_memory, loaded - started,
                 fitted - loaded, finished - fitted);
     if (!quiet) {
         printf("kseg cluster: %zu rows x %zu columns (%s) -> %lld clusters\n", n, d,

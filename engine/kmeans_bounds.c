@@ -24,14 +24,14 @@ size_t kmeans_yinyang_groups(size_t k)
 static uint64_t bounds_bytes(kseg_kmeans_algorithm algorithm, uint64_t n, uint64_t k, uint64_t d)
 {
     /* Common to all: current, previous and transposed centers [k x d] in the element type (at
-       most a double); moves, half gaps and one spare [k] doubles; per-thread room for 2k + 2t
+       most a double); moves, half gaps and one spare [k] doubles; per-thread room for 4(k + 8) + 2t
        doubles (counted for 64 threads, more than kseg's machines have cores). */
     uint64_t groups = kmeans_yinyang_groups((size_t)k);
     uint64_t bytes = kseg_memory_multiply(kseg_memory_multiply(3, kseg_memory_multiply(k, d)),
                                           sizeof(double));
     bytes = kseg_memory_add(bytes, kseg_memory_multiply(4 * sizeof(double), k));
     bytes = kseg_memory_add(bytes, kseg_memory_multiply(64 * sizeof(double),
-                                                        kseg_memory_add(2 * k, 2 * groups)));
+                                                        kseg_memory_add(4 * (k + 8), 2 * groups)));
     switch (algorithm) {
     case KSEG_ALGORITHM_HAMERLY:
         return kseg_memory_add(bytes, kseg_memory_multiply(n, sizeof(double)));
@@ -46,7 +46,10 @@ static uint64_t bounds_bytes(kseg_kmeans_algorithm algorithm, uint64_t n, uint64
            means). */
         bytes = kseg_memory_add(bytes, kseg_memory_multiply(kseg_memory_multiply(n, groups),
                                                             sizeof(float)));
-        bytes = kseg_memory_add(bytes, kseg_memory_multiply(k, 2 * sizeof(int32_t)));
+        bytes = kseg_memory_add(bytes, kseg_memory_multiply(k, 3 * sizeof(int32_t)));
+        /* The centers and their moves again, in group order. */
+        bytes = kseg_memory_add(bytes, kseg_memory_multiply(kseg_memory_add(
+                                           kseg_memory_multiply(k, d), k), sizeof(double)));
         return kseg_memory_add(bytes, kseg_memory_multiply(
                                           kseg_memory_add(2 * groups + 1,
                                                           kseg_memory_multiply(2 * groups, d)),
@@ -85,6 +88,9 @@ int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context,
         failed |= !(bounds->group_start = malloc((groups + 1) * sizeof *bounds->group_start));
         failed |= !(bounds->group_move = malloc(groups * sizeof *bounds->group_move));
         failed |= !(bounds->group_means = malloc(2 * groups * d * sizeof(double)));
+        failed |= !(bounds->grouped = malloc(k * d * size));
+        failed |= !(bounds->grouped_move = malloc(k * sizeof *bounds->grouped_move));
+        failed |= !(bounds->position_of = malloc(k * sizeof *bounds->position_of));
     }
     bounds->centers = malloc(k * d * size);
     bounds->previous = malloc(k * d * size);
@@ -93,9 +99,10 @@ int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context,
     bounds->half_gap = calloc(k, sizeof *bounds->half_gap);
     bounds->transposed = malloc(k * d * size);
     bounds->n_threads = context->blocks.n_threads;
-    /* A row's k distances (in the element type), Yinyang's k center bounds and t old group
-       bounds. */
-    bounds->stride = 2 * k + 2 * groups;
+    /* Four regions of k + 8 doubles (a row's distances, the survivors' distances or Yinyang's
+       center bounds, the survivors' indices with room for padding; see kmeans_bounds_rows.h)
+       and 2t group figures. */
+    bounds->stride = 4 * (k + 8) + 2 * groups;
     bounds->work = calloc((size_t)bounds->n_threads * bounds->stride, sizeof(double));
     if (failed || !bounds->centers || !bounds->previous || !bounds->moved ||
         !bounds->moved_up || !bounds->half_gap || !bounds->transposed || !bounds->work) {
@@ -143,14 +150,23 @@ void kmeans_bounds_destroy(kmeans_bounds *bounds)
     free(bounds->group_start);
     free(bounds->group_move);
     free(bounds->group_means);
+    free(bounds->grouped);
+    free(bounds->grouped_move);
+    free(bounds->position_of);
     memset(bounds, 0, sizeof *bounds);
 }
 
-/* x >= 0 rounded down to a float (a lower bound stays one). */
+/* x >= 0 rounded down to a float (a lower bound stays one): lowered by 2^-22 relative first, more
+ * than the two roundings (to double, then to the nearest float) can add back; values below 2^-100
+ * (where float rounding is absolute) become 0, values beyond the float range FLT_MAX. Branches
+ * only on rare values, unlike a nextafterf call on every value that rounds up. */
 static inline float down_float(double x)
 {
-    float f = (float)x;
-    return (double)f > x ? nextafterf(f, 0.0f) : f;
+    if (!(x < (double)FLT_MAX))
+        return isinf(x) ? INFINITY : FLT_MAX;
+    if (x < 0x1.0p-100)
+        return 0.0f;
+    return (float)(x * (1.0 - 0x1.0p-22));
 }
 
 /* x >= 0 rounded up to a float (an upper bound stays one). */
@@ -239,6 +255,8 @@ static void group_centers(kmeans_bounds *bounds, const kmeans_context *context,
                 bounds->group_members[position++] = (int32_t)c;
     }
     bounds->group_start[t] = position;
+    for (size_t p = 0; p < k; p++)
+        bounds->position_of[bounds->group_members[p]] = (int32_t)p;
 }
 
 void kmeans_bounds_prepare(kmeans_bounds *bounds, const kmeans_context *context,
@@ -316,6 +334,25 @@ void kmeans_bounds_prepare(kmeans_bounds *bounds, const kmeans_context *context,
             double *move = &bounds->group_move[bounds->group_of[c]];
             if (bounds->moved[c] > *move)
                 *move = bounds->moved[c];
+        }
+        /* Moves in group order, and each group's centers as a transposed block [d x size]
+           at offset start * d: a group's distances then run across its centers in vector
+           lanes. */
+        for (size_t p = 0; p < k; p++)
+            bounds->grouped_move[p] = bounds->moved[bounds->group_members[p]];
+        for (size_t f = 0; f < bounds->n_groups; f++) {
+            size_t first = bounds->group_start[f], size = bounds->group_start[f + 1] - first;
+            for (size_t q = 0; q < size; q++) {
+                size_t c = (size_t)bounds->group_members[first + q];
+                for (size_t j = 0; j < d; j++) {
+                    size_t to = first * d + j * size + q;
+                    if (context->dtype == KSEG_FLOAT32)
+                        ((float *)bounds->grouped)[to] = ((const float *)bounds->centers)[c * d + j];
+                    else
+                        ((double *)bounds->grouped)[to] =
+                            ((const double *)bounds->centers)[c * d + j];
+                }
+            }
         }
     }
 }
@@ -501,22 +538,26 @@ BOUNDS_ROWS(bounds_rows_f64, double, fma)
 #define BR_T float
 #define BR_DISTANCE bounds_rows_f32_distance
 #define BR_ALL_DISTANCES bounds_rows_f32_all_distances
+#define BR_FMA fmaf
 #define BR_SUFFIX f32
 #include "kmeans_bounds_rows.h"
 #undef BR_T
 #undef BR_DISTANCE
 #undef BR_ALL_DISTANCES
 #undef BR_SUFFIX
+#undef BR_FMA
 
 #define BR_T double
 #define BR_DISTANCE bounds_rows_f64_distance
 #define BR_ALL_DISTANCES bounds_rows_f64_all_distances
+#define BR_FMA fma
 #define BR_SUFFIX f64
 #include "kmeans_bounds_rows.h"
 #undef BR_T
 #undef BR_DISTANCE
 #undef BR_ALL_DISTANCES
 #undef BR_SUFFIX
+#undef BR_FMA
 
 void kmeans_bounds_block(void *opaque, size_t b, double *payload, int thread)
 {

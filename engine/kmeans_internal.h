@@ -74,6 +74,10 @@ typedef struct kmeans_bounds {
     size_t *group_start;   /* [t + 1] where each group's centers begin in group_members */
     int32_t *group_members;/* [k] the centers by group, increasing index within a group */
     double *group_move;    /* [t] the largest move in each group */
+    void *grouped;         /* [k x d] element type: each group's centers, transposed, at
+                              group_start * d */
+    double *grouped_move;  /* [k] their moves, in the same order */
+    int32_t *position_of;  /* [k] each center's position in group_members */
     double *group_means;   /* [2 x t x d] scratch of the grouping k-means */
     double largest_move, second_move;
     size_t largest_center; /* the center that moved largest_move */

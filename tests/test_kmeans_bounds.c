@@ -183,22 +183,22 @@ static int64_t check_case(const bound_case *c, const char *kernel, uint64_t seed
 
 Test(kmeans_bounds, equal_lloyd_bitwise_on_stress_data, .timeout = 600)
 {
-    /* n = 20011 is not a multiple of the 8192-row block; k >= 20 gives Yinyang several groups. */
+    /* n = 10007 is not a multiple of the 8192-row block; k >= 20 gives Yinyang several groups. */
     const bound_case cases[] = {
-        {BLOBS, 20011, 2, 7, 5, KSEG_FLOAT64, 1, 0, 1e-4},
-        {BLOBS, 20011, 3, 40, 12, KSEG_FLOAT32, 1, 1, 0.0},
-        {BLOBS, 20011, 8, 25, 20, KSEG_FLOAT32, 0, 0, 0.0},
+        {BLOBS, 10007, 2, 7, 5, KSEG_FLOAT64, 1, 0, 1e-4},
+        {BLOBS, 10007, 3, 40, 12, KSEG_FLOAT32, 1, 1, 0.0},
+        {BLOBS, 10007, 8, 25, 20, KSEG_FLOAT32, 0, 0, 0.0},
         {BLOBS, 12007, 13, 64, 30, KSEG_FLOAT64, 1, 0, 1e-4},
-        {UNIFORM, 20011, 5, 30, 0, KSEG_FLOAT32, 0, 0, 0.0},
+        {UNIFORM, 10007, 5, 30, 0, KSEG_FLOAT32, 0, 0, 0.0},
         {UNIFORM, 9001, 4, 21, 0, KSEG_FLOAT64, 1, 1, 0.0},
-        {GRID, 20011, 3, 12, 0, KSEG_FLOAT32, 0, 0, 0.0},
-        {GRID, 20011, 2, 22, 0, KSEG_FLOAT64, 1, 0, 0.0},
-        {BLOBS, 20011, 1, 9, 6, KSEG_FLOAT32, 0, 0, 0.0},
-        {UNIFORM, 20011, 1, 30, 0, KSEG_FLOAT64, 1, 0, 0.0},
-        {BLOBS, 20011, 6, 1, 3, KSEG_FLOAT32, 1, 0, 0.0},
+        {GRID, 10007, 3, 12, 0, KSEG_FLOAT32, 0, 0, 0.0},
+        {GRID, 10007, 2, 22, 0, KSEG_FLOAT64, 1, 0, 0.0},
+        {BLOBS, 10007, 1, 9, 6, KSEG_FLOAT32, 0, 0, 0.0},
+        {UNIFORM, 10007, 1, 30, 0, KSEG_FLOAT64, 1, 0, 0.0},
+        {BLOBS, 10007, 6, 1, 3, KSEG_FLOAT32, 1, 0, 0.0},
         {BLOBS, 40, 3, 40, 4, KSEG_FLOAT32, 0, 0, 0.0},   /* k = n */
         {GRID, 25, 2, 25, 0, KSEG_FLOAT64, 0, 1, 0.0},    /* k = n with duplicate rows */
-        {BLOBS, 20011, 32, 48, 16, KSEG_FLOAT32, 1, 0, 1e-4},
+        {BLOBS, 10007, 32, 48, 16, KSEG_FLOAT32, 1, 0, 1e-4},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
         check_case(&cases[t], NULL, 1000 + t);
