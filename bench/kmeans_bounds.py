@@ -19,15 +19,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ALGORITHMS = ["lloyd", "hamerly", "elkan", "yinyang"]
 
 
-def run(kseg, data, k, algorithm, threads, max_iter, log):
+def run(kseg, data, k, algorithm, threads, max_iter, log, kernel=None):
     if os.path.exists(log):
         os.remove(log)
-    out = os.path.join(os.path.dirname(log), "result.h5")
+    out = log + ".result.h5"
     # Random initialization (one run): k-means++ at d = 64 takes longer than the iterations, and
     # every algorithm starts from the same centers either way.
     subprocess.run([kseg, "cluster", data, "-k", str(k), "-o", out, "--algorithm", algorithm,
                     "--threads", str(threads), "--max-iter", str(max_iter), "-q",
-                    "--init", "random", "--n-init", "1", "--log-json", log], check=True,
+                    "--init", "random", "--n-init", "1", "--log-json", log] +
+                   (["--kernel", kernel] if kernel else []), check=True,
                    stderr=subprocess.DEVNULL)
     iterations, done = [], None
     with open(log) as f:
@@ -58,7 +59,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-iter", type=int, default=20)
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--kernel", default=None, help="force an assignment kernel (default: "
+                        "kseg's choice)")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--log", default="log.jsonl", help="name of the per-run log file in --dir")
     args = parser.parse_args()
     algorithms = args.algorithms.split(",")
     scratch = args.dir or tempfile.mkdtemp(prefix="kseg_bounds_")
@@ -83,7 +87,8 @@ def main():
                 for algorithm in algorithms:
                     runs[algorithm].append(run(args.kseg, data, k, algorithm, threads,
                                                args.max_iter,
-                                               os.path.join(scratch, "log.jsonl")))
+                                               os.path.join(scratch, args.log),
+                                               args.kernel))
             reference = runs[algorithms[0]][0]
             base = statistics.median(r["iter_seconds"] for r in runs[algorithms[0]])
             for algorithm in algorithms:
@@ -94,6 +99,8 @@ def main():
                 fit = statistics.median(r["fit_seconds"] for r in runs[algorithm])
                 first = runs[algorithm][0]
                 label = kind if kind == "customers" else f"blobs d={d}"
+                if args.kernel:
+                    label += f", kernel {args.kernel}"
                 print(f"| {label} 1e6 | {k} | {threads} | {first['algorithm']} | {seconds:.3f} | "
                       f"{seconds / base:.2f} | {fit:.3f} | {first['n_iter']} | "
                       f"{100 * first['skipped']:.1f} % | "

@@ -159,15 +159,21 @@ done:
 }
 
 /* AUTO's preference for a shape and kernel, best first, Lloyd last (see kseg_kmeans_algorithm
- * and bench/RESULTS.md for the measurements behind it). Returns the number written. */
+ * and bench/RESULTS.md for the measurements behind it): with the scalar reference kernel and
+ * d <= 32, Hamerly (it beat Elkan and Yinyang too, k = 8 to 128), then Yinyang, the cheaper of the
+ * other two in memory, should Hamerly not fit; with the vectorized kernels Lloyd, which compares a
+ * row with all centers faster than any bound algorithm's per-row bookkeeping (issue 5 bench).
+ * Returns the number written. */
 static size_t auto_preference(const kseg_assign_kernel *kernel, size_t n, size_t k, size_t d,
                               kseg_kmeans_algorithm *order)
 {
     (void)n;
     (void)k;
     size_t count = 0;
-    if (d <= 32 && strcmp(kernel->name, "reference") == 0)
+    if (d <= 32 && strcmp(kernel->name, "reference") == 0) {
         order[count++] = KSEG_ALGORITHM_HAMERLY;
+        order[count++] = KSEG_ALGORITHM_YINYANG;
+    }
     order[count++] = KSEG_ALGORITHM_LLOYD;
     return count;
 }

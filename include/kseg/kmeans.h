@@ -42,7 +42,13 @@ typedef enum kseg_kmeans_algorithm {
        row is compared with all centers as Lloyd does). Needs a
        direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
     KSEG_ALGORITHM_HAMERLY = 1,
-    /* AUTO_RULE */
+    /* The fastest measured choice that fits the memory (bench/RESULTS.md, "Exact bound
+       algorithms"): Hamerly when the kernel is the scalar reference (CPUs without AVX2) and
+       d <= 32, else Lloyd. With the reference kernel every bound algorithm beat Lloyd (customers,
+       k = 8: Hamerly 4.9x, Elkan 4.1x, Yinyang 3.7x; k = 128: 21x, 12x, 16x), Hamerly most; with
+       the vectorized kernels Lloyd was faster than all three at every shape measured (k = 8 to
+       128, d = 8 to 64). A bound algorithm is taken only if its memory fits
+       bounds_memory_limit and half of kseg_memory_available(); otherwise Lloyd. */
     KSEG_ALGORITHM_AUTO = 2,
     /* Elkan's algorithm: a lower bound per row and center (n x k floats, rounded down) and the
        center-to-center distances skip each comparison the triangle inequality decides. Exact
