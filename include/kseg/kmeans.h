@@ -44,7 +44,7 @@ typedef enum kseg_kmeans_algorithm {
     KSEG_ALGORITHM_HAMERLY = 1,
     /* The fastest measured choice that fits the memory (bench/RESULTS.md, "Exact bound
        algorithms"): Hamerly when the kernel is the scalar reference (CPUs without AVX2) and
-       d <= 32, else Lloyd. With the reference kernel every bound algorithm beat Lloyd (customers,
+       d <= 32 (Yinyang if Hamerly's memory does not fit), else Lloyd. With the reference kernel every bound algorithm beat Lloyd (customers,
        k = 8: Hamerly 4.9x, Elkan 4.1x, Yinyang 3.7x; k = 128: 21x, 12x, 16x), Hamerly most; with
        the vectorized kernels Lloyd was faster than all three at every shape measured (k = 8 to
        128, d = 8 to 64). A bound algorithm is taken only if its memory fits
@@ -70,9 +70,9 @@ KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
  * features: for Hamerly one double per row (the lower bound; the upper bound is recomputed
  * exactly in every iteration, since the objective needs each row's distance to its center
  * anyway), for Elkan k floats per row and k x k floats of center distances, for Yinyang
- * t = max(1, k / 10) floats per row; each also three copies of the centers in the data's
- * element type and a few doubles per center. 0 for Lloyd; AUTO counts as the largest it may
- * pick (Elkan). UINT64_MAX if the size overflows. kseg_kmeans_fit checks it against
+ * t = max(1, k / 10) floats per row; each also three or four copies of the centers in the
+ * data's element type and a few doubles per center. 0 for Lloyd; AUTO counts as the largest
+ * bound algorithm (Elkan), an upper bound on what it may pick. UINT64_MAX if the size overflows. kseg_kmeans_fit checks it against
  * options.bounds_memory_limit and, with the rest of its workspace, against
  * kseg_memory_available() before it starts. */
 KSEG_API uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows,
