@@ -72,9 +72,9 @@ KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
  * anyway), for Elkan k floats per row and k x k floats of center distances, for Yinyang
  * t = max(1, k / 10) floats per row; each also three or four copies of the centers in the
  * data's element type and a few doubles per center. 0 for Lloyd; AUTO counts as the largest
- * bound algorithm (Elkan), an upper bound on what it may pick. UINT64_MAX if the size overflows. kseg_kmeans_fit checks it against
- * options.bounds_memory_limit and, with the rest of its workspace, against
- * kseg_memory_available() before it starts. */
+ * bound algorithm (Elkan), an upper bound on what it may pick. UINT64_MAX if the size
+ * overflows. kseg_kmeans_fit checks it against options.bounds_memory_limit and, with the rest of
+ * its workspace, against kseg_memory_available() before it starts. */
 KSEG_API uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows,
                                                size_t k, size_t d);
 
