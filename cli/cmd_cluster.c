@@ -41,14 +41,19 @@ static const char *const cluster_usage =
     "                        float64, everything else is read as float32)\n"
     "      --kernel NAME     force an assignment kernel (reference, avx2, avx512, avx512-rows,\n"
     "                        avx512-expanded, gemm); default: chosen from the CPU and (k, d)\n"
-    "      --algorithm A     lloyd (default), hamerly (bounds skip most distance computations;\n"
-    "                        the same labels, centers and inertia as lloyd with the same\n"
-    "                        --kernel, n more doubles of memory) or auto (hamerly with the\n"
-    "                        reference kernel and d <= 32, else lloyd, which the vectorized\n"
-    "                        kernels make faster), or minibatch: APPROXIMATE mini-batch\n"
-    "                        k-means (scikit-learn's MiniBatchKMeans semantics) for the largest\n"
-    "                        data; --max-iter counts epochs, --tol is not used, a final pass\n"
-    "                        labels every row\n"
+    "      --algorithm A     lloyd (default), hamerly, elkan, yinyang, auto or minibatch. The\n"
+    "                        bound algorithms (hamerly, elkan, yinyang) skip distance\n"
+    "                        computations the triangle inequality decides and give bitwise the\n"
+    "                        labels, centers and inertia of lloyd with the same --kernel; extra\n"
+    "                        memory: hamerly n doubles, elkan n x k floats, yinyang n x k/10\n"
+    "                        floats. auto picks from n, d, k, the kernel and memory (README:\n"
+    "                        k-means semantics). minibatch: APPROXIMATE mini-batch k-means\n"
+    "                        (scikit-learn's MiniBatchKMeans semantics) for the largest data;\n"
+    "                        --max-iter counts epochs, --tol is not used, a final pass labels\n"
+    "                        every row\n"
+    "      --bounds-memory B the most extra memory the bound algorithms may take, in bytes or\n"
+    "                        with K, M, G, T (e.g. 512M); a requested one that needs more fails,\n"
+    "                        auto takes a cheaper one (default: no limit but available memory)\n"
     "      --batch-size N    minibatch: rows per batch (default 1024)\n"
     "      --max-no-improvement N  minibatch: stop after N batches without a new minimum of\n"
     "                        the smoothed batch inertia; 0 = never (default 10)\n"
@@ -134,7 +139,9 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
         (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "kernel",
                                                  result->kernel, error)) ||
         (status = kseg_h5_write_attribute_string(writer, "/model/centroids", "algorithm",
-                                                 result->algorithm, error)))
+                                                 result->algorithm, error)) ||
+        (status = kseg_h5_write_attribute_int64(writer, "/model/centroids", "bounds_memory",
+                                                (int64_t)result->bounds_memory, error)))
         return status;
     /* The data mean the kernels centered on: predict reuses it (and the kernel) so that training
        rows get exactly the training labels. */
@@ -292,6 +299,7 @@ int kseg_cmd_cluster(int argc, char **argv)
         {"oversampling", required_argument, NULL, 'O'}, {"init-rounds", required_argument, NULL, 'R'},
         {"batch-size", required_argument, NULL, 'B'},
         {"max-no-improvement", required_argument, NULL, 'P'},
+        {"bounds-memory", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0}};
     const char *command = "cluster";
     kseg_kmeans_options options;
@@ -357,8 +365,8 @@ int kseg_cmd_cluster(int argc, char **argv)
         case 'A':
             if (kseg_kmeans_algorithm_parse(optarg, &options.algorithm))
                 return cli_failf(command, KSEG_EXIT_USAGE,
-                                 "--algorithm: expected lloyd, hamerly, auto or minibatch, got "
-                                 "'%s'", optarg);
+                                 "--algorithm: expected lloyd, hamerly, elkan, yinyang, auto or "
+                                 "minibatch, got '%s'", optarg);
             break;
         case 'O':
             if (cli_parse_double(command, "--oversampling", optarg, 0.0, 1e300,
@@ -383,6 +391,12 @@ int kseg_cmd_cluster(int argc, char **argv)
             if (cli_parse_int64(command, "--max-no-improvement", optarg, 0, INT32_MAX, &value))
                 return KSEG_EXIT_USAGE;
             options.max_no_improvement = (int32_t)value;
+            break;
+        case 'b':
+            if (kseg_memory_parse_size(optarg, &options.bounds_memory_limit))
+                return cli_failf(command, KSEG_EXIT_USAGE,
+                                 "--bounds-memory: expected a size in bytes, optionally with K, "
+                                 "M, G or T (e.g. 512M), got '%s'", optarg);
             break;
         case 'q':
             quiet = 1;
@@ -530,6 +544,20 @@ int kseg_cmd_cluster(int argc, char **argv)
         options.progress = report_progress;
         options.progress_data = &progress;
     }
+    /* The bound algorithms' extra memory is stated before the fit starts. */
+    kseg_kmeans_algorithm planned;
+    uint64_t bounds_memory;
+    if (kseg_kmeans_plan(&table.matrix, &options, &planned, &bounds_memory, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    if (!quiet) {
+        char size[32];
+        printf("kseg cluster: algorithm %s, %s of extra memory for its bounds\n",
+               kseg_kmeans_algorithm_name(planned),
+               kseg_memory_format(bounds_memory, size, sizeof size));
+        fflush(stdout);
+    }
     if (kseg_kmeans_fit(&table.matrix, &options, &result, &error)) {
         exit_code = cli_fail(command, &error);
         goto done;
@@ -564,9 +592,11 @@ int kseg_cmd_cluster(int argc, char **argv)
     if (log)
         fprintf(log,
                 "{\"event\":\"done\",\"n\":%zu,\"d\":%zu,\"k\":%lld,\"inertia\":%.17g,"
-                "\"n_iter\":%d,\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"init_seconds\":%.6f,"
+                "\"n_iter\":%d,\"algorithm\":\"%s\",\"bounds_memory\":%llu,"
+                "\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"init_seconds\":%.6f,"
                 "\"write_seconds\":%.6f}\n",
-                n, d, (long long)k, result.inertia, result.n_iter, loaded - started,
+                n, d, (long long)k, result.inertia, result.n_iter, result.algorithm,
+                (unsigned long long)result.bounds_memory, loaded - started,
                 fitted - loaded, result.init_seconds, finished - fitted);
     if (!quiet) {
         printf("kseg cluster: %zu rows x %zu columns (%s) -> %lld clusters\n", n, d,

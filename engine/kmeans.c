@@ -53,6 +53,10 @@ int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorit
         *algorithm = KSEG_ALGORITHM_AUTO;
     else if (strcmp(text, "minibatch") == 0)
         *algorithm = KSEG_ALGORITHM_MINIBATCH;
+    else if (strcmp(text, "elkan") == 0)
+        *algorithm = KSEG_ALGORITHM_ELKAN;
+    else if (strcmp(text, "yinyang") == 0)
+        *algorithm = KSEG_ALGORITHM_YINYANG;
     else
         return KSEG_EINVAL;
     return 0;
@@ -69,6 +73,10 @@ const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
         return "auto";
     case KSEG_ALGORITHM_MINIBATCH:
         return "minibatch";
+    case KSEG_ALGORITHM_ELKAN:
+        return "elkan";
+    case KSEG_ALGORITHM_YINYANG:
+        return "yinyang";
     }
     return "unknown";
 }
@@ -161,34 +169,84 @@ done:
     return status;
 }
 
-/* The algorithm that runs. Bounds reproduce a kernel's labels only if its distances are the
- * reference's (direct difference), so an expanded-form kernel (gemm, avx512-expanded) named by
- * the caller always runs Lloyd (without a name, Hamerly gets a direct kernel: choose_kernel). AUTO
- * takes Hamerly only where it was measured to win: with the scalar reference kernel (no AVX2)
- * in low dimensions, where the bounds stay tight. The vectorized kernels compare a row with all
- * centers faster than the scalar bound bookkeeping decides it (bench/RESULTS.md, issue 5). */
-static kseg_kmeans_algorithm resolve_algorithm(kseg_kmeans_algorithm requested,
-                                               const kseg_assign_kernel *kernel, size_t d)
+/* AUTO's preference for a shape and kernel, best first, Lloyd last (see kseg_kmeans_algorithm
+ * and bench/RESULTS.md for the measurements behind it): with the scalar reference kernel and
+ * d <= 32, Hamerly (it beat Elkan and Yinyang too, k = 8 to 128), then Yinyang, the cheaper of the
+ * other two in memory, should Hamerly not fit; with the vectorized kernels Lloyd, which compares a
+ * row with all centers faster than any bound algorithm's per-row bookkeeping (issue 5 bench).
+ * Returns the number written. */
+static size_t auto_preference(const kseg_assign_kernel *kernel, size_t n, size_t k, size_t d,
+                              kseg_kmeans_algorithm *order)
 {
-    /* Mini-batch is a different (approximate) algorithm, not a way to reproduce Lloyd. */
-    if (requested == KSEG_ALGORITHM_MINIBATCH)
-        return requested;
-    if (kernel->expanded_form)
-        return KSEG_ALGORITHM_LLOYD;
-    if (requested == KSEG_ALGORITHM_AUTO)
-        return d <= 32 && strcmp(kernel->name, "reference") == 0 ? KSEG_ALGORITHM_HAMERLY
-                                                                 : KSEG_ALGORITHM_LLOYD;
-    return requested;
+    (void)n;
+    (void)k;
+    size_t count = 0;
+    if (d <= 32 && strcmp(kernel->name, "reference") == 0) {
+        order[count++] = KSEG_ALGORITHM_HAMERLY;
+        order[count++] = KSEG_ALGORITHM_YINYANG;
+    }
+    order[count++] = KSEG_ALGORITHM_LLOYD;
+    return count;
+}
+
+/* The algorithm that runs and its extra memory. Bounds reproduce a kernel's labels only if its
+ * distances are the reference's (direct difference), so an expanded-form kernel (gemm,
+ * avx512-expanded) named by the caller always runs Lloyd (without a name, the bound algorithms
+ * get a direct kernel: choose_kernel). Mini-batch is a different (approximate) algorithm, not a
+ * way to reproduce Lloyd, and needs no bounds. A requested bound algorithm whose memory exceeds
+ * options->bounds_memory_limit is refused; AUTO takes the first of its preferences whose memory
+ * fits in that limit and in half of what kseg_memory_available() reports (the rest is for the
+ * data and Lloyd's workspace). */
+static int plan_algorithm(const kseg_kmeans_options *options, const kseg_assign_kernel *kernel,
+                          size_t n, size_t k, size_t d, kseg_kmeans_algorithm *algorithm,
+                          uint64_t *bytes, kseg_error *error)
+{
+    uint64_t limit = options->bounds_memory_limit ? options->bounds_memory_limit : UINT64_MAX;
+    kseg_kmeans_algorithm chosen = options->algorithm;
+    if (chosen == KSEG_ALGORITHM_MINIBATCH) {
+        /* kept as requested */
+    } else if (kernel->expanded_form) {
+        chosen = KSEG_ALGORITHM_LLOYD;
+    } else if (chosen == KSEG_ALGORITHM_AUTO) {
+        kseg_kmeans_algorithm order[4];
+        size_t count = auto_preference(kernel, n, k, d, order);
+        uint64_t available = kseg_memory_available();
+        if (available / 2 < limit)
+            limit = available / 2;
+        chosen = KSEG_ALGORITHM_LLOYD;
+        for (size_t i = 0; i < count; i++)
+            if (kseg_kmeans_algorithm_memory(order[i], n, k, d) <= limit) {
+                chosen = order[i];
+                break;
+            }
+    } else if (chosen != KSEG_ALGORITHM_LLOYD &&
+               kseg_kmeans_algorithm_memory(chosen, n, k, d) > limit) {
+        char need[32], have[32];
+        return kseg_error_set(error, KSEG_ETOOBIG,
+                              "the %s bounds need %s of extra memory (n = %zu rows, k = %zu) "
+                              "but the bounds memory limit is %s (raise it, or choose a cheaper "
+                              "algorithm: hamerly needs n doubles, yinyang n x k/10 floats)",
+                              kseg_kmeans_algorithm_name(chosen),
+                              kseg_memory_format(kseg_kmeans_algorithm_memory(chosen, n, k, d),
+                                                 need, sizeof need),
+                              n, k, kseg_memory_format(limit, have, sizeof have));
+    }
+    *algorithm = chosen;
+    *bytes = kseg_kmeans_algorithm_memory(chosen, n, k, d);
+    return 0;
 }
 
 /* The kernel of a fit: the one named, or the preferred one for the shape. Without a name, an
- * explicit request for Hamerly gets the preferred direct-difference kernel, since the bounds need
- * distances that are bitwise the reference's; Lloyd (and AUTO, which takes Hamerly only with the
- * reference kernel) may get an expanded-form kernel where one is fastest. */
+ * explicit request for a bound algorithm (Hamerly, Elkan, Yinyang) gets the preferred
+ * direct-difference kernel, since the bounds need distances that are bitwise the reference's;
+ * Lloyd, mini-batch and AUTO (which takes a bound algorithm only with the reference kernel) may
+ * get an expanded-form kernel where one is fastest. */
 static const kseg_assign_kernel *choose_kernel(kseg_dtype dtype, size_t k, size_t d,
                                                const kseg_kmeans_options *options)
 {
-    if (!options->kernel && options->algorithm == KSEG_ALGORITHM_HAMERLY)
+    if (!options->kernel && (options->algorithm == KSEG_ALGORITHM_HAMERLY ||
+                             options->algorithm == KSEG_ALGORITHM_ELKAN ||
+                             options->algorithm == KSEG_ALGORITHM_YINYANG))
         return kseg_assign_kernel_select_direct(dtype, k, d);
     return kseg_assign_kernel_select(dtype, k, d, options->kernel);
 }
@@ -200,7 +258,8 @@ static const kseg_assign_kernel *choose_kernel(kseg_dtype dtype, size_t k, size_
  * and the bounds of a bound-based algorithm (kseg_kmeans_algorithm_memory). The data itself is
  * already in memory and not counted. */
 static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *options,
-                           const kseg_comm *comm, kseg_error *error)
+                           const kseg_comm *comm, kseg_kmeans_algorithm *algorithm,
+                           uint64_t *bounds_memory, kseg_error *error)
 {
     uint64_t k = (uint64_t)options->n_clusters, d = data->cols, n = data->rows;
     uint64_t threads = options->n_threads > 0 ? (uint64_t)options->n_threads
@@ -220,10 +279,15 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
     }
     bytes = kseg_memory_add(bytes, kseg_memory_multiply(n, options->n_init > 1 ? 8 : 4));
     /* Only the algorithm that will run is charged: AUTO and the gemm kernel may mean Lloyd. */
-    if (kernel)
-        bytes = kseg_memory_add(bytes, kseg_kmeans_algorithm_memory(
-            resolve_algorithm(options->algorithm, kernel, (size_t)d), (size_t)n, (size_t)k,
-            (size_t)d));
+    *algorithm = KSEG_ALGORITHM_LLOYD;
+    *bounds_memory = 0;
+    if (kernel) {
+        int status = plan_algorithm(options, kernel, (size_t)n, (size_t)k, (size_t)d, algorithm,
+                                    bounds_memory, error);
+        if (status)
+            return status;
+        bytes = kseg_memory_add(bytes, *bounds_memory);
+    }
     bytes = kseg_memory_add(bytes, kseg_memory_multiply((uint64_t)options->max_iter,
                                                         2 * sizeof(kseg_iteration_stats)));
     /* k-means|| keeps a distance, a candidate index and a flag per row (k-means++ the distance
@@ -243,7 +307,8 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
 /* Checks shapes and options before anything is allocated, so that a bad k is reported as such
  * rather than as a failed allocation sized from it. */
 static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *options,
-                            const kseg_comm *comm, kseg_error *error)
+                            const kseg_comm *comm, kseg_kmeans_algorithm *algorithm,
+                            uint64_t *bounds_memory, kseg_error *error)
 {
     if (!data->data)
         return kseg_error_set(error, KSEG_EINVAL, "no data given");
@@ -276,9 +341,7 @@ static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *
     if (options->local_trials < 0)
         return kseg_error_set(error, KSEG_EINVAL, "local_trials must be >= 0, got %d",
                               options->local_trials);
-    if (options->algorithm != KSEG_ALGORITHM_LLOYD && options->algorithm != KSEG_ALGORITHM_HAMERLY &&
-        options->algorithm != KSEG_ALGORITHM_AUTO &&
-        options->algorithm != KSEG_ALGORITHM_MINIBATCH)
+    if (options->algorithm < KSEG_ALGORITHM_LLOYD || options->algorithm > KSEG_ALGORITHM_MINIBATCH)
         return kseg_error_set(error, KSEG_EINVAL, "unknown k-means algorithm %d",
                               (int)options->algorithm);
     if (!(options->oversampling >= 0) || !isfinite(options->oversampling))
@@ -315,7 +378,7 @@ static int validate_options(const kseg_matrix *data, const kseg_kmeans_options *
         return kseg_error_set(error, KSEG_ETOOBIG,
                               "k = %zu clusters x d = %zu features is too large to allocate", k,
                               data->cols);
-    return check_workspace(data, options, comm, error);
+    return check_workspace(data, options, comm, algorithm, bounds_memory, error);
 }
 
 /* Checks the values: finite data (the first NaN/Inf named by row and column) and weights. */
@@ -666,8 +729,8 @@ static int final_assignment(kmeans_context *context, kmeans_bounds *bounds,
     return 0;
 }
 
-/* Lloyd's iteration (bounds NULL) or Hamerly's (bounds set): the same updates, convergence tests
- * and statistics, only the assignment pass differs. */
+/* Lloyd's iteration (bounds NULL) or a bound algorithm's (bounds set): the same updates,
+ * convergence tests and statistics, only the assignment pass differs. */
 static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run,
                      double *centers, int32_t *labels, double *payload, run_output *output,
                      kseg_error *error)
@@ -872,7 +935,9 @@ int kmeans_initial_centers(const kseg_matrix *data, const kseg_kmeans_options *o
         kseg_comm_serial(&serial, data->rows);
         comm = &serial;
     }
-    int status = validate_options(data, options, comm, error);
+    kseg_kmeans_algorithm algorithm;
+    uint64_t bounds_memory;
+    int status = validate_options(data, options, comm, &algorithm, &bounds_memory, error);
     if (status)
         return status;
     if ((status = context_init(&context, data, options, comm, error)) ||
@@ -909,7 +974,9 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     kmeans_bounds bounds, *use_bounds = NULL;
     memset(&bounds, 0, sizeof bounds);
     kseg_iteration_stats *best_iterations = NULL;
-    int status = validate_options(data, options, comm, error);
+    kseg_kmeans_algorithm algorithm;
+    uint64_t bounds_memory;
+    int status = validate_options(data, options, comm, &algorithm, &bounds_memory, error);
     if (status) {
         memset(&context, 0, sizeof context);
         goto done;
@@ -920,10 +987,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
         goto done;
     if ((status = select_kernel(&context, error)))
         goto done;
-    kseg_kmeans_algorithm algorithm = resolve_algorithm(options->algorithm, context.kernel,
-                                                        context.d);
-    if (algorithm == KSEG_ALGORITHM_HAMERLY) {
-        if ((status = kmeans_bounds_init(&bounds, &context, error)))
+    if (algorithm != KSEG_ALGORITHM_LLOYD && algorithm != KSEG_ALGORITHM_MINIBATCH) {
+        if ((status = kmeans_bounds_init(&bounds, &context, algorithm, error)))
             goto done;
         use_bounds = &bounds;
     }
@@ -1027,8 +1092,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     memcpy(result->feature_mean, context.column_mean, d * sizeof *result->feature_mean);
     snprintf(result->kernel, sizeof result->kernel, "%s", context.kernel->name);
     snprintf(result->algorithm, sizeof result->algorithm, "%s",
-             algorithm == KSEG_ALGORITHM_MINIBATCH ? "minibatch"
-                                                   : (use_bounds ? "hamerly" : "lloyd"));
+             kseg_kmeans_algorithm_name(algorithm));
+    result->bounds_memory = bounds_memory;
 
     size_t distinct;
     count_distinct_centers(result->centroids, k, d, &distinct);
@@ -1085,6 +1150,30 @@ done:
     kmeans_bounds_destroy(&bounds);
     context_destroy(&context);
     return status;
+}
+
+int kseg_kmeans_plan(const kseg_matrix *data, const kseg_kmeans_options *options,
+                     kseg_kmeans_algorithm *algorithm, uint64_t *bounds_memory,
+                     kseg_error *error)
+{
+    kseg_comm serial;
+    const kseg_comm *comm = options ? options->comm : NULL;
+    if (!data || !options || !algorithm || !bounds_memory)
+        return kseg_error_set(error, KSEG_EINVAL, "no data, options or output given");
+    if (!comm) {
+        kseg_comm_serial(&serial, data->rows);
+        comm = &serial;
+    }
+    int status = validate_options(data, options, comm, algorithm, bounds_memory, error);
+    if (status)
+        return status;
+    if (!kseg_assign_kernel_select(data->dtype, (size_t)options->n_clusters, data->cols,
+                                   options->kernel))
+        return kseg_error_set(error, KSEG_ENOTSUP,
+                              "kernel '%s' is unknown or not supported by this CPU for %s data",
+                              options->kernel ? options->kernel : "(auto)",
+                              data->dtype == KSEG_FLOAT32 ? "float32" : "float64");
+    return 0;
 }
 
 /* ------------------------------------------------------------------ predict and inertia */

@@ -63,17 +63,36 @@ int kmeans_minibatch_steps(kmeans_context *context, int32_t run, double *centers
                            kseg_iteration_stats *iterations, int32_t *n_iter,
                            kseg_convergence *convergence, kseg_error *error);
 
-/* State of Hamerly's algorithm (kmeans_bounds.c). Distances in the bounds are exact Euclidean
- * distances to the centers rounded to the element type, as the direct kernels see them. */
+/* State of the bound-based algorithms (kmeans_bounds.c): Hamerly, Elkan and Yinyang. Distances
+ * in the bounds are exact Euclidean distances to the centers rounded to the element type, as the
+ * direct kernels see them. */
 typedef struct kmeans_bounds {
-    double *lower;         /* [n] lower bound on the distance of each row to every center but its own */
+    kseg_kmeans_algorithm algorithm; /* HAMERLY, ELKAN or YINYANG */
+    double *lower;         /* Hamerly [n]: lower bound on the distance of each row to every center
+                              but its own */
+    float *row_lower;      /* Elkan [n x k]: lower bound on the distance to each center; Yinyang
+                              [n x n_groups]: to every center of the group but the row's own.
+                              Rounded down to float, so still lower bounds */
     void *centers;         /* [k x d] element type: the centers of the coming pass */
     void *previous;        /* [k x d] element type: those of the last pass */
     double *moved;         /* [k] upper bound on each center's move since the last pass */
+    float *moved_up;       /* [k] moved rounded up to float (Elkan's vectorized bound update) */
     double *half_gap;      /* [k] lower bound on half the distance to the nearest other center */
+    float *gap;            /* Elkan [k x k]: lower bound on the distance between two centers */
     void *transposed;      /* [d x k] element type: the centers of the coming pass, transposed */
-    double *distances;     /* [n_threads x k] per-thread room for one row's k distances */
+    double *work;          /* [n_threads x stride] per-thread room for one row's distances */
+    size_t stride;
     int n_threads;
+    size_t n_groups;       /* Yinyang: t groups of centers, fixed per run */
+    int32_t *group_of;     /* [k] group of each center */
+    size_t *group_start;   /* [t + 1] where each group's centers begin in group_members */
+    int32_t *group_members;/* [k] the centers by group, increasing index within a group */
+    double *group_move;    /* [t] the largest move in each group */
+    void *grouped;         /* [k x d] element type: each group's centers, transposed, at
+                              group_start * d */
+    double *grouped_move;  /* [k] their moves, in the same order */
+    int32_t *position_of;  /* [k] each center's position in group_members */
+    double *group_means;   /* [2 x t x d] scratch of the grouping k-means */
     double largest_move, second_move;
     size_t largest_center; /* the center that moved largest_move */
     double eta;            /* relative error bound of the kernels' squared distances */
@@ -95,11 +114,16 @@ typedef struct kmeans_bounds_pass {
     int32_t *labels;
 } kmeans_bounds_pass;
 
-int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context, kseg_error *error);
+/* Groups of Yinyang for k centers. */
+size_t kmeans_yinyang_groups(size_t k);
+
+int kmeans_bounds_init(kmeans_bounds *bounds, const kmeans_context *context,
+                       kseg_kmeans_algorithm algorithm, kseg_error *error);
 void kmeans_bounds_destroy(kmeans_bounds *bounds);
 /* Starts a new run: every row's first assignment compares it with every center. */
 void kmeans_bounds_reset(kmeans_bounds *bounds);
-/* Before a pass: the new centers [k x d] (double), their moves and half gaps. */
+/* Before a pass: the new centers [k x d] (double), their moves and gaps (and, in a run's first
+   pass, Yinyang's groups). */
 void kmeans_bounds_prepare(kmeans_bounds *bounds, const kmeans_context *context,
                            const double *centers);
 /* After a pass: the bounds now describe the labels. */

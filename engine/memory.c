@@ -88,16 +88,8 @@ static uint64_t room_under(uint64_t limit, uint64_t usage)
     return limit > usage ? limit - usage : 0;
 }
 
-/* KSEG_MEMORY_LIMIT in bytes: digits with an optional fraction, then optionally one of K, M, G,
-   T (powers of 1024, any case), an optional "i" and an optional "B", and nothing else. Returns
-   UINT64_MAX when it is unset; *valid is 0 when it is set but malformed (then it is ignored, and
-   kseg_memory_check says so rather than refusing everything with a limit the user did not mean). */
-static uint64_t environment_limit(int *valid)
+int kseg_memory_parse_size(const char *text, uint64_t *bytes)
 {
-    *valid = 1;
-    const char *text = getenv("KSEG_MEMORY_LIMIT");
-    if (!text || !*text)
-        return UINT64_MAX;
     const char *at = text;
     double value = 0;
     int digits = 0;
@@ -120,12 +112,28 @@ static uint64_t environment_limit(int *valid)
         at++;
     if (toupper((unsigned char)*at) == 'B')
         at++;
-    if (digits == 0 || *at != '\0') {
+    if (digits == 0 || *at != '\0')
+        return KSEG_EINVAL;
+    value *= multiplier;
+    *bytes = value >= 1.8e19 ? UINT64_MAX : (uint64_t)value;
+    return 0;
+}
+
+/* KSEG_MEMORY_LIMIT in bytes (kseg_memory_parse_size). Returns UINT64_MAX when it is unset;
+   *valid is 0 when it is set but malformed (then it is ignored, and kseg_memory_check says so
+   rather than refusing everything with a limit the user did not mean). */
+static uint64_t environment_limit(int *valid)
+{
+    *valid = 1;
+    const char *text = getenv("KSEG_MEMORY_LIMIT");
+    uint64_t bytes;
+    if (!text || !*text)
+        return UINT64_MAX;
+    if (kseg_memory_parse_size(text, &bytes)) {
         *valid = 0;
         return UINT64_MAX;
     }
-    value *= multiplier;
-    return value >= 1.8e19 ? UINT64_MAX : (uint64_t)value;
+    return bytes;
 }
 
 /* A "key value" line of a cgroup memory.stat file, or 0. */

@@ -699,7 +699,7 @@ Test(kmeans, algorithm_names_parse_and_auto_resolves)
     cr_assert_eq(a, KSEG_ALGORITHM_AUTO);
     cr_assert_eq(kseg_kmeans_algorithm_parse("lloyd", &a), 0);
     cr_assert_eq(a, KSEG_ALGORITHM_LLOYD);
-    cr_assert_eq(kseg_kmeans_algorithm_parse("elkan", &a), KSEG_EINVAL);
+    cr_assert_eq(kseg_kmeans_algorithm_parse("elk", &a), KSEG_EINVAL);
     cr_assert_str_eq(kseg_kmeans_algorithm_name(KSEG_ALGORITHM_HAMERLY), "hamerly");
     cr_assert_eq(kseg_kmeans_algorithm_memory(KSEG_ALGORITHM_LLOYD, 1000, 4, 3), 0);
     cr_assert_geq(kseg_kmeans_algorithm_memory(KSEG_ALGORITHM_HAMERLY, 1000, 4, 3),

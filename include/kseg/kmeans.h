@@ -50,10 +50,23 @@ typedef enum kseg_kmeans_algorithm {
        row is compared with all centers as Lloyd does). Needs a
        direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
     KSEG_ALGORITHM_HAMERLY = 1,
-    /* Hamerly where it was measured to pay off, else Lloyd: Hamerly when the kernel is the scalar
-       reference (CPUs without AVX2) and d <= 32 (in low dimensions the bounds stay tight). With
-       the vectorized kernels Lloyd was faster at every shape measured (bench/RESULTS.md). */
+    /* The fastest measured choice that fits the memory (bench/RESULTS.md, "Exact bound
+       algorithms"): Hamerly when the kernel is the scalar reference (CPUs without AVX2) and
+       d <= 32 (Yinyang if Hamerly's memory does not fit), else Lloyd. With the reference kernel every bound algorithm beat Lloyd (customers,
+       k = 8: Hamerly 4.9x, Elkan 4.1x, Yinyang 3.7x; k = 128: 21x, 12x, 16x), Hamerly most; with
+       the vectorized kernels Lloyd was faster than all three at every shape measured (k = 8 to
+       128, d = 8 to 64). A bound algorithm is taken only if its memory fits
+       bounds_memory_limit and half of kseg_memory_available(); otherwise Lloyd. */
     KSEG_ALGORITHM_AUTO = 2,
+    /* Elkan's algorithm: a lower bound per row and center (n x k floats, rounded down) and the
+       center-to-center distances skip each comparison the triangle inequality decides. Exact
+       like Hamerly (same margins, same kernel arithmetic, ties to the lowest index). */
+    KSEG_ALGORITHM_ELKAN = 3,
+    /* Yinyang k-means (Ding et al. 2015): the centers are split into t = max(1, k / 10) groups
+       by a fixed k-means of the initial centers; one lower bound per row and group (n x t
+       floats) filters whole groups, then each center of a surviving group is filtered by its
+       own move. Exact like Hamerly. */
+    KSEG_ALGORITHM_YINYANG = 4,
     /* APPROXIMATE. Mini-batch k-means (Sculley 2010, scikit-learn's MiniBatchKMeans semantics):
        each step draws batch_size rows uniformly with replacement, assigns them to the current
        centers and moves each center towards the weighted mean of its batch rows with a
@@ -65,18 +78,21 @@ typedef enum kseg_kmeans_algorithm {
     KSEG_ALGORITHM_MINIBATCH = 5
 } kseg_kmeans_algorithm;
 
-/* Parse "lloyd" / "hamerly" / "auto" / "minibatch" (case-sensitive); returns 0 or KSEG_EINVAL. */
+/* Parse "lloyd" / "hamerly" / "elkan" / "yinyang" / "auto" / "minibatch" (case-sensitive);
+ * returns 0 or KSEG_EINVAL. */
 KSEG_API int kseg_kmeans_algorithm_parse(const char *text, kseg_kmeans_algorithm *algorithm);
 KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm);
 
 /* Bytes the algorithm needs beyond Lloyd's workspace for n_rows local rows, k clusters and d
  * features: for Hamerly one double per row (the lower bound; the upper bound is recomputed
  * exactly in every iteration, since the objective needs each row's distance to its center
- * anyway), two copies of the centers in the data's element type and three doubles per center.
- * 0 for Lloyd and mini-batch (whose batch buffers, two copies of batch_size rows of d + 8
- * doubles, kseg_kmeans_fit adds from the options); AUTO counts as Hamerly. UINT64_MAX if the
- * size overflows. kseg_kmeans_fit checks it, with the rest of its workspace, against
- * kseg_memory_available() before it starts. */
+ * anyway), for Elkan k floats per row and k x k floats of center distances, for Yinyang
+ * t = max(1, k / 10) floats per row; each also three or four copies of the centers in the
+ * data's element type and a few doubles per center. 0 for Lloyd and mini-batch (whose batch buffers, two copies of batch_size rows of d + 8
+ * doubles, kseg_kmeans_fit adds from the options); AUTO counts as the largest
+ * bound algorithm (Elkan), an upper bound on what it may pick. UINT64_MAX if the size
+ * overflows. kseg_kmeans_fit checks it against options.bounds_memory_limit and, with the rest of
+ * its workspace, against kseg_memory_available() before it starts. */
 KSEG_API uint64_t kseg_kmeans_algorithm_memory(kseg_kmeans_algorithm algorithm, size_t n_rows,
                                                size_t k, size_t d);
 
@@ -145,6 +161,11 @@ typedef struct kseg_kmeans_options {
     int32_t max_no_improvement;/* Mini-batch: steps without a new minimum of the smoothed batch
                                   inertia before the run stops; 0 = never stop early. Default 10,
                                   scikit-learn's. */
+    uint64_t bounds_memory_limit; /* Bytes the bound algorithms may take beyond Lloyd's
+                                     workspace (kseg_kmeans_algorithm_memory): a requested one
+                                     that needs more fails with KSEG_ETOOBIG, AUTO takes a
+                                     cheaper one. 0 = no limit but kseg_memory_available().
+                                     Default 0. */
 } kseg_kmeans_options;
 
 KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
@@ -186,8 +207,9 @@ typedef struct kseg_kmeans_result {
     int64_t total_empty_repairs;    /* over all runs */
     double *feature_mean;           /* [d] the unweighted data mean the kernels centered on */
     char kernel[32];                /* name of the assignment kernel used */
-    char algorithm[16];             /* the algorithm run ("lloyd", "hamerly" or "minibatch";
-                                       AUTO resolved) */
+    char algorithm[16];             /* the algorithm run ("lloyd", "hamerly", "elkan",
+                                       "yinyang" or "minibatch"; AUTO resolved) */
+    uint64_t bounds_memory;         /* its extra memory in bytes (kseg_kmeans_algorithm_memory) */
     unsigned warnings;              /* KSEG_WARN_* flags */
     char warning_message[256];      /* a sentence describing the warnings, "" if none */
     double init_seconds;            /* wall time of the initializations, all runs together */
@@ -221,6 +243,14 @@ KSEG_API int kseg_kmeans_predict_with(const kseg_matrix *data, const double *cen
                                       size_t n_clusters, const double *shift, const char *kernel,
                                       int32_t n_threads, int32_t *labels, double *distances,
                                       kseg_error *error);
+
+/* The algorithm kseg_kmeans_fit would run on data with options (AUTO and the kernel resolved)
+ * and its extra memory in bytes, without fitting: for a caller that states the memory before
+ * the fit starts. Fails as the fit would when a requested algorithm exceeds
+ * options->bounds_memory_limit, or the kernel is unknown. */
+KSEG_API int kseg_kmeans_plan(const kseg_matrix *data, const kseg_kmeans_options *options,
+                              kseg_kmeans_algorithm *algorithm, uint64_t *bounds_memory,
+                              kseg_error *error);
 
 /* Weighted sum of squared distances of the rows to the centroids given by labels, computed in
  * double (an independent check of a result's inertia). weights may be NULL. */

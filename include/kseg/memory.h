@@ -42,6 +42,12 @@ static inline uint64_t kseg_memory_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+/* Parses a size: digits with an optional fraction, then optionally one of K, M, G, T (powers of
+ * 1024, any case), an optional "i" and an optional "B", and nothing else ("512M", "1.5GiB",
+ * "4096"). Returns 0 or KSEG_EINVAL; *bytes saturates at UINT64_MAX. KSEG_MEMORY_LIMIT and the
+ * CLI's size options use it. */
+KSEG_API int kseg_memory_parse_size(const char *text, uint64_t *bytes);
+
 /* Formats bytes as "512 B", "12.0 MiB", "1.50 TiB" into buffer (at least 16 bytes). */
 KSEG_API const char *kseg_memory_format(uint64_t bytes, char *buffer, size_t size);
 

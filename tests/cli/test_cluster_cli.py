@@ -136,8 +136,50 @@ def case_hamerly_writes_the_same_result_as_lloyd(tmp):
                               b["/model/iterations/distances_skipped"][:])
         assert b["/model/iterations/distances_skipped"][:].sum() > 0
     bad = subprocess.run([KSEG, "cluster", data, "-k", "6", "-o", os.path.join(tmp, "x.h5"),
-                          "--algorithm", "no-such"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "--algorithm: expected lloyd, hamerly" in bad.stderr, bad.stderr
+                          "--algorithm", "kmedoids"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected lloyd, hamerly, elkan, yinyang, auto or minibatch" in \
+        bad.stderr, bad.stderr
+
+
+def case_elkan_and_yinyang_write_the_same_result_as_lloyd(tmp):
+    data = os.path.join(tmp, "customers.h5")
+    run_kseg("generate", "customers", "--n", 30000, "--seed", 9, "-o", data)
+    lloyd = os.path.join(tmp, "lloyd.h5")
+    for algorithm in ["elkan", "yinyang"]:
+        out = os.path.join(tmp, f"{algorithm}.h5")
+        # Not quiet: the extra memory is stated before the fit, the distances after it.
+        result = run_kseg("cluster", data, "-k", 24, "-o", out, "--algorithm", algorithm,
+                          "--bounds-memory", "1G")
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith(f"kseg cluster: algorithm {algorithm}, ") and \
+            lines[0].endswith("of extra memory for its bounds"), lines[0]
+        assert any(line.startswith(f"  algorithm {algorithm} (kernel ") for line in lines), lines
+        # Without --kernel a bound algorithm takes the fastest direct-difference kernel; Lloyd
+        # with that kernel must give bitwise the same result.
+        with h5py.File(out, "r") as f:
+            kernel = f["/model/centroids"].attrs["kernel"]
+        run_kseg("cluster", data, "-k", 24, "-o", lloyd, "--quiet", "--kernel", kernel)
+        assert read_result(lloyd) == read_result(out)
+        with h5py.File(lloyd, "r") as a, h5py.File(out, "r") as b:
+            attrs = b["/model/centroids"].attrs
+            assert attrs["algorithm"] == algorithm
+            assert a["/model/centroids"].attrs["bounds_memory"] == 0
+            assert attrs["bounds_memory"] > 30000 * (4 if algorithm == "yinyang" else 24 * 4)
+            for name in ["objective", "center_shift", "changed_labels"]:
+                assert np.array_equal(a["/model/iterations/" + name][:],
+                                      b["/model/iterations/" + name][:]), name
+            computed = a["/model/iterations/distances_computed"][:]
+            assert np.array_equal(computed, b["/model/iterations/distances_computed"][:] +
+                                  b["/model/iterations/distances_skipped"][:])
+            assert b["/model/iterations/distances_skipped"][:].sum() > 0
+    # auto under a tiny limit falls back to a cheaper algorithm instead of failing.
+    out = os.path.join(tmp, "auto.h5")
+    run_kseg("cluster", data, "-k", 24, "-o", out, "--algorithm", "auto", "--bounds-memory",
+             "1", "--quiet")
+    run_kseg("cluster", data, "-k", 24, "-o", lloyd, "--quiet")
+    assert read_result(lloyd) == read_result(out)
+    with h5py.File(out, "r") as f:
+        assert f["/model/centroids"].attrs["algorithm"] == "lloyd"
 
 
 def main():

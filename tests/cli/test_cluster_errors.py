@@ -262,6 +262,27 @@ def case_help_everywhere(tmp):
         assert result.returncode == 0 and "usage" in result.stdout, (command, result.stderr)
 
 
+def case_bad_algorithm_and_bounds_memory(tmp):
+    path = os.path.join(tmp, "in.h5")
+    write(path, customers__features=good_data(n=2000, d=3))
+    out = os.path.join(tmp, "out.h5")
+    expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--algorithm", "kmedoids"],
+                   ["--algorithm", "expected lloyd, hamerly, elkan, yinyang, auto or minibatch",
+                    "'kmedoids'"], code=2, kept=["in.h5"])
+    for bad in ["12Q", "", "-5", "1.5.2", "G"]:
+        expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--bounds-memory", bad],
+                       ["--bounds-memory", "expected a size in bytes", f"got '{bad}'"], code=2,
+                       kept=["in.h5"])
+    # A requested bound algorithm over the limit is refused before the fit, naming both sizes.
+    expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--algorithm", "elkan",
+                         "--bounds-memory", "1K"],
+                   ["the elkan bounds need", "n = 2000 rows, k = 4",
+                    "the bounds memory limit is 1.00 KiB"], kept=["in.h5"])
+    expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--algorithm", "yinyang",
+                         "--bounds-memory", "100"],
+                   ["the yinyang bounds need", "limit is 100 B"], kept=["in.h5"])
+
+
 def main():
     run_cases(globals())
 

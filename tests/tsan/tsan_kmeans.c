@@ -1,8 +1,8 @@
 /* ThreadSanitizer driver for k-means: fits with every assignment kernel this CPU offers (float32
  * and float64, with and without sample weights), k-means++, k-means||, random and given
- * initializations, mini-batch, the
- * empty-cluster repair, the non-finite check and predict, at 1, 2 and 4 threads; the 2- and
- * 4-thread results must equal the 1-thread result bit for bit. */
+ * initializations, mini-batch, the empty-cluster repair, the non-finite check, predict and the
+ * bound algorithms (Hamerly, Elkan, Yinyang), at 1, 2 and 4 threads; the 2- and 4-thread
+ * results must equal the 1-thread result bit for bit. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,19 +185,24 @@ int main(void)
             }
     }
 
-    /* Hamerly's bounded pass (engine/kmeans_bounds.c) runs inside the same block reduction with
-       its per-row bounds shared across iterations: with the scalar reference kernel and a
-       vectorized one, weighted, over several iterations. */
-    const char *const hamerly_kernels[] = {"reference", NULL};
-    for (int h = 0; h < 2; h++) {
-        char label[96];
-        snprintf(label, sizeof label, "Hamerly, kernel %s, float%s, weighted",
-                 hamerly_kernels[h] ? hamerly_kernels[h] : "auto", h ? "64" : "32");
-        fit_case c = {label, h ? (const void *)rows64 : (const void *)rows32,
-                      h ? KSEG_FLOAT64 : KSEG_FLOAT32, hamerly_kernels[h], weights,
-                      KSEG_INIT_KMEANS_PLUSPLUS, 1, 8, NULL, KSEG_ALGORITHM_HAMERLY};
-        check_fit(&c);
-    }
+    /* The bound algorithms' passes (engine/kmeans_bounds.c: Hamerly, Elkan, Yinyang) run inside
+       the same block reduction with per-row bounds and per-thread scratch shared across
+       iterations: with the scalar reference kernel and a vectorized one, weighted, over several
+       iterations. */
+    const char *const bound_kernels[] = {"reference", NULL};
+    const kseg_kmeans_algorithm bound_algorithms[] = {
+        KSEG_ALGORITHM_HAMERLY, KSEG_ALGORITHM_ELKAN, KSEG_ALGORITHM_YINYANG};
+    for (int a = 0; a < 3; a++)
+        for (int h = 0; h < 2; h++) {
+            char label[96];
+            snprintf(label, sizeof label, "%s, kernel %s, float%s, weighted",
+                     kseg_kmeans_algorithm_name(bound_algorithms[a]),
+                     bound_kernels[h] ? bound_kernels[h] : "auto", h ? "64" : "32");
+            fit_case c = {label, h ? (const void *)rows64 : (const void *)rows32,
+                          h ? KSEG_FLOAT64 : KSEG_FLOAT32, bound_kernels[h], weights,
+                          KSEG_INIT_KMEANS_PLUSPLUS, 1, 8, NULL, bound_algorithms[a]};
+            check_fit(&c);
+        }
 
     /* Random initialization, several runs (the best is kept), automatic kernel. */
     fit_case random = {"random init x3, automatic kernel", rows32, KSEG_FLOAT32, NULL, weights,
