@@ -778,6 +778,13 @@ static void drop_columns(kseg_rfm_table *table)
     table->n_customers = 0;
 }
 
+/* The first dense-table offset of range p of n_ranges: floor(span * p / n_ranges), without
+ * overflowing span * p. */
+static size_t dense_range(size_t span, size_t p, size_t n_ranges)
+{
+    return span / n_ranges * p + span % n_ranges * p / n_ranges;
+}
+
 /* Per-partition counts gathered before the table is filled. */
 typedef struct partition_summary {
     size_t included;
@@ -850,23 +857,47 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     }
 
     const kseg_agg_state *state = &aggregator->state;
+    /* In the dense layout the table is cut into as many consecutive id ranges as there are
+       partitions, and each range is handled like a partition. */
+    const int dense = state->dense;
     const size_t n_partitions = state->n_partitions;
+    const size_t dense_span = state->dense_span;
+    const kseg_agg_dense_customer *dense_table = state->dense_table;
     const int net = options->returns == KSEG_RETURNS_NET;
     summaries = calloc(n_partitions, sizeof *summaries);
     starts = malloc((n_partitions + 1) * sizeof *starts);
     if (!summaries || !starts)
         goto out_of_memory;
-    for (size_t p = 0; p < n_partitions; p++)
-        for (size_t s = 1; s < KSEG_RFM_MAX_STAGES; s++)
-            table->stages[s].rows_removed += state->partitions[p].stage_rows[s];
+    int64_t stage_rows[KSEG_AGG_STAGE_COUNT];
+    kseg_agg_stage_rows(state, stage_rows);
+    for (size_t s = 1; s < KSEG_RFM_MAX_STAGES; s++)
+        table->stages[s].rows_removed += stage_rows[s];
 
     /* A customer whose rows got furthest to stage s (< kept) was lost at stage s: it had rows
        before that stage and none after it. With returns netted, one whose kept rows are all
        returns made no purchase and is lost at the returns stage, with those rows. */
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (size_t p = 0; p < n_partitions; p++) {
-        const kseg_agg_partition *partition = &state->partitions[p];
         partition_summary summary = {0}; /* counted locally: neighbours share cache lines */
+        if (dense) {
+            for (size_t d = dense_range(dense_span, p, n_partitions),
+                        end = dense_range(dense_span, p + 1, n_partitions);
+                 d < end; d++) {
+                const kseg_agg_dense_customer *customer = &dense_table[d];
+                if (!customer->reach)
+                    continue;
+                if (customer->reach < KSEG_AGG_KEPT_PURCHASE)
+                    summary.customers_removed[customer->reach]++;
+                else if (customer->purchases == 0) {
+                    summary.customers_removed[KSEG_AGG_RETURNS]++;
+                    summary.return_only_rows += customer->rows;
+                } else
+                    summary.included++;
+            }
+            summaries[p] = summary;
+            continue;
+        }
+        const kseg_agg_partition *partition = &state->partitions[p];
         for (size_t c = 0; c < partition->n_customers; c++) {
             const kseg_agg_customer *customer = &partition->customers[c];
             if (customer->reach < KSEG_AGG_KEPT_PURCHASE)
@@ -933,8 +964,29 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     const kseg_frequency_mode frequency = aggregator->frequency;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (size_t p = 0; p < n_partitions; p++) {
-        const kseg_agg_partition *partition = &state->partitions[p];
         size_t next = starts[p];
+        if (dense) {
+            /* Ranges in id order, ids in order within them: the table is already sorted. */
+            for (size_t d = dense_range(dense_span, p, n_partitions),
+                        end = dense_range(dense_span, p + 1, n_partitions);
+                 d < end; d++) {
+                const kseg_agg_dense_customer *customer = &dense_table[d];
+                if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
+                    included_id[next] = (int64_t)((uint64_t)state->dense_base + d);
+                    included_first[next] = customer->first_time;
+                    included_last[next] = customer->last_time;
+                    included_rows[next] = customer->rows;
+                    included_amount[next] = customer->amount;
+                    included_count[next] = frequency == KSEG_FREQUENCY_LINES
+                                               ? (double)customer->purchases
+                                               : (double)customer->distinct_keys;
+                    order[next] = (uint32_t)next;
+                    next++;
+                }
+            }
+            continue;
+        }
+        const kseg_agg_partition *partition = &state->partitions[p];
         for (size_t c = 0; c < partition->n_customers; c++) {
             const kseg_agg_customer *customer = &partition->customers[c];
             if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
@@ -953,7 +1005,8 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
         }
     }
     /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
-    kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+    if (!dense)
+        kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
 
     int64_t last_time = INT64_MIN;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(max : last_time)
