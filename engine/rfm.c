@@ -106,6 +106,8 @@ typedef struct score_scratch {
     uint64_t *keys, *scratch_keys;
     uint32_t *order, *scratch_order;
     size_t *histograms;
+    size_t *bucket_counts; /* [KSEG_PARTIAL_SORT_BUCKETS + 1] */
+    size_t *positions;     /* [KSEG_SCORING_POSITIONS_MAX] */
 } score_scratch;
 
 static void score_scratch_free(score_scratch *scratch)
@@ -115,7 +117,18 @@ static void score_scratch_free(score_scratch *scratch)
     free(scratch->order);
     free(scratch->scratch_order);
     free(scratch->histograms);
+    free(scratch->bucket_counts);
+    free(scratch->positions);
     memset(scratch, 0, sizeof *scratch);
+}
+
+/* The partial sort's bucket counts and positions, for a scratch whose other arrays exist. */
+static int score_scratch_alloc_buckets(score_scratch *scratch)
+{
+    scratch->bucket_counts =
+        malloc((KSEG_PARTIAL_SORT_BUCKETS + 1) * sizeof *scratch->bucket_counts);
+    scratch->positions = malloc(KSEG_SCORING_POSITIONS_MAX * sizeof *scratch->positions);
+    return scratch->bucket_counts && scratch->positions ? 0 : -1;
 }
 
 static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
@@ -127,7 +140,7 @@ static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
     scratch->scratch_order = malloc(n * sizeof *scratch->scratch_order);
     scratch->histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *scratch->histograms);
     if (!scratch->keys || !scratch->scratch_keys || !scratch->order || !scratch->scratch_order ||
-        !scratch->histograms) {
+        !scratch->histograms || score_scratch_alloc_buckets(scratch)) {
         score_scratch_free(scratch);
         return -1;
     }
@@ -208,7 +221,12 @@ static int score_feature(const double *values, const int64_t *customer_id, size_
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t k = 0; k < n; k++)
         keys[k] = kseg_double_order_key(values[order[k]]);
-    kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+    /* Only the positions the cut points and the rank scores read need the exact order; the
+       other values need only be in the right bucket (kseg_scoring_positions). */
+    size_t n_positions = kseg_scoring_positions(n, bins, ties == KSEG_TIES_RANK,
+                                                scratch->positions);
+    kseg_partial_sort_pairs(keys, order, n, scratch->positions, n_positions, scratch_keys,
+                            scratch_order, scratch->bucket_counts, histograms);
 
     kseg_quantiles_linear(values, order, n, bins, cuts);
     if (ties == KSEG_TIES_RANK)
@@ -1040,11 +1058,19 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
        sorts (each feature's scores do not depend on how it was computed). */
     const double *features[3] = {table->recency, table->frequency, table->monetary};
     const int concurrent = threads > 1;
-    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms}};
+    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms, NULL,
+                                 NULL}};
+    if (score_scratch_alloc_buckets(&scratch[0])) {
+        free(scratch[0].bucket_counts);
+        free(scratch[0].positions);
+        goto out_of_memory;
+    }
     for (int f = 1; concurrent && f < 3; f++)
         if (score_scratch_alloc(&scratch[f], n, 1)) {
             for (int g = 1; g < f; g++)
                 score_scratch_free(&scratch[g]);
+            free(scratch[0].bucket_counts);
+            free(scratch[0].positions);
             goto out_of_memory;
         }
     int statuses[3] = {0, 0, 0};
@@ -1059,6 +1085,8 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     }
     for (int f = 1; concurrent && f < 3; f++)
         score_scratch_free(&scratch[f]);
+    free(scratch[0].bucket_counts);
+    free(scratch[0].positions);
     for (int f = 0; f < 3; f++)
         if (statuses[f]) {
             if (error)
