@@ -806,9 +806,22 @@ static size_t dense_range(size_t span, size_t p, size_t n_ranges)
 /* Per-partition counts gathered before the table is filled. */
 typedef struct partition_summary {
     size_t included;
+    int64_t last_time;        /* latest purchase of the included customers (dense layout only) */
     int64_t customers_removed[KSEG_RFM_MAX_STAGES];
     int64_t return_only_rows; /* net mode: kept rows of customers who never purchased */
 } partition_summary;
+
+/* The table's last purchase and reference time: the option's, or midnight UTC after the day of
+ * the last purchase. */
+static void set_reference(kseg_rfm_table *table, const kseg_rfm_options *options,
+                          int64_t last_time)
+{
+    table->last_time = last_time;
+    if (options->reference_time == INT64_MIN)
+        table->reference_time = (floor_div(last_time, SECONDS_PER_DAY) + 1) * SECONDS_PER_DAY;
+    else
+        table->reference_before_last = options->reference_time < last_time;
+}
 
 static int describe_empty(const kseg_rfm_aggregator *aggregator, const kseg_rfm_table *table,
                           kseg_error *error)
@@ -909,8 +922,11 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
                 else if (customer->purchases == 0) {
                     summary.customers_removed[KSEG_AGG_RETURNS]++;
                     summary.return_only_rows += customer->rows;
-                } else
+                } else {
                     summary.included++;
+                    if (summary.included == 1 || customer->last_time > summary.last_time)
+                        summary.last_time = customer->last_time;
+                }
             }
             summaries[p] = summary;
             continue;
@@ -948,12 +964,19 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
         goto done;
     }
 
-    included_id = malloc(n * sizeof *included_id);
-    included_first = malloc(n * sizeof *included_first);
-    included_last = malloc(n * sizeof *included_last);
-    included_rows = malloc(n * sizeof *included_rows);
-    included_amount = malloc(n * sizeof *included_amount);
-    included_count = malloc(n * sizeof *included_count);
+    /* The dense table is read straight into the result columns; the partitions go through
+       per-customer columns that are then put in id order. */
+    if (!dense) {
+        included_id = malloc(n * sizeof *included_id);
+        included_first = malloc(n * sizeof *included_first);
+        included_last = malloc(n * sizeof *included_last);
+        included_rows = malloc(n * sizeof *included_rows);
+        included_amount = malloc(n * sizeof *included_amount);
+        included_count = malloc(n * sizeof *included_count);
+        if (!included_id || !included_first || !included_last || !included_rows ||
+            !included_amount || !included_count)
+            goto out_of_memory;
+    }
     keys = malloc(n * sizeof *keys);
     scratch_keys = malloc(n * sizeof *scratch_keys);
     order = malloc(n * sizeof *order);
@@ -969,28 +992,56 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     table->scores = malloc(3 * n * sizeof *table->scores);
     table->segment = malloc(n * sizeof *table->segment);
     table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
-    if (!included_id || !included_first || !included_last || !included_rows ||
-        !included_amount || !included_count || !keys || !scratch_keys || !order ||
-        !scratch_order || !histograms || !ascending || !table->customer_id ||
-        !table->recency || !table->frequency ||
-        !table->monetary || !table->tenure || !table->rows || !table->scores || !table->segment ||
-        !table->cuts)
+    if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
+        !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
+        !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts)
         goto out_of_memory;
     if (copy_map(&table->map, &aggregator->map))
         goto out_of_memory;
 
     const kseg_frequency_mode frequency = aggregator->frequency;
+    const int mean = options->monetary == KSEG_MONETARY_MEAN;
+    if (dense) {
+        int64_t last_time = INT64_MIN;
+        for (size_t p = 0; p < n_partitions; p++)
+            if (summaries[p].included && summaries[p].last_time > last_time)
+                last_time = summaries[p].last_time;
+        set_reference(table, options, last_time);
+        const int64_t reference = table->reference_time;
+        const uint64_t base = (uint64_t)state->dense_base;
+        /* Ranges in id order, ids in order within them: the table comes out sorted by id. */
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
-    for (size_t p = 0; p < n_partitions; p++) {
-        size_t next = starts[p];
-        if (dense) {
-            /* Ranges in id order, ids in order within them: the table is already sorted. */
+        for (size_t p = 0; p < n_partitions; p++) {
+            size_t k = starts[p];
             for (size_t d = dense_range(dense_span, p, n_partitions),
                         end = dense_range(dense_span, p + 1, n_partitions);
                  d < end; d++) {
                 const kseg_agg_dense_customer *customer = &dense_table[d];
+                if (customer->reach != KSEG_AGG_KEPT_PURCHASE || customer->purchases == 0)
+                    continue;
+                double count = frequency == KSEG_FREQUENCY_LINES
+                                   ? (double)customer->purchases
+                                   : (double)customer->distinct_keys;
+                table->customer_id[k] = (int64_t)(base + d);
+                table->recency[k] =
+                    (double)floor_div(reference - customer->last_time, SECONDS_PER_DAY);
+                table->tenure[k] =
+                    (double)floor_div(reference - customer->first_time, SECONDS_PER_DAY);
+                table->frequency[k] = count;
+                table->monetary[k] = mean ? customer->amount / count : customer->amount;
+                table->rows[k] = customer->rows;
+                k++;
+            }
+        }
+    } else {
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
+        for (size_t p = 0; p < n_partitions; p++) {
+            size_t next = starts[p];
+            const kseg_agg_partition *partition = &state->partitions[p];
+            for (size_t c = 0; c < partition->n_customers; c++) {
+                const kseg_agg_customer *customer = &partition->customers[c];
                 if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
-                    included_id[next] = (int64_t)((uint64_t)state->dense_base + d);
+                    included_id[next] = customer->customer_id;
                     included_first[next] = customer->first_time;
                     included_last[next] = customer->last_time;
                     included_rows[next] = customer->rows;
@@ -998,56 +1049,33 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
                     included_count[next] = frequency == KSEG_FREQUENCY_LINES
                                                ? (double)customer->purchases
                                                : (double)customer->distinct_keys;
+                    keys[next] = kseg_int64_order_key(customer->customer_id);
                     order[next] = (uint32_t)next;
                     next++;
                 }
             }
-            continue;
         }
-        const kseg_agg_partition *partition = &state->partitions[p];
-        for (size_t c = 0; c < partition->n_customers; c++) {
-            const kseg_agg_customer *customer = &partition->customers[c];
-            if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
-                included_id[next] = customer->customer_id;
-                included_first[next] = customer->first_time;
-                included_last[next] = customer->last_time;
-                included_rows[next] = customer->rows;
-                included_amount[next] = customer->amount;
-                included_count[next] = frequency == KSEG_FREQUENCY_LINES
-                                           ? (double)customer->purchases
-                                           : (double)customer->distinct_keys;
-                keys[next] = kseg_int64_order_key(customer->customer_id);
-                order[next] = (uint32_t)next;
-                next++;
-            }
-        }
-    }
-    /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
-    if (!dense)
+        /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
         kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
 
-    int64_t last_time = INT64_MIN;
+        int64_t last_time = INT64_MIN;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(max : last_time)
-    for (size_t i = 0; i < n; i++)
-        if (included_last[i] > last_time)
-            last_time = included_last[i];
-    table->last_time = last_time;
-    if (options->reference_time == INT64_MIN)
-        table->reference_time = (floor_div(last_time, SECONDS_PER_DAY) + 1) * SECONDS_PER_DAY;
-    else
-        table->reference_before_last = options->reference_time < last_time;
-    const int64_t reference = table->reference_time;
-    const int mean = options->monetary == KSEG_MONETARY_MEAN;
+        for (size_t i = 0; i < n; i++)
+            if (included_last[i] > last_time)
+                last_time = included_last[i];
+        set_reference(table, options, last_time);
+        const int64_t reference = table->reference_time;
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t k = 0; k < n; k++) {
-        size_t c = order[k];
-        double count = included_count[c];
-        table->customer_id[k] = included_id[c];
-        table->recency[k] = (double)floor_div(reference - included_last[c], SECONDS_PER_DAY);
-        table->tenure[k] = (double)floor_div(reference - included_first[c], SECONDS_PER_DAY);
-        table->frequency[k] = count;
-        table->monetary[k] = mean ? included_amount[c] / count : included_amount[c];
-        table->rows[k] = included_rows[c];
+        for (size_t k = 0; k < n; k++) {
+            size_t c = order[k];
+            double count = included_count[c];
+            table->customer_id[k] = included_id[c];
+            table->recency[k] = (double)floor_div(reference - included_last[c], SECONDS_PER_DAY);
+            table->tenure[k] = (double)floor_div(reference - included_first[c], SECONDS_PER_DAY);
+            table->frequency[k] = count;
+            table->monetary[k] = mean ? included_amount[c] / count : included_amount[c];
+            table->rows[k] = included_rows[c];
+        }
     }
     table->n_customers = n;
 
