@@ -627,6 +627,28 @@ static int64_t classify_columns(kseg_rfm_aggregator *aggregator, const kseg_tran
     int64_t *day_keys = aggregator->day_keys;
     const size_t n_where = aggregator->n_where;
     int64_t first_bad = INT64_MAX, missing = 0;
+    if (!valid && !n_where && !filter_price && !days) {
+        /* The common case, without conditions: only returns are told apart, in a loop without
+           branches that the compiler vectorizes; the first non-finite amount is looked for only
+           when there is one. */
+        const uint8_t purchase = KSEG_AGG_KEPT_PURCHASE;
+        int finite = 1;
+#pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
+    reduction(&& : finite)
+        for (size_t k = 0; k < rows; k++) {
+            int is_return = (cancelled ? cancelled[k] != 0 : 0) |
+                            (quantity ? quantity[k] < 0 : 0) | (amount[k] < 0);
+            stages[k] = is_return ? returns_stage : purchase;
+            finite = finite && isfinite(amount[k]);
+        }
+        *without_customer = 0;
+        if (finite)
+            return -1;
+        for (size_t k = 0; k < rows; k++)
+            if (!isfinite(amount[k]))
+                return aggregator->rows_read + (int64_t)(begin + k);
+        return -1;
+    }
 #pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
     reduction(min : first_bad) reduction(+ : missing)
     for (size_t k = 0; k < rows; k++) {

@@ -831,11 +831,10 @@ static int dense_prepare(kseg_agg_state *state, int64_t lowest, int64_t highest,
  * when every owned row was added, and sets *failed when the key log could not grow. */
 static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_columns *columns,
                                       size_t rows, size_t first, size_t end,
-                                      kseg_agg_dense_log *log, int64_t *stage_rows,
+                                      kseg_agg_dense_log *log, int64_t *stage_rows_out,
                                       size_t *new_customers, int *failed)
 {
     const int track_keys = state->track_keys;
-    const uint64_t base = (uint64_t)state->dense_base;
     const uint64_t owned = end - first;
     kseg_agg_dense_customer *table = state->dense_table + first;
     const int64_t *customer_ids = columns->customer_id;
@@ -843,39 +842,51 @@ static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_colu
     const double *amounts = columns->amount;
     const int64_t *keys = columns->key;
     const uint8_t *stages = columns->stage;
-    const uint64_t offset_base = base + first;
+    const uint64_t offset_base = (uint64_t)state->dense_base + first;
+    int64_t stage_rows[KSEG_AGG_STAGE_COUNT] = {0}; /* local: no aliasing with the table */
     size_t added_customers = 0;
     size_t stop = rows;
+    const size_t prefetch_end = rows > DENSE_PREFETCH_AHEAD ? rows - DENSE_PREFETCH_AHEAD : 0;
     for (size_t i = 0; i < rows; i++) {
-        size_t ahead = i + DENSE_PREFETCH_AHEAD;
-        if (ahead < rows && stages[ahead] != KSEG_AGG_NO_CUSTOMER) {
-            uint64_t offset = (uint64_t)customer_ids[ahead] - offset_base;
-            if (offset < owned)
-                __builtin_prefetch(&table[offset], 1);
+        /* The entry of a row ahead, whatever its stage: an address inside the owned range is
+           all a prefetch needs. */
+        if (i < prefetch_end) {
+            uint64_t ahead = (uint64_t)customer_ids[i + DENSE_PREFETCH_AHEAD] - offset_base;
+            if (ahead < owned)
+                __builtin_prefetch(&table[ahead], 1);
         }
-        uint32_t stage = stages[i];
-        if (stage == KSEG_AGG_NO_CUSTOMER)
-            continue;
         uint64_t offset = (uint64_t)customer_ids[i] - offset_base;
-        if (offset >= owned)
+        uint32_t stage = stages[i];
+        if (offset >= owned || stage == KSEG_AGG_NO_CUSTOMER)
             continue;
         kseg_agg_dense_customer *customer = &table[offset];
-        /* Checked before anything of the row is added: the partitions take it from here. */
-        if (track_keys && stage == KSEG_AGG_KEPT_PURCHASE && customer->distinct_keys &&
-            keys[i] < customer->max_key) {
-            stop = i;
-            break;
+        int new_key = 0;
+        int64_t key = 0;
+        if (track_keys && stage == KSEG_AGG_KEPT_PURCHASE) {
+            key = keys[i];
+            if (!customer->distinct_keys)
+                new_key = 1;
+            else if (key != customer->max_key) {
+                /* Checked before anything of the row is added: a key below the customer's
+                   largest needs the set, and the partitions take the row from here. */
+                if (key < customer->max_key) {
+                    stop = i;
+                    break;
+                }
+                new_key = 1;
+            }
         }
-        if (!customer->reach) {
-            customer->first_time = INT64_MAX;
-            customer->last_time = INT64_MIN;
-            added_customers++;
-        }
-        stage_rows[stage]++;
         int32_t reach =
             stage >= KSEG_AGG_KEPT_PURCHASE ? KSEG_AGG_KEPT_PURCHASE : (int32_t)stage;
-        if (reach > customer->reach)
+        if (reach > customer->reach) {
+            if (!customer->reach) { /* the id's first row */
+                customer->first_time = INT64_MAX;
+                customer->last_time = INT64_MIN;
+                added_customers++;
+            }
             customer->reach = reach;
+        }
+        stage_rows[stage]++;
         if (stage < KSEG_AGG_KEPT_PURCHASE)
             continue;
         customer->rows++;
@@ -888,11 +899,7 @@ static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_colu
             customer->first_time = time;
         if (time > customer->last_time)
             customer->last_time = time;
-        if (!track_keys)
-            continue;
-        int64_t key = keys[i];
-        /* Keys at or below the largest were handled above: equal to it is a known pair. */
-        if (customer->distinct_keys && key == customer->max_key)
+        if (!new_key)
             continue;
         if (log->n_keys == log->capacity) {
             size_t capacity = log->capacity ? 2 * log->capacity : 4096;
@@ -911,6 +918,8 @@ static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_colu
         customer->distinct_keys++;
         customer->max_key = key;
     }
+    for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+        stage_rows_out[s] += stage_rows[s];
     *new_customers = added_customers;
     return stop;
 }
