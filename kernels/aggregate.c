@@ -903,7 +903,7 @@ static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_colu
             continue;
         if (log->n_keys == log->capacity) {
             size_t capacity = log->capacity ? 2 * log->capacity : 4096;
-            struct kseg_agg_dense_key *grown = realloc(log->keys, capacity * sizeof *grown);
+            kseg_agg_dense_key *grown = realloc(log->keys, capacity * sizeof *grown);
             if (!grown) {
                 *failed = 1;
                 stop = rows;

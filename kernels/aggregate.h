@@ -109,11 +109,13 @@ typedef struct kseg_agg_dense_customer {
 
 /* One thread's key log in the dense layout: the distinct (customer, key) pairs it added, as in
  * kseg_agg_partition's key log but by customer id, which stays valid when the range grows. */
+typedef struct kseg_agg_dense_key {
+    int64_t key;
+    int64_t customer_id;
+} kseg_agg_dense_key;
+
 typedef struct kseg_agg_dense_log {
-    struct kseg_agg_dense_key {
-        int64_t key;
-        int64_t customer_id;
-    } *keys;
+    kseg_agg_dense_key *keys;
     size_t n_keys;
     size_t capacity;
 } kseg_agg_dense_log;
