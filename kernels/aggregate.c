@@ -966,34 +966,31 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
         return add_columns_partitioned(state, columns, rows, n_threads);
 
     const size_t span = state->dense_span;
-    size_t stops[DENSE_MAX_TEAM];
+    /* Each thread's results in its own slot, added up after the region (no lock). */
+    size_t stops[DENSE_MAX_TEAM], new_customers[DENSE_MAX_TEAM];
+    int64_t stage_rows[DENSE_MAX_TEAM][KSEG_AGG_STAGE_COUNT];
+    int thread_failed[DENSE_MAX_TEAM];
     int team_size = n_threads < DENSE_MAX_TEAM ? n_threads : DENSE_MAX_TEAM;
-    int failed = 0, stopped = 0;
 #pragma omp parallel num_threads(team_size)
     {
         const size_t thread = (size_t)omp_get_thread_num();
         const size_t team = (size_t)omp_get_num_threads();
-        int64_t stage_rows[KSEG_AGG_STAGE_COUNT] = {0};
-        size_t new_customers = 0;
-        int thread_failed = 0;
-        size_t stop = add_columns_dense_range(
+        if (thread == 0)
+            team_size = (int)team; /* the team actually formed; read after the region */
+        memset(stage_rows[thread], 0, sizeof stage_rows[thread]);
+        thread_failed[thread] = 0;
+        stops[thread] = add_columns_dense_range(
             state, columns, rows, dense_split(span, thread, team),
-            dense_split(span, thread + 1, team), &state->dense_logs[thread], stage_rows,
-            &new_customers, &thread_failed);
-        stops[thread] = stop;
-#pragma omp critical(kseg_agg_dense_totals)
-        {
-            /* Integer counts: the order of these additions cannot change them. */
-            for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
-                state->dense_stage_rows[s] += stage_rows[s];
-            state->dense_customers += new_customers;
-            if (thread_failed)
-                failed = 1;
-            if (stop < rows)
-                stopped = 1;
-        }
-#pragma omp single
-        team_size = (int)team;
+            dense_split(span, thread + 1, team), &state->dense_logs[thread], stage_rows[thread],
+            &new_customers[thread], &thread_failed[thread]);
+    }
+    int failed = 0, stopped = 0;
+    for (int t = 0; t < team_size; t++) {
+        for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+            state->dense_stage_rows[s] += stage_rows[t][s];
+        state->dense_customers += new_customers[t];
+        failed |= thread_failed[t];
+        stopped |= stops[t] < rows;
     }
     if (failed)
         return -1;
