@@ -764,18 +764,10 @@ int kseg_agg_to_partitions(kseg_agg_state *state)
     return 0;
 }
 
-/* Whether a dense table of span ids is worth its memory for about `customers` customers. */
-static int dense_affordable(uint64_t span, uint64_t customers)
-{
-    return span <= KSEG_AGG_DENSE_FREE_SPAN ||
-           (customers <= UINT32_MAX && span / KSEG_AGG_DENSE_SPAN_FACTOR <= customers);
-}
-
 /* Chooses the layout for a block whose customer ids (of rows with a customer) lie in
- * [lowest, highest], with customer_rows such rows: starts or widens the dense table when
- * affordable, and otherwise moves the state into the partitions. Returns 0 or -1. */
-static int dense_prepare(kseg_agg_state *state, int64_t lowest, int64_t highest,
-                         size_t customer_rows, int n_threads)
+ * [lowest, highest]: starts or widens the dense table while the range stays within
+ * KSEG_AGG_DENSE_MAX_SPAN, and otherwise moves the state into the partitions. Returns 0 or -1. */
+static int dense_prepare(kseg_agg_state *state, int64_t lowest, int64_t highest, int n_threads)
 {
     if (state->layout_decided && !state->dense)
         return 0;
@@ -788,9 +780,7 @@ static int dense_prepare(kseg_agg_state *state, int64_t lowest, int64_t highest,
     }
     /* In unsigned arithmetic: the difference of two int64 can exceed INT64_MAX. */
     uint64_t span = (uint64_t)highest - (uint64_t)lowest + 1;
-    uint64_t customers = (uint64_t)state->dense_customers + customer_rows;
-    if (span == 0 || span > SIZE_MAX / sizeof(kseg_agg_dense_customer) ||
-        !dense_affordable(span, customers))
+    if (span == 0 || span > KSEG_AGG_DENSE_MAX_SPAN)
         return kseg_agg_to_partitions(state);
     state->layout_decided = 1;
     if ((size_t)n_threads > state->n_dense_logs) {
@@ -959,7 +949,7 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
             }
         if (customer_rows == 0)
             return 0; /* nothing to add, and nothing to decide the layout by */
-        if (dense_prepare(state, lowest, highest, customer_rows, n_threads))
+        if (dense_prepare(state, lowest, highest, n_threads))
             return -1;
     }
     if (!state->dense)
@@ -994,12 +984,8 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
     }
     if (failed)
         return -1;
-    if (!stopped) {
-        /* A table mostly of ids nobody used is given up for the partitions. */
-        if (!dense_affordable(span, state->dense_customers) && kseg_agg_to_partitions(state))
-            return -1;
+    if (!stopped)
         return 0;
-    }
     /* Some thread met a key below its customer's largest: the partitions take over, and add
        each thread's rows from the one it stopped at, in row order, so every customer's rows are
        still added in row order. The other rows are masked as "no customer" for that pass. */

@@ -122,13 +122,13 @@ typedef struct kseg_agg_dense_log {
 
 /* The aggregation state: n_partitions partitions (fixed for a run; results do not depend on it).
  *
- * The column path starts in the dense layout when the first block's customer ids span a range
- * not much larger than the customers they can name (ids numbered from some base, as most systems
- * issue them): one table indexed by id - base, no hashing, no partition copies, and a table that
- * is already in id order when the run finishes. The state leaves it for the partitions for good
- * (kseg_agg_to_partitions, called by the kernel itself) when a later block widens the range too
- * far, when the table is mostly empty ids, when a purchase's key is below its customer's largest
- * (the pairs are then needed in a set), and before any record-path add. Either layout gives the
+ * The column path starts in the dense layout when the first block's customer ids span at most
+ * KSEG_AGG_DENSE_MAX_SPAN ids (a small shop's ids, numbered from some base): one table indexed by
+ * id - base, no hashing, no partition copies, and a table that is already in id order when the
+ * run finishes. The state leaves it for the partitions for good (kseg_agg_to_partitions, called
+ * by the kernel itself) when a later block widens the range too far, when a purchase's key is
+ * below its customer's largest (the pairs are then needed in a set), and before any record-path
+ * add. Either layout gives the
  * same per-customer values, bit for bit: each customer's rows are still added in row order. */
 typedef struct kseg_agg_state {
     size_t n_partitions;
@@ -147,12 +147,10 @@ typedef struct kseg_agg_state {
     int64_t dense_stage_rows[KSEG_AGG_STAGE_COUNT];
 } kseg_agg_state;
 
-/* The dense layout is always allowed up to this span (a 4 MiB table), and beyond it while the
- * span is at most KSEG_AGG_DENSE_SPAN_FACTOR ids per customer (after a block) or per customer
- * plus row of the block being added (before it), so the table never takes more than a small
- * multiple of the partitions' memory for the same customers. */
-#define KSEG_AGG_DENSE_FREE_SPAN ((size_t)1 << 16)
-#define KSEG_AGG_DENSE_SPAN_FACTOR ((size_t)4)
+/* The widest id range the dense layout takes: a 4 MiB table, which stays in cache. Wider dense
+ * tables (64 MiB for a million ids) were measured slower than the partitions on a 2-core EPYC
+ * (more page faults and no fewer cache misses per row; bench/RESULTS.md), so they are not used. */
+#define KSEG_AGG_DENSE_MAX_SPAN ((size_t)1 << 16)
 
 /* Partitions used by the engine: enough to spread any thread count, few enough that the
  * per-thread histograms stay small. */
