@@ -106,6 +106,8 @@ typedef struct score_scratch {
     uint64_t *keys, *scratch_keys;
     uint32_t *order, *scratch_order;
     size_t *histograms;
+    size_t *bucket_counts; /* [KSEG_PARTIAL_SORT_BUCKETS + 1] */
+    size_t *positions;     /* [KSEG_SCORING_POSITIONS_MAX] */
 } score_scratch;
 
 static void score_scratch_free(score_scratch *scratch)
@@ -115,7 +117,18 @@ static void score_scratch_free(score_scratch *scratch)
     free(scratch->order);
     free(scratch->scratch_order);
     free(scratch->histograms);
+    free(scratch->bucket_counts);
+    free(scratch->positions);
     memset(scratch, 0, sizeof *scratch);
+}
+
+/* The partial sort's bucket counts and positions, for a scratch whose other arrays exist. */
+static int score_scratch_alloc_buckets(score_scratch *scratch)
+{
+    scratch->bucket_counts =
+        malloc((KSEG_PARTIAL_SORT_BUCKETS + 1) * sizeof *scratch->bucket_counts);
+    scratch->positions = malloc(KSEG_SCORING_POSITIONS_MAX * sizeof *scratch->positions);
+    return scratch->bucket_counts && scratch->positions ? 0 : -1;
 }
 
 static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
@@ -127,7 +140,7 @@ static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
     scratch->scratch_order = malloc(n * sizeof *scratch->scratch_order);
     scratch->histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *scratch->histograms);
     if (!scratch->keys || !scratch->scratch_keys || !scratch->order || !scratch->scratch_order ||
-        !scratch->histograms) {
+        !scratch->histograms || score_scratch_alloc_buckets(scratch)) {
         score_scratch_free(scratch);
         return -1;
     }
@@ -208,7 +221,12 @@ static int score_feature(const double *values, const int64_t *customer_id, size_
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t k = 0; k < n; k++)
         keys[k] = kseg_double_order_key(values[order[k]]);
-    kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+    /* Only the positions the cut points and the rank scores read need the exact order; the
+       other values need only be in the right bucket (kseg_scoring_positions). */
+    size_t n_positions = kseg_scoring_positions(n, bins, ties == KSEG_TIES_RANK,
+                                                scratch->positions);
+    kseg_partial_sort_pairs(keys, order, n, scratch->positions, n_positions, scratch_keys,
+                            scratch_order, scratch->bucket_counts, histograms);
 
     kseg_quantiles_linear(values, order, n, bins, cuts);
     if (ties == KSEG_TIES_RANK)
@@ -609,6 +627,28 @@ static int64_t classify_columns(kseg_rfm_aggregator *aggregator, const kseg_tran
     int64_t *day_keys = aggregator->day_keys;
     const size_t n_where = aggregator->n_where;
     int64_t first_bad = INT64_MAX, missing = 0;
+    if (!valid && !n_where && !filter_price && !days) {
+        /* The common case, without conditions: only returns are told apart, in a loop without
+           branches that the compiler vectorizes; the first non-finite amount is looked for only
+           when there is one. */
+        const uint8_t purchase = KSEG_AGG_KEPT_PURCHASE;
+        int finite = 1;
+#pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
+    reduction(&& : finite)
+        for (size_t k = 0; k < rows; k++) {
+            int is_return = (cancelled ? cancelled[k] != 0 : 0) |
+                            (quantity ? quantity[k] < 0 : 0) | (amount[k] < 0);
+            stages[k] = is_return ? returns_stage : purchase;
+            finite = finite && isfinite(amount[k]);
+        }
+        *without_customer = 0;
+        if (finite)
+            return -1;
+        for (size_t k = 0; k < rows; k++)
+            if (!isfinite(amount[k]))
+                return aggregator->rows_read + (int64_t)(begin + k);
+        return -1;
+    }
 #pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
     reduction(min : first_bad) reduction(+ : missing)
     for (size_t k = 0; k < rows; k++) {
@@ -778,12 +818,32 @@ static void drop_columns(kseg_rfm_table *table)
     table->n_customers = 0;
 }
 
+/* The first dense-table offset of range p of n_ranges: floor(span * p / n_ranges), without
+ * overflowing span * p. */
+static size_t dense_range(size_t span, size_t p, size_t n_ranges)
+{
+    return span / n_ranges * p + span % n_ranges * p / n_ranges;
+}
+
 /* Per-partition counts gathered before the table is filled. */
 typedef struct partition_summary {
     size_t included;
+    int64_t last_time;        /* latest purchase of the included customers (dense layout only) */
     int64_t customers_removed[KSEG_RFM_MAX_STAGES];
     int64_t return_only_rows; /* net mode: kept rows of customers who never purchased */
 } partition_summary;
+
+/* The table's last purchase and reference time: the option's, or midnight UTC after the day of
+ * the last purchase. */
+static void set_reference(kseg_rfm_table *table, const kseg_rfm_options *options,
+                          int64_t last_time)
+{
+    table->last_time = last_time;
+    if (options->reference_time == INT64_MIN)
+        table->reference_time = (floor_div(last_time, SECONDS_PER_DAY) + 1) * SECONDS_PER_DAY;
+    else
+        table->reference_before_last = options->reference_time < last_time;
+}
 
 static int describe_empty(const kseg_rfm_aggregator *aggregator, const kseg_rfm_table *table,
                           kseg_error *error)
@@ -850,23 +910,50 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     }
 
     const kseg_agg_state *state = &aggregator->state;
+    /* In the dense layout the table is cut into as many consecutive id ranges as there are
+       partitions, and each range is handled like a partition. */
+    const int dense = state->dense;
     const size_t n_partitions = state->n_partitions;
+    const size_t dense_span = state->dense_span;
+    const kseg_agg_dense_customer *dense_table = state->dense_table;
     const int net = options->returns == KSEG_RETURNS_NET;
     summaries = calloc(n_partitions, sizeof *summaries);
     starts = malloc((n_partitions + 1) * sizeof *starts);
     if (!summaries || !starts)
         goto out_of_memory;
-    for (size_t p = 0; p < n_partitions; p++)
-        for (size_t s = 1; s < KSEG_RFM_MAX_STAGES; s++)
-            table->stages[s].rows_removed += state->partitions[p].stage_rows[s];
+    int64_t stage_rows[KSEG_AGG_STAGE_COUNT];
+    kseg_agg_stage_rows(state, stage_rows);
+    for (size_t s = 1; s < KSEG_RFM_MAX_STAGES; s++)
+        table->stages[s].rows_removed += stage_rows[s];
 
     /* A customer whose rows got furthest to stage s (< kept) was lost at stage s: it had rows
        before that stage and none after it. With returns netted, one whose kept rows are all
        returns made no purchase and is lost at the returns stage, with those rows. */
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (size_t p = 0; p < n_partitions; p++) {
-        const kseg_agg_partition *partition = &state->partitions[p];
         partition_summary summary = {0}; /* counted locally: neighbours share cache lines */
+        if (dense) {
+            for (size_t d = dense_range(dense_span, p, n_partitions),
+                        end = dense_range(dense_span, p + 1, n_partitions);
+                 d < end; d++) {
+                const kseg_agg_dense_customer *customer = &dense_table[d];
+                if (!customer->reach)
+                    continue;
+                if (customer->reach < KSEG_AGG_KEPT_PURCHASE)
+                    summary.customers_removed[customer->reach]++;
+                else if (customer->purchases == 0) {
+                    summary.customers_removed[KSEG_AGG_RETURNS]++;
+                    summary.return_only_rows += customer->rows;
+                } else {
+                    summary.included++;
+                    if (summary.included == 1 || customer->last_time > summary.last_time)
+                        summary.last_time = customer->last_time;
+                }
+            }
+            summaries[p] = summary;
+            continue;
+        }
+        const kseg_agg_partition *partition = &state->partitions[p];
         for (size_t c = 0; c < partition->n_customers; c++) {
             const kseg_agg_customer *customer = &partition->customers[c];
             if (customer->reach < KSEG_AGG_KEPT_PURCHASE)
@@ -899,12 +986,19 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
         goto done;
     }
 
-    included_id = malloc(n * sizeof *included_id);
-    included_first = malloc(n * sizeof *included_first);
-    included_last = malloc(n * sizeof *included_last);
-    included_rows = malloc(n * sizeof *included_rows);
-    included_amount = malloc(n * sizeof *included_amount);
-    included_count = malloc(n * sizeof *included_count);
+    /* The dense table is read straight into the result columns; the partitions go through
+       per-customer columns that are then put in id order. */
+    if (!dense) {
+        included_id = malloc(n * sizeof *included_id);
+        included_first = malloc(n * sizeof *included_first);
+        included_last = malloc(n * sizeof *included_last);
+        included_rows = malloc(n * sizeof *included_rows);
+        included_amount = malloc(n * sizeof *included_amount);
+        included_count = malloc(n * sizeof *included_count);
+        if (!included_id || !included_first || !included_last || !included_rows ||
+            !included_amount || !included_count)
+            goto out_of_memory;
+    }
     keys = malloc(n * sizeof *keys);
     scratch_keys = malloc(n * sizeof *scratch_keys);
     order = malloc(n * sizeof *order);
@@ -920,63 +1014,90 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     table->scores = malloc(3 * n * sizeof *table->scores);
     table->segment = malloc(n * sizeof *table->segment);
     table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
-    if (!included_id || !included_first || !included_last || !included_rows ||
-        !included_amount || !included_count || !keys || !scratch_keys || !order ||
-        !scratch_order || !histograms || !ascending || !table->customer_id ||
-        !table->recency || !table->frequency ||
-        !table->monetary || !table->tenure || !table->rows || !table->scores || !table->segment ||
-        !table->cuts)
+    if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
+        !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
+        !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts)
         goto out_of_memory;
     if (copy_map(&table->map, &aggregator->map))
         goto out_of_memory;
 
     const kseg_frequency_mode frequency = aggregator->frequency;
+    const int mean = options->monetary == KSEG_MONETARY_MEAN;
+    if (dense) {
+        int64_t last_time = INT64_MIN;
+        for (size_t p = 0; p < n_partitions; p++)
+            if (summaries[p].included && summaries[p].last_time > last_time)
+                last_time = summaries[p].last_time;
+        set_reference(table, options, last_time);
+        const int64_t reference = table->reference_time;
+        const uint64_t base = (uint64_t)state->dense_base;
+        /* Ranges in id order, ids in order within them: the table comes out sorted by id. */
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
-    for (size_t p = 0; p < n_partitions; p++) {
-        const kseg_agg_partition *partition = &state->partitions[p];
-        size_t next = starts[p];
-        for (size_t c = 0; c < partition->n_customers; c++) {
-            const kseg_agg_customer *customer = &partition->customers[c];
-            if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
-                included_id[next] = customer->customer_id;
-                included_first[next] = customer->first_time;
-                included_last[next] = customer->last_time;
-                included_rows[next] = customer->rows;
-                included_amount[next] = customer->amount;
-                included_count[next] = frequency == KSEG_FREQUENCY_LINES
-                                           ? (double)customer->purchases
-                                           : (double)customer->distinct_keys;
-                keys[next] = kseg_int64_order_key(customer->customer_id);
-                order[next] = (uint32_t)next;
-                next++;
+        for (size_t p = 0; p < n_partitions; p++) {
+            size_t k = starts[p];
+            for (size_t d = dense_range(dense_span, p, n_partitions),
+                        end = dense_range(dense_span, p + 1, n_partitions);
+                 d < end; d++) {
+                const kseg_agg_dense_customer *customer = &dense_table[d];
+                if (customer->reach != KSEG_AGG_KEPT_PURCHASE || customer->purchases == 0)
+                    continue;
+                double count = frequency == KSEG_FREQUENCY_LINES
+                                   ? (double)customer->purchases
+                                   : (double)customer->distinct_keys;
+                table->customer_id[k] = (int64_t)(base + d);
+                table->recency[k] =
+                    (double)floor_div(reference - customer->last_time, SECONDS_PER_DAY);
+                table->tenure[k] =
+                    (double)floor_div(reference - customer->first_time, SECONDS_PER_DAY);
+                table->frequency[k] = count;
+                table->monetary[k] = mean ? customer->amount / count : customer->amount;
+                table->rows[k] = customer->rows;
+                k++;
             }
         }
-    }
-    /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
-    kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
+    } else {
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
+        for (size_t p = 0; p < n_partitions; p++) {
+            size_t next = starts[p];
+            const kseg_agg_partition *partition = &state->partitions[p];
+            for (size_t c = 0; c < partition->n_customers; c++) {
+                const kseg_agg_customer *customer = &partition->customers[c];
+                if (customer->reach == KSEG_AGG_KEPT_PURCHASE && customer->purchases > 0) {
+                    included_id[next] = customer->customer_id;
+                    included_first[next] = customer->first_time;
+                    included_last[next] = customer->last_time;
+                    included_rows[next] = customer->rows;
+                    included_amount[next] = customer->amount;
+                    included_count[next] = frequency == KSEG_FREQUENCY_LINES
+                                               ? (double)customer->purchases
+                                               : (double)customer->distinct_keys;
+                    keys[next] = kseg_int64_order_key(customer->customer_id);
+                    order[next] = (uint32_t)next;
+                    next++;
+                }
+            }
+        }
+        /* The table is sorted by customer id (unique): a total order, whatever the partitions. */
+        kseg_radix_sort_pairs(keys, order, n, scratch_keys, scratch_order, histograms, threads);
 
-    int64_t last_time = INT64_MIN;
+        int64_t last_time = INT64_MIN;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(max : last_time)
-    for (size_t i = 0; i < n; i++)
-        if (included_last[i] > last_time)
-            last_time = included_last[i];
-    table->last_time = last_time;
-    if (options->reference_time == INT64_MIN)
-        table->reference_time = (floor_div(last_time, SECONDS_PER_DAY) + 1) * SECONDS_PER_DAY;
-    else
-        table->reference_before_last = options->reference_time < last_time;
-    const int64_t reference = table->reference_time;
-    const int mean = options->monetary == KSEG_MONETARY_MEAN;
+        for (size_t i = 0; i < n; i++)
+            if (included_last[i] > last_time)
+                last_time = included_last[i];
+        set_reference(table, options, last_time);
+        const int64_t reference = table->reference_time;
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t k = 0; k < n; k++) {
-        size_t c = order[k];
-        double count = included_count[c];
-        table->customer_id[k] = included_id[c];
-        table->recency[k] = (double)floor_div(reference - included_last[c], SECONDS_PER_DAY);
-        table->tenure[k] = (double)floor_div(reference - included_first[c], SECONDS_PER_DAY);
-        table->frequency[k] = count;
-        table->monetary[k] = mean ? included_amount[c] / count : included_amount[c];
-        table->rows[k] = included_rows[c];
+        for (size_t k = 0; k < n; k++) {
+            size_t c = order[k];
+            double count = included_count[c];
+            table->customer_id[k] = included_id[c];
+            table->recency[k] = (double)floor_div(reference - included_last[c], SECONDS_PER_DAY);
+            table->tenure[k] = (double)floor_div(reference - included_first[c], SECONDS_PER_DAY);
+            table->frequency[k] = count;
+            table->monetary[k] = mean ? included_amount[c] / count : included_amount[c];
+            table->rows[k] = included_rows[c];
+        }
     }
     table->n_customers = n;
 
@@ -987,11 +1108,19 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
        sorts (each feature's scores do not depend on how it was computed). */
     const double *features[3] = {table->recency, table->frequency, table->monetary};
     const int concurrent = threads > 1;
-    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms}};
+    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms, NULL,
+                                 NULL}};
+    if (score_scratch_alloc_buckets(&scratch[0])) {
+        free(scratch[0].bucket_counts);
+        free(scratch[0].positions);
+        goto out_of_memory;
+    }
     for (int f = 1; concurrent && f < 3; f++)
         if (score_scratch_alloc(&scratch[f], n, 1)) {
             for (int g = 1; g < f; g++)
                 score_scratch_free(&scratch[g]);
+            free(scratch[0].bucket_counts);
+            free(scratch[0].positions);
             goto out_of_memory;
         }
     int statuses[3] = {0, 0, 0};
@@ -1006,6 +1135,8 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     }
     for (int f = 1; concurrent && f < 3; f++)
         score_scratch_free(&scratch[f]);
+    free(scratch[0].bucket_counts);
+    free(scratch[0].positions);
     for (int f = 0; f < 3; f++)
         if (statuses[f]) {
             if (error)

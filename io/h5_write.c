@@ -3,6 +3,7 @@
  * crash) never sees a half-written file and an existing file is replaced only when complete. */
 #include <errno.h>
 #include <fcntl.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "kseg/io.h"
 
@@ -264,6 +266,89 @@ void kseg_h5_writer_abort(kseg_h5_writer *writer)
 
 /* ---------------------------------------------------------------- datasets */
 
+/* Chunks compressed at once by write_chunks_in_parallel: the batch's buffers stay near 64 MiB
+ * for the default chunk size. */
+#define PARALLEL_CHUNK_BATCH ((size_t)64)
+
+/* HDF5's shuffle filter, byte for byte: byte b of element i goes to b * elements + i (the bytes
+ * past the last whole element, none for our types, stay in place). */
+static void shuffle_bytes(const unsigned char *source, unsigned char *target, size_t bytes,
+                          size_t element_size)
+{
+    size_t elements = bytes / element_size;
+    for (size_t b = 0; b < element_size; b++)
+        for (size_t i = 0; i < elements; i++)
+            target[b * elements + i] = source[i * element_size + b];
+    memcpy(target + elements * element_size, source + elements * element_size,
+           bytes - elements * element_size);
+}
+
+/* Writes a whole shuffled and deflated dataset chunk by chunk, with the chunks filtered on
+ * OpenMP threads instead of one after the other inside H5Dwrite: the shuffle and deflate steps
+ * of HDF5's own filters (the same zlib call and level, the edge chunk padded with the fill value
+ * 0 as HDF5 pads it), then H5Dwrite_chunk from this thread only, since HDF5 is not thread-safe.
+ * The stored chunks are byte for byte those H5Dwrite would have stored. Returns 0, 1 when the
+ * buffers could not be allocated (the caller then writes with H5Dwrite), or a negative error. */
+static int write_chunks_in_parallel(kseg_h5_writer *writer, hid_t dataset, const char *path,
+                                    const unsigned char *data, size_t rows, size_t row_bytes,
+                                    size_t element_size, size_t chunk_rows, int gzip_level,
+                                    kseg_error *error)
+{
+    const size_t chunk_bytes = chunk_rows * row_bytes;
+    const size_t n_chunks = (rows + chunk_rows - 1) / chunk_rows;
+    const size_t batch = n_chunks < PARALLEL_CHUNK_BATCH ? n_chunks : PARALLEL_CHUNK_BATCH;
+    const uLong bound = compressBound((uLong)chunk_bytes);
+    unsigned char *compressed = malloc(batch * (size_t)bound);
+    uLongf *sizes = malloc(batch * sizeof *sizes);
+    int *results = malloc(batch * sizeof *results);
+    int threads = omp_get_max_threads();
+    unsigned char *scratch = malloc((size_t)threads * 2 * chunk_bytes);
+    if (!compressed || !sizes || !results || !scratch) {
+        free(compressed);
+        free(sizes);
+        free(results);
+        free(scratch);
+        return 1;
+    }
+    int status = 0;
+    for (size_t first = 0; first < n_chunks && !status; first += batch) {
+        size_t count = n_chunks - first < batch ? n_chunks - first : batch;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (size_t c = 0; c < count; c++) {
+            unsigned char *padded = scratch + (size_t)omp_get_thread_num() * 2 * chunk_bytes;
+            unsigned char *shuffled = padded + chunk_bytes;
+            size_t row = (first + c) * chunk_rows;
+            size_t used = (rows - row < chunk_rows ? rows - row : chunk_rows) * row_bytes;
+            const unsigned char *source = data + row * row_bytes;
+            if (used < chunk_bytes) {
+                memcpy(padded, source, used);
+                memset(padded + used, 0, chunk_bytes - used);
+                source = padded;
+            }
+            shuffle_bytes(source, shuffled, chunk_bytes, element_size);
+            sizes[c] = bound;
+            results[c] = compress2(compressed + c * (size_t)bound, &sizes[c], shuffled,
+                                   (uLong)chunk_bytes, gzip_level);
+        }
+        for (size_t c = 0; c < count && !status; c++) {
+            if (results[c] != Z_OK) {
+                status = kseg_error_set(error, KSEG_EIO, "%s:%s: chunk %zu: zlib error %d",
+                                        writer->final_path, path, first + c, results[c]);
+                break;
+            }
+            hsize_t offset[2] = {(hsize_t)((first + c) * chunk_rows), 0};
+            if (H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset, (size_t)sizes[c],
+                               compressed + c * (size_t)bound) < 0)
+                status = writer_hdf5_failure(writer, error, "cannot write the data", path);
+        }
+    }
+    free(compressed);
+    free(sizes);
+    free(results);
+    free(scratch);
+    return status;
+}
+
 int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_type type,
                           int rank, const size_t *dims, const void *data, size_t chunk_rows,
                           int gzip_level, kseg_error *error)
@@ -344,6 +429,16 @@ int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_t
     if (dataset < 0) {
         status = writer_hdf5_failure(writer, error, "cannot create the dataset", path);
         goto done;
+    }
+    /* Compressed datasets of several chunks are filtered in parallel when the memory layout is
+       the file's (little-endian hosts): filtering is most of the cost of writing them. */
+    if (data && dims[0] > 0 && h5_dims[1] > 0 && gzip_level > 0 && chunk_rows < dims[0] &&
+        omp_get_max_threads() > 1 && H5Tequal(file_type, memory_type) > 0) {
+        status = write_chunks_in_parallel(writer, dataset, path, data, dims[0], row_bytes,
+                                          H5Tget_size(file_type), chunk_rows, gzip_level, error);
+        if (status <= 0)
+            goto done;
+        status = 0;
     }
     if (data && dims[0] > 0 && h5_dims[1] > 0 &&
         H5Dwrite(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {

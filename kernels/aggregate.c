@@ -1,6 +1,7 @@
 /* The per-customer aggregation kernel: stable parallel partitioning of a block by customer hash,
  * then lock-free accumulation where each thread owns whole partitions. Tables are open-addressing
- * with linear probing, kept at most half full, and grow only between batches of rows. */
+ * with linear probing, kept at most half full, and grow only between batches of rows. Dense ids
+ * go to a table indexed by id instead, each thread owning a range of it. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,11 +35,17 @@ void kseg_agg_state_destroy(kseg_agg_state *state)
             free(partition->row_hashes);
         }
     free(state->partitions);
+    free(state->dense_table);
+    for (size_t t = 0; t < state->n_dense_logs; t++)
+        free(state->dense_logs[t].keys);
+    free(state->dense_logs);
     memset(state, 0, sizeof *state);
 }
 
 size_t kseg_agg_customer_count(const kseg_agg_state *state)
 {
+    if (state->dense)
+        return state->dense_customers;
     size_t count = 0;
     for (size_t p = 0; p < state->n_partitions; p++)
         count += state->partitions[p].n_customers;
@@ -56,7 +63,20 @@ size_t kseg_agg_state_bytes(const kseg_agg_state *state)
         bytes += partition->key_log_capacity * sizeof *partition->key_log;
         bytes += partition->row_hash_slot_count * sizeof *partition->row_hashes;
     }
+    if (state->dense)
+        bytes += state->dense_span * sizeof *state->dense_table;
+    for (size_t t = 0; t < state->n_dense_logs; t++)
+        bytes += state->dense_logs[t].capacity * sizeof *state->dense_logs[t].keys;
     return bytes;
+}
+
+void kseg_agg_stage_rows(const kseg_agg_state *state, int64_t stage_rows[KSEG_AGG_STAGE_COUNT])
+{
+    for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++) {
+        stage_rows[s] = state->dense_stage_rows[s];
+        for (size_t p = 0; p < state->n_partitions; p++)
+            stage_rows[s] += state->partitions[p].stage_rows[s];
+    }
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -354,6 +374,8 @@ int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, si
                        int n_threads, kseg_agg_record *partitioned, size_t *histograms,
                        size_t *offsets)
 {
+    if (kseg_agg_to_partitions(state))
+        return -1;
     const size_t n_partitions = state->n_partitions;
     if (n_threads < 1)
         n_threads = 1;
@@ -408,6 +430,8 @@ int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, si
 int kseg_agg_add_block_reference(kseg_agg_state *state, const kseg_agg_record *records,
                                  size_t rows)
 {
+    if (kseg_agg_to_partitions(state))
+        return -1;
     for (size_t i = 0; i < rows; i++) {
         if (records[i].stage == KSEG_AGG_NO_CUSTOMER)
             continue;
@@ -501,11 +525,10 @@ static int column_key(kseg_agg_partition *partition, uint32_t customer, int64_t 
 #define COLUMN_RECORD_AHEAD 12
 #endif
 
-int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
-                         int n_threads)
+/* kseg_agg_add_columns in the partitions. */
+static int add_columns_partitioned(kseg_agg_state *state, const kseg_agg_columns *columns,
+                                   size_t rows, int n_threads)
 {
-    if (state->dedupe)
-        return -1;
     const size_t n_partitions = state->n_partitions;
     const int track_keys = state->track_keys;
     const int64_t *customer_ids = columns->customer_id;
@@ -667,4 +690,327 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
         }
     }
     return failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- the dense layout */
+
+int kseg_agg_to_partitions(kseg_agg_state *state)
+{
+    state->layout_decided = 1;
+    if (!state->dense)
+        return 0;
+    /* From here on the state is in the partitions, also if this fails: destroy frees both. */
+    state->dense = 0;
+    const size_t n_partitions = state->n_partitions;
+    for (size_t d = 0; d < state->dense_span; d++) {
+        const kseg_agg_dense_customer *dense = &state->dense_table[d];
+        if (!dense->reach)
+            continue;
+        int64_t customer_id = (int64_t)((uint64_t)state->dense_base + d);
+        uint64_t hash = kseg_mix64((uint64_t)customer_id);
+        kseg_agg_partition *partition =
+            &state->partitions[kseg_agg_partition_of(customer_id, n_partitions)];
+        uint32_t index;
+        if (column_customer(partition, customer_id, hash, &index))
+            return -1;
+        kseg_agg_customer *customer = &partition->customers[index];
+        customer->first_time = dense->first_time;
+        customer->last_time = dense->last_time;
+        customer->amount = dense->amount;
+        customer->rows = dense->rows;
+        customer->purchases = dense->purchases;
+        customer->distinct_keys = dense->distinct_keys;
+        customer->max_key = dense->max_key;
+        customer->reach = dense->reach;
+    }
+    for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++) {
+        state->partitions[0].stage_rows[s] += state->dense_stage_rows[s];
+        state->dense_stage_rows[s] = 0;
+    }
+    /* The logged pairs are distinct, and the partitions are still in their key-log mode (they
+       were empty): each pair goes into its customer's partition log. */
+    for (size_t t = 0; t < state->n_dense_logs; t++) {
+        kseg_agg_dense_log *log = &state->dense_logs[t];
+        for (size_t k = 0; k < log->n_keys; k++) {
+            int64_t customer_id = log->keys[k].customer_id;
+            kseg_agg_partition *partition =
+                &state->partitions[kseg_agg_partition_of(customer_id, n_partitions)];
+            uint32_t index;
+            if (column_customer(partition, customer_id, kseg_mix64((uint64_t)customer_id),
+                                &index))
+                return -1;
+            if (partition->n_key_log == partition->key_log_capacity) {
+                size_t capacity =
+                    partition->key_log_capacity ? 2 * partition->key_log_capacity : 256;
+                kseg_agg_key_entry *grown = realloc(partition->key_log, capacity * sizeof *grown);
+                if (!grown)
+                    return -1;
+                partition->key_log = grown;
+                partition->key_log_capacity = capacity;
+            }
+            kseg_agg_key_entry *entry = &partition->key_log[partition->n_key_log++];
+            entry->key = log->keys[k].key;
+            entry->customer_plus_one = index + 1;
+            entry->unused = 0;
+        }
+        free(log->keys);
+        log->keys = NULL;
+        log->n_keys = log->capacity = 0;
+    }
+    free(state->dense_table);
+    state->dense_table = NULL;
+    state->dense_span = 0;
+    state->dense_customers = 0;
+    return 0;
+}
+
+/* Chooses the layout for a block whose customer ids (of rows with a customer) lie in
+ * [lowest, highest]: starts or widens the dense table while the range stays within
+ * KSEG_AGG_DENSE_MAX_SPAN, and otherwise moves the state into the partitions. Returns 0 or -1. */
+static int dense_prepare(kseg_agg_state *state, int64_t lowest, int64_t highest, int n_threads)
+{
+    if (state->layout_decided && !state->dense)
+        return 0;
+    if (state->dense) {
+        if (state->dense_base < lowest)
+            lowest = state->dense_base;
+        int64_t top = (int64_t)((uint64_t)state->dense_base + state->dense_span - 1);
+        if (top > highest)
+            highest = top;
+    }
+    /* In unsigned arithmetic: the difference of two int64 can exceed INT64_MAX. */
+    uint64_t span = (uint64_t)highest - (uint64_t)lowest + 1;
+    if (span == 0 || span > KSEG_AGG_DENSE_MAX_SPAN)
+        return kseg_agg_to_partitions(state);
+    state->layout_decided = 1;
+    if ((size_t)n_threads > state->n_dense_logs) {
+        kseg_agg_dense_log *logs =
+            realloc(state->dense_logs, (size_t)n_threads * sizeof *state->dense_logs);
+        if (!logs)
+            return -1;
+        memset(logs + state->n_dense_logs, 0,
+               ((size_t)n_threads - state->n_dense_logs) * sizeof *logs);
+        state->dense_logs = logs;
+        state->n_dense_logs = (size_t)n_threads;
+    }
+    if (state->dense && lowest == state->dense_base && span == state->dense_span)
+        return 0;
+    /* calloc: the pages of ids never named are never touched. */
+    kseg_agg_dense_customer *table = calloc((size_t)span, sizeof *table);
+    if (!table)
+        return -1;
+    if (state->dense)
+        memcpy(table + ((uint64_t)state->dense_base - (uint64_t)lowest), state->dense_table,
+               state->dense_span * sizeof *table);
+    free(state->dense_table);
+    state->dense_table = table;
+    state->dense_base = lowest;
+    state->dense_span = (size_t)span;
+    state->dense = 1;
+    return 0;
+}
+
+/* Rows ahead whose customer entry is prefetched in the dense layout. */
+#ifndef DENSE_PREFETCH_AHEAD
+#define DENSE_PREFETCH_AHEAD 16
+#endif
+
+/* One thread's pass over a block in the dense layout: adds, in row order, the rows whose customer
+ * sits at dense offsets [first, end). Stops before the first purchase whose key is below its
+ * customer's largest (only a set can tell whether it is new) and returns that row; returns rows
+ * when every owned row was added, and sets *failed when the key log could not grow. */
+static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_columns *columns,
+                                      size_t rows, size_t first, size_t end,
+                                      kseg_agg_dense_log *log, int64_t *stage_rows_out,
+                                      size_t *new_customers, int *failed)
+{
+    const int track_keys = state->track_keys;
+    const uint64_t owned = end - first;
+    kseg_agg_dense_customer *table = state->dense_table + first;
+    const int64_t *customer_ids = columns->customer_id;
+    const int64_t *times = columns->time;
+    const double *amounts = columns->amount;
+    const int64_t *keys = columns->key;
+    const uint8_t *stages = columns->stage;
+    const uint64_t offset_base = (uint64_t)state->dense_base + first;
+    int64_t stage_rows[KSEG_AGG_STAGE_COUNT] = {0}; /* local: no aliasing with the table */
+    size_t added_customers = 0;
+    size_t stop = rows;
+    const size_t prefetch_end = rows > DENSE_PREFETCH_AHEAD ? rows - DENSE_PREFETCH_AHEAD : 0;
+    for (size_t i = 0; i < rows; i++) {
+        /* The entry of a row ahead, whatever its stage: an address inside the owned range is
+           all a prefetch needs. */
+        if (i < prefetch_end) {
+            uint64_t ahead = (uint64_t)customer_ids[i + DENSE_PREFETCH_AHEAD] - offset_base;
+            if (ahead < owned)
+                __builtin_prefetch(&table[ahead], 1);
+        }
+        uint64_t offset = (uint64_t)customer_ids[i] - offset_base;
+        uint32_t stage = stages[i];
+        if (offset >= owned || stage == KSEG_AGG_NO_CUSTOMER)
+            continue;
+        kseg_agg_dense_customer *customer = &table[offset];
+        int new_key = 0;
+        int64_t key = 0;
+        if (track_keys && stage == KSEG_AGG_KEPT_PURCHASE) {
+            key = keys[i];
+            if (!customer->distinct_keys)
+                new_key = 1;
+            else if (key != customer->max_key) {
+                /* Checked before anything of the row is added: a key below the customer's
+                   largest needs the set, and the partitions take the row from here. */
+                if (key < customer->max_key) {
+                    stop = i;
+                    break;
+                }
+                new_key = 1;
+            }
+        }
+        int32_t reach =
+            stage >= KSEG_AGG_KEPT_PURCHASE ? KSEG_AGG_KEPT_PURCHASE : (int32_t)stage;
+        if (reach > customer->reach) {
+            if (!customer->reach) { /* the id's first row */
+                customer->first_time = INT64_MAX;
+                customer->last_time = INT64_MIN;
+                added_customers++;
+            }
+            customer->reach = reach;
+        }
+        stage_rows[stage]++;
+        if (stage < KSEG_AGG_KEPT_PURCHASE)
+            continue;
+        customer->rows++;
+        customer->amount += amounts[i];
+        if (stage != KSEG_AGG_KEPT_PURCHASE)
+            continue;
+        customer->purchases++;
+        int64_t time = times[i];
+        if (time < customer->first_time)
+            customer->first_time = time;
+        if (time > customer->last_time)
+            customer->last_time = time;
+        if (!new_key)
+            continue;
+        if (log->n_keys == log->capacity) {
+            size_t capacity = log->capacity ? 2 * log->capacity : 4096;
+            kseg_agg_dense_key *grown = realloc(log->keys, capacity * sizeof *grown);
+            if (!grown) {
+                *failed = 1;
+                stop = rows;
+                break;
+            }
+            log->keys = grown;
+            log->capacity = capacity;
+        }
+        log->keys[log->n_keys].key = key;
+        log->keys[log->n_keys].customer_id = (int64_t)(offset_base + offset);
+        log->n_keys++;
+        customer->distinct_keys++;
+        customer->max_key = key;
+    }
+    for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+        stage_rows_out[s] += stage_rows[s];
+    *new_customers = added_customers;
+    return stop;
+}
+
+/* Threads that share a dense pass (a larger team adds nothing on one node's memory bus). */
+#define DENSE_MAX_TEAM 256
+
+/* The first dense offset thread `thread` of team owns: floor(span * thread / team), a fixed split
+ * of the table, computed without overflowing span * thread. */
+static size_t dense_split(size_t span, size_t thread, size_t team)
+{
+    return span / team * thread + span % team * thread / team;
+}
+
+int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
+                         int n_threads)
+{
+    if (state->dedupe)
+        return -1;
+    if (n_threads < 1)
+        n_threads = 1;
+    if (rows == 0)
+        return 0;
+    if (!state->layout_decided || state->dense) {
+        const int64_t *customer_ids = columns->customer_id;
+        const uint8_t *stages = columns->stage;
+        int64_t lowest = INT64_MAX, highest = INT64_MIN;
+        size_t customer_rows = 0;
+#pragma omp parallel for schedule(static) num_threads(n_threads) \
+    reduction(min : lowest) reduction(max : highest) reduction(+ : customer_rows)
+        for (size_t i = 0; i < rows; i++)
+            if (stages[i] != KSEG_AGG_NO_CUSTOMER) {
+                int64_t id = customer_ids[i];
+                lowest = id < lowest ? id : lowest;
+                highest = id > highest ? id : highest;
+                customer_rows++;
+            }
+        if (customer_rows == 0)
+            return 0; /* nothing to add, and nothing to decide the layout by */
+        if (dense_prepare(state, lowest, highest, n_threads))
+            return -1;
+    }
+    if (!state->dense)
+        return add_columns_partitioned(state, columns, rows, n_threads);
+
+    const size_t span = state->dense_span;
+    /* Each thread's results in its own slot, added up after the region (no lock). */
+    size_t stops[DENSE_MAX_TEAM], new_customers[DENSE_MAX_TEAM];
+    int64_t stage_rows[DENSE_MAX_TEAM][KSEG_AGG_STAGE_COUNT];
+    int thread_failed[DENSE_MAX_TEAM];
+    int team_size = n_threads < DENSE_MAX_TEAM ? n_threads : DENSE_MAX_TEAM;
+#pragma omp parallel num_threads(team_size)
+    {
+        const size_t thread = (size_t)omp_get_thread_num();
+        const size_t team = (size_t)omp_get_num_threads();
+        if (thread == 0)
+            team_size = (int)team; /* the team actually formed; read after the region */
+        memset(stage_rows[thread], 0, sizeof stage_rows[thread]);
+        thread_failed[thread] = 0;
+        stops[thread] = add_columns_dense_range(
+            state, columns, rows, dense_split(span, thread, team),
+            dense_split(span, thread + 1, team), &state->dense_logs[thread], stage_rows[thread],
+            &new_customers[thread], &thread_failed[thread]);
+    }
+    int failed = 0, stopped = 0;
+    for (int t = 0; t < team_size; t++) {
+        for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+            state->dense_stage_rows[s] += stage_rows[t][s];
+        state->dense_customers += new_customers[t];
+        failed |= thread_failed[t];
+        stopped |= stops[t] < rows;
+    }
+    if (failed)
+        return -1;
+    if (!stopped)
+        return 0;
+    /* Some thread met a key below its customer's largest: the partitions take over, and add
+       each thread's rows from the one it stopped at, in row order, so every customer's rows are
+       still added in row order. The other rows are masked as "no customer" for that pass. */
+    uint8_t *remaining = malloc(rows);
+    if (!remaining)
+        return -1;
+    const uint64_t base = (uint64_t)state->dense_base;
+    for (size_t i = 0; i < rows; i++) {
+        remaining[i] = KSEG_AGG_NO_CUSTOMER;
+        if (columns->stage[i] == KSEG_AGG_NO_CUSTOMER)
+            continue;
+        uint64_t offset = (uint64_t)columns->customer_id[i] - base;
+        size_t thread = 0;
+        while (thread + 1 < (size_t)team_size &&
+               offset >= dense_split(span, thread + 1, (size_t)team_size))
+            thread++;
+        if (i >= stops[thread])
+            remaining[i] = columns->stage[i];
+    }
+    int status = kseg_agg_to_partitions(state);
+    if (!status) {
+        kseg_agg_columns rest = *columns;
+        rest.stage = remaining;
+        status = add_columns_partitioned(state, &rest, rows, n_threads);
+    }
+    free(remaining);
+    return status;
 }

@@ -1,7 +1,8 @@
 /* Per-customer aggregation of transaction rows for the RFM stage: rows are partitioned by a hash
  * of the customer id (stable, in parallel), and each thread then owns whole partitions, each with
  * its own open-addressing customer table, so there is no lock and every customer's rows are added
- * in row order: the sums are bitwise identical for any thread count. */
+ * in row order: the sums are bitwise identical for any thread count. Customer ids in a small range
+ * skip the hashing: a dense table indexed by id, split among the threads by id range. */
 #ifndef KSEG_KERNELS_AGGREGATE_H
 #define KSEG_KERNELS_AGGREGATE_H
 
@@ -90,13 +91,66 @@ typedef struct kseg_agg_partition {
     int64_t stage_rows[KSEG_AGG_STAGE_COUNT];
 } kseg_agg_partition;
 
-/* The aggregation state: n_partitions partitions (fixed for a run; results do not depend on it). */
+/* A customer of the dense table, where customer ids fall in a small range and a customer is found
+ * at (id - base) without hashing: the fields of kseg_agg_customer but the id, which the position
+ * gives. 64 bytes, one cache line. reach 0 marks an id no row has named; the times are set on the
+ * first row. */
+typedef struct kseg_agg_dense_customer {
+    int64_t first_time;
+    int64_t last_time;
+    double amount;
+    int64_t rows;
+    int64_t purchases;
+    int64_t distinct_keys;
+    int64_t max_key;
+    int32_t reach;
+    int32_t unused;
+} kseg_agg_dense_customer;
+
+/* One thread's key log in the dense layout: the distinct (customer, key) pairs it added, as in
+ * kseg_agg_partition's key log but by customer id, which stays valid when the range grows. */
+typedef struct kseg_agg_dense_key {
+    int64_t key;
+    int64_t customer_id;
+} kseg_agg_dense_key;
+
+typedef struct kseg_agg_dense_log {
+    kseg_agg_dense_key *keys;
+    size_t n_keys;
+    size_t capacity;
+} kseg_agg_dense_log;
+
+/* The aggregation state: n_partitions partitions (fixed for a run; results do not depend on it).
+ *
+ * The column path starts in the dense layout when the first block's customer ids span at most
+ * KSEG_AGG_DENSE_MAX_SPAN ids (a small shop's ids, numbered from some base): one table indexed by
+ * id - base, no hashing, no partition copies, and a table that is already in id order when the
+ * run finishes. The state leaves it for the partitions for good (kseg_agg_to_partitions, called
+ * by the kernel itself) when a later block widens the range too far, when a purchase's key is
+ * below its customer's largest (the pairs are then needed in a set), and before any record-path
+ * add. Either layout gives the
+ * same per-customer values, bit for bit: each customer's rows are still added in row order. */
 typedef struct kseg_agg_state {
     size_t n_partitions;
     int track_keys; /* count distinct record keys per customer */
     int dedupe;     /* remove rows whose row_hash was seen before */
     kseg_agg_partition *partitions;
+
+    int dense;            /* customers live in dense_table, the partitions are empty */
+    int layout_decided;   /* the first block with a customer has chosen the layout */
+    int64_t dense_base;   /* customer id of dense_table[0] */
+    size_t dense_span;    /* ids base .. base + span - 1 */
+    size_t dense_customers;
+    kseg_agg_dense_customer *dense_table;
+    kseg_agg_dense_log *dense_logs; /* [n_dense_logs]: one per thread of the widest team yet */
+    size_t n_dense_logs;
+    int64_t dense_stage_rows[KSEG_AGG_STAGE_COUNT];
 } kseg_agg_state;
+
+/* The widest id range the dense layout takes: a 4 MiB table, which stays in cache. Wider dense
+ * tables (64 MiB for a million ids) were measured slower than the partitions on a 2-core EPYC
+ * (more page faults and no fewer cache misses per row; bench/RESULTS.md), so they are not used. */
+#define KSEG_AGG_DENSE_MAX_SPAN ((size_t)1 << 16)
 
 /* Partitions used by the engine: enough to spread any thread count, few enough that the
  * per-thread histograms stay small. */
@@ -130,8 +184,17 @@ static inline size_t kseg_agg_partition_of(int64_t customer_id, size_t n_partiti
 int kseg_agg_state_init(kseg_agg_state *state, size_t n_partitions, int track_keys, int dedupe);
 void kseg_agg_state_destroy(kseg_agg_state *state);
 
-/* Customers over all partitions. */
+/* Customers over all partitions (or in the dense table). */
 size_t kseg_agg_customer_count(const kseg_agg_state *state);
+
+/* Rows per stage over the whole state (either layout). */
+void kseg_agg_stage_rows(const kseg_agg_state *state, int64_t stage_rows[KSEG_AGG_STAGE_COUNT]);
+
+/* Moves a dense state into the partitions (customers inserted in id order, the key logs into the
+ * partitions' logs) and keeps it there for the rest of the run; a state already in the
+ * partitions is left alone. For callers that read the partitions directly. Returns 0, or -1 when
+ * out of memory (the state is then unusable except for destroy). */
+int kseg_agg_to_partitions(kseg_agg_state *state);
 
 /* Bytes held by the tables (customers, indexes, keys and key logs, row hashes). */
 size_t kseg_agg_state_bytes(const kseg_agg_state *state);
@@ -167,14 +230,18 @@ typedef struct kseg_agg_columns {
 } kseg_agg_columns;
 
 /* Adds a block given as columns with the same contract (and the same results, bit for bit) as
- * kseg_agg_add_block: each thread scans the whole block and adds the rows of the partitions it
- * owns (a fixed contiguous range of partitions), in row order, so nothing is copied and every
- * customer's rows are still added in row order by one thread. Consecutive rows of the same
- * customer reuse its table entry, and a purchase row with the same customer and key as the
- * previous one skips the key set (the pair is known to be there); see kseg_agg_partition for
- * the key log used while keys arrive in increasing order. Tables grow when an insertion
- * would make them more than half full. Returns 0, or -1 when a table could not grow (the state is
- * then unusable except for destroy) or the state has dedupe on. */
+ * kseg_agg_add_block. In the dense layout (see kseg_agg_state) each thread scans the whole block
+ * and adds the rows of a fixed contiguous range of ids; a key below its customer's largest stops
+ * the thread at that row, the state moves into the partitions, and the rows not yet added go
+ * through the partition path below. In the partitions each thread scans the whole block and
+ * adds the rows of the partitions it owns (a fixed contiguous range of partitions), in row order,
+ * so nothing is copied and every customer's rows are still added in row order by one thread.
+ * The dense table grows between blocks and its key logs while appending. In the partitions,
+ * consecutive rows of the same customer reuse its table entry, and a purchase row with the same
+ * customer and key as the previous one skips the key set (the pair is known to be there); see
+ * kseg_agg_partition for the key log used while keys arrive in increasing order. Tables grow
+ * when an insertion would make them more than half full. Returns 0, or -1 when a table could
+ * not grow (the state is then unusable except for destroy) or the state has dedupe on. */
 int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
                          int n_threads);
 

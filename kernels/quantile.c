@@ -76,6 +76,90 @@ void kseg_radix_sort_pairs(uint64_t *keys, uint32_t *index, size_t n, uint64_t *
     }
 }
 
+void kseg_partial_sort_pairs(uint64_t *keys, uint32_t *index, size_t n, const size_t *positions,
+                             size_t n_positions, uint64_t *scratch_keys, uint32_t *scratch_index,
+                             size_t *counts, size_t *histograms)
+{
+    if (n < 2)
+        return;
+    /* The digit: the 16 bits below the leading bits all keys share, so that the buckets spread
+       the keys' actual range (small integers as well as doubles of every magnitude). */
+    uint64_t differing = 0;
+    const uint64_t first_key = keys[0];
+    for (size_t i = 0; i < n; i++)
+        differing |= keys[i] ^ first_key;
+    if (differing == 0)
+        return; /* all keys equal: the stable order is the input order */
+    unsigned top = 63 - (unsigned)__builtin_clzll(differing); /* highest differing bit */
+    unsigned shift = top + 1 >= KSEG_PARTIAL_SORT_BITS ? top + 1 - KSEG_PARTIAL_SORT_BITS : 0;
+    const uint64_t mask = KSEG_PARTIAL_SORT_BUCKETS - 1;
+
+    memset(counts, 0, (KSEG_PARTIAL_SORT_BUCKETS + 1) * sizeof *counts);
+    for (size_t i = 0; i < n; i++)
+        counts[((keys[i] >> shift) & mask) + 1]++;
+    for (size_t b = 0; b < KSEG_PARTIAL_SORT_BUCKETS; b++)
+        counts[b + 1] += counts[b];
+    /* counts[b] is now the first position of bucket b. Which buckets the positions fall in, as a
+       bitset (8 KiB on the stack). */
+    uint64_t marked[KSEG_PARTIAL_SORT_BUCKETS / 64];
+    memset(marked, 0, sizeof marked);
+    for (size_t p = 0; p < n_positions; p++) {
+        if (positions[p] >= n)
+            continue;
+        /* The last bucket whose first position is <= positions[p] and that is not empty. */
+        size_t low = 0, high = KSEG_PARTIAL_SORT_BUCKETS;
+        while (high - low > 1) {
+            size_t middle = low + (high - low) / 2;
+            if (counts[middle] <= positions[p])
+                low = middle;
+            else
+                high = middle;
+        }
+        marked[low / 64] |= 1ull << (low % 64);
+    }
+    /* Stable scatter into the buckets (counts[b] advances to the next bucket's start). */
+    for (size_t i = 0; i < n; i++) {
+        size_t position = counts[(keys[i] >> shift) & mask]++;
+        scratch_keys[position] = keys[i];
+        scratch_index[position] = index[i];
+    }
+    memcpy(keys, scratch_keys, n * sizeof *keys);
+    memcpy(index, scratch_index, n * sizeof *index);
+    /* Bucket b now ends at counts[b] and starts at counts[b - 1] (0 for the first). */
+    for (size_t b = 0; b < KSEG_PARTIAL_SORT_BUCKETS; b++) {
+        if (!(marked[b / 64] >> (b % 64) & 1))
+            continue;
+        size_t begin = b ? counts[b - 1] : 0, end = counts[b];
+        if (end - begin > 1)
+            kseg_radix_sort_pairs(keys + begin, index + begin, end - begin, scratch_keys,
+                                  scratch_index, histograms, 1);
+    }
+}
+
+size_t kseg_scoring_positions(size_t n, int32_t bins, int rank_scores, size_t *positions)
+{
+    size_t count = 0;
+    /* The quantiles read positions floor((n - 1) q_j) and the one after; one more on each side
+       covers any rounding of the virtual index. */
+    for (int32_t j = 0; j <= bins; j++) {
+        size_t below = (size_t)floor((double)(n - 1) * ((double)j / (double)bins));
+        for (size_t k = below ? below - 1 : 0; k <= below + 2; k++)
+            positions[count++] = k < n ? k : n - 1;
+    }
+    if (rank_scores) {
+        double edges[KSEG_QUANTILE_MAX_BINS + 1];
+        kseg_rank_edges(n, bins, edges);
+        for (int32_t j = 1; j < bins; j++) {
+            /* The score changes between position floor(edge) - 1 and floor(edge). */
+            double edge = edges[j] < 1.0 ? 1.0 : edges[j];
+            size_t at = (size_t)floor(edge);
+            for (size_t k = at - 1; k <= at + 1; k++)
+                positions[count++] = k < n ? k : n - 1;
+        }
+    }
+    return count;
+}
+
 typedef struct key_index_pair {
     uint64_t key;
     uint32_t index;

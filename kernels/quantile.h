@@ -43,6 +43,37 @@ static inline uint64_t kseg_int64_order_key(int64_t value)
 void kseg_radix_sort_pairs(uint64_t *keys, uint32_t *index, size_t n, uint64_t *scratch_keys,
                            uint32_t *scratch_index, size_t *histograms, int n_threads);
 
+/* Bits of the bucket digit of kseg_partial_sort_pairs: 65536 buckets. */
+#define KSEG_PARTIAL_SORT_BITS 16
+#define KSEG_PARTIAL_SORT_BUCKETS ((size_t)1 << KSEG_PARTIAL_SORT_BITS)
+
+/* A partial kseg_radix_sort_pairs, for callers that need the sorted order only near a few
+ * positions: the pairs are bucketed, stably, by a 16-bit digit of the key (the 16 bits below the
+ * leading bits every key shares, so the buckets follow the key order), and each bucket that holds
+ * one of positions[0..n_positions) is then sorted completely. On return every pair lies within
+ * its bucket's range of positions, which is where the full stable sort puts it, and at each given
+ * position (and everywhere in its bucket) the pair is the one the full sort puts there. One
+ * counting pass and one scatter over all pairs, then full sorts of the few marked buckets: a
+ * fraction of the full sort's eight passes for keys that differ in every byte. One thread.
+ * Caller memory: scratch_keys[n], scratch_index[n], counts[KSEG_PARTIAL_SORT_BUCKETS + 1],
+ * histograms[KSEG_RADIX_BUCKETS]. n below 2^32; positions may repeat and be in any order, and
+ * those >= n are ignored. */
+void kseg_partial_sort_pairs(uint64_t *keys, uint32_t *index, size_t n, const size_t *positions,
+                             size_t n_positions, uint64_t *scratch_keys, uint32_t *scratch_index,
+                             size_t *counts, size_t *histograms);
+
+/* Most positions kseg_scoring_positions returns: 4 per quantile, 3 per rank edge. */
+#define KSEG_SCORING_POSITIONS_MAX (7 * ((size_t)KSEG_QUANTILE_MAX_BINS + 1))
+
+/* The sorted positions scoring n values into bins reads: around the neighbours of each linear
+ * quantile (kseg_quantiles_linear) and, with rank_scores, around each rank edge
+ * (kseg_scores_from_ranks, whose score changes only between positions floor(edge) - 1 and
+ * floor(edge)). With the order exact at these positions and every other element within its
+ * bucket's range (kseg_partial_sort_pairs), cut points and rank scores equal those of the full
+ * sort: a bucket without such a position holds no edge, so its elements share one score.
+ * positions receives at most KSEG_SCORING_POSITIONS_MAX values; returns the count. n >= 1. */
+size_t kseg_scoring_positions(size_t n, int32_t bins, int rank_scores, size_t *positions);
+
 /* The reference: a comparison sort on (key, index). Equal to the radix sort whenever the input
  * indices are increasing, as the callers make them. Allocates; returns 0, or -1 when out of
  * memory (tests only). */

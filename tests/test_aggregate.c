@@ -149,11 +149,17 @@ static size_t brute_force(const kseg_agg_record *records, size_t rows, int track
     return n_customers;
 }
 
-/* Every customer of the state, sorted by id. */
-static size_t collect(const kseg_agg_state *state, kseg_agg_customer **customers_out,
+/* Every customer of the state, sorted by id (a dense state is moved into the partitions first,
+ * which the comparison then covers too). */
+static size_t collect(kseg_agg_state *state, kseg_agg_customer **customers_out,
                       int64_t *stage_rows)
 {
     size_t n = kseg_agg_customer_count(state), next = 0;
+    int64_t totals[KSEG_AGG_STAGE_COUNT];
+    kseg_agg_stage_rows(state, totals);
+    cr_assert_eq(kseg_agg_to_partitions(state), 0);
+    cr_assert_eq(kseg_agg_customer_count(state), n, "the move into the partitions kept every "
+                                                    "customer");
     kseg_agg_customer *customers = malloc((n + 1) * sizeof *customers);
     memset(stage_rows, 0, KSEG_AGG_STAGE_COUNT * sizeof *stage_rows);
     for (size_t p = 0; p < state->n_partitions; p++) {
@@ -164,12 +170,14 @@ static size_t collect(const kseg_agg_state *state, kseg_agg_customer **customers
             stage_rows[s] += partition->stage_rows[s];
     }
     qsort(customers, n, sizeof *customers, compare_customers);
+    for (int s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
+        cr_assert_eq(stage_rows[s], totals[s], "stage %d rows before and after the move", s);
     *customers_out = customers;
     return n;
 }
 
 static void assert_same(const kseg_agg_customer *expected, size_t n_expected,
-                        const int64_t *expected_stages, const kseg_agg_state *state,
+                        const int64_t *expected_stages, kseg_agg_state *state,
                         int track_keys, const char *what)
 {
     kseg_agg_customer *got;
@@ -420,5 +428,133 @@ Test(aggregate, columns_grow_far_and_refuse_dedupe)
     cr_assert_eq(kseg_agg_add_columns(&state, &columns, 1, 1), -1, "dedupe is not supported");
     kseg_agg_state_destroy(&state);
     free(expected);
+    free(records);
+}
+
+/* Customer ids moved into [base, base + range): the dense layout's input, with ids near either
+ * end of int64 and negative ones. */
+static void densify(kseg_agg_record *records, size_t rows, int64_t base, uint64_t range)
+{
+    for (size_t i = 0; i < rows; i++)
+        records[i].customer_id =
+            (int64_t)((uint64_t)base + (uint64_t)records[i].customer_id % range);
+}
+
+Test(aggregate, dense_ids_match_brute_force_for_every_split)
+{
+    const size_t rows = 12000, customers = 300;
+    const int64_t bases[] = {0, -150, 1000000, INT64_MAX - 399, INT64_MIN};
+    unsigned out_of_order[] = {0, 1, 100};
+    int thread_counts[] = {1, 2, 3, 4};
+    size_t block_sizes[] = {rows, 1000, 333};
+    for (size_t o = 0; o < sizeof out_of_order / sizeof out_of_order[0]; o++)
+        for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+            kseg_agg_record *records =
+                make_visit_records(rows, customers, 777 + o, out_of_order[o]);
+            densify(records, rows, bases[b], 400);
+            for (int track_keys = 0; track_keys < 2; track_keys++) {
+                kseg_agg_customer *expected;
+                int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+                size_t n_expected =
+                    brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+                for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++)
+                    for (size_t k = 0; k < sizeof block_sizes / sizeof block_sizes[0]; k++) {
+                        char what[160];
+                        snprintf(what, sizeof what,
+                                 "dense: out of order %u%% base %lld keys %d threads %d block %zu",
+                                 out_of_order[o], (long long)bases[b], track_keys,
+                                 thread_counts[t], block_sizes[k]);
+                        kseg_agg_state state;
+                        cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS,
+                                                         track_keys, 0),
+                                     0);
+                        run_columns(&state, records, rows, block_sizes[k], thread_counts[t]);
+                        /* Keys in order keep the dense layout to the end; a key below its
+                           customer's largest moves the state into the partitions. */
+                        if (out_of_order[o] == 0 || !track_keys)
+                            cr_assert(state.dense, "%s: the dense layout was not used", what);
+                        if (out_of_order[o] == 100 && track_keys)
+                            cr_assert(!state.dense, "%s: still dense", what);
+                        assert_same(expected, n_expected, expected_stages, &state, track_keys,
+                                    what);
+                        kseg_agg_state_destroy(&state);
+                    }
+                free(expected);
+            }
+            free(records);
+        }
+}
+
+Test(aggregate, dense_and_partitions_agree_on_the_same_data)
+{
+    /* The same dense ids through the dense table and through the partitions (a state moved there
+       before its first block): every customer bit for bit. */
+    const size_t rows = 50000, customers = 5000;
+    kseg_agg_record *records = make_visit_records(rows, customers, 2024, 0);
+    densify(records, rows, -2500, 6000);
+    kseg_agg_state dense, partitioned;
+    cr_assert_eq(kseg_agg_state_init(&dense, KSEG_AGG_PARTITIONS, 1, 0), 0);
+    cr_assert_eq(kseg_agg_state_init(&partitioned, KSEG_AGG_PARTITIONS, 1, 0), 0);
+    cr_assert_eq(kseg_agg_to_partitions(&partitioned), 0);
+    run_columns(&dense, records, rows, 4096, 2);
+    run_columns(&partitioned, records, rows, 4096, 3);
+    cr_assert(dense.dense && !partitioned.dense);
+    kseg_agg_customer *from_dense, *from_partitions;
+    int64_t dense_stages[KSEG_AGG_STAGE_COUNT], partition_stages[KSEG_AGG_STAGE_COUNT];
+    size_t n = collect(&dense, &from_dense, dense_stages);
+    cr_assert_eq(collect(&partitioned, &from_partitions, partition_stages), n);
+    cr_assert_arr_eq(dense_stages, partition_stages, sizeof dense_stages);
+    for (size_t c = 0; c < n; c++) {
+        from_dense[c].unused = from_partitions[c].unused = 0;
+        cr_assert_arr_eq(&from_dense[c], &from_partitions[c], sizeof from_dense[c],
+                         "customer %lld differs", (long long)from_dense[c].customer_id);
+    }
+    free(from_dense);
+    free(from_partitions);
+    kseg_agg_state_destroy(&dense);
+    kseg_agg_state_destroy(&partitioned);
+    free(records);
+}
+
+Test(aggregate, dense_range_widens_then_gives_way_to_the_partitions)
+{
+    /* Blocks whose ids widen the range below and above (the table grows and keeps what it had),
+       then a block with a far-away id (too wide: the partitions take over), then more blocks in
+       the partitions; and a first block whose range is too wide starts in the partitions. */
+    const size_t rows = 24000, customers = 800;
+    kseg_agg_record *records = make_visit_records(rows, customers, 4711, 0);
+    for (size_t i = 0; i < rows; i++) {
+        uint64_t draw = (uint64_t)records[i].customer_id % 700;
+        int64_t id = i < 6000 ? 1000 + (int64_t)(draw % 100)         /* [1000, 1100) */
+                     : i < 12000 ? -200 + (int64_t)draw               /* widens below */
+                     : i < 18000 ? 1000 + (int64_t)draw * 30          /* widens above */
+                                 : (int64_t)draw * 1000003;           /* far: partitions */
+        if (i == 20000)
+            id = INT64_MIN; /* the widest span there is */
+        records[i].customer_id = id;
+    }
+    for (int track_keys = 0; track_keys < 2; track_keys++) {
+        kseg_agg_customer *expected;
+        int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+        size_t n_expected = brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+        for (int threads = 1; threads <= 3; threads++) {
+            kseg_agg_state state;
+            cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
+            run_columns(&state, records, 18000, 6000, threads);
+            cr_assert(state.dense, "three blocks of nearby ids stay dense");
+            cr_assert_eq(state.dense_base, -200);
+            run_columns(&state, records + 18000, rows - 18000, 3000, threads);
+            cr_assert(!state.dense, "a far-away id leaves the dense layout");
+            assert_same(expected, n_expected, expected_stages, &state, track_keys,
+                        "widening dense range");
+            kseg_agg_state_destroy(&state);
+
+            cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
+            run_columns(&state, records + 18000, rows - 18000, rows, threads);
+            cr_assert(!state.dense && state.layout_decided, "a sparse first block");
+            kseg_agg_state_destroy(&state);
+        }
+        free(expected);
+    }
     free(records);
 }

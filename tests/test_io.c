@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1141,4 +1142,115 @@ Test(io, writer_refuses_bad_destinations)
     cr_assert_eq(access("here.h5", F_OK), 0);
     cr_assert_eq(chdir(cwd), 0);
     assert_no_open_files();
+}
+
+/* The raw stored bytes of chunk `index` (of chunk_rows rows) of a dataset: what the filters
+   produced. Returns the size; *bytes_out is malloc'ed. */
+static size_t stored_chunk(hid_t file, const char *path, size_t index, size_t chunk_rows,
+                           unsigned char **bytes_out)
+{
+    hid_t dataset = H5Dopen2(file, path, H5P_DEFAULT);
+    cr_assert_geq(dataset, 0, "%s", path);
+    hsize_t offset[2] = {(hsize_t)(index * chunk_rows), 0}, size = 0;
+    cr_assert_geq(H5Dget_chunk_storage_size(dataset, offset, &size), 0, "%s chunk %zu", path,
+                  index);
+    unsigned char *bytes = malloc(size ? size : 1);
+    uint32_t filters = 0;
+    cr_assert_geq(H5Dread_chunk(dataset, H5P_DEFAULT, offset, &filters, bytes), 0);
+    cr_assert_eq(filters, 0u, "%s chunk %zu: every filter applied", path, index);
+    H5Dclose(dataset);
+    *bytes_out = bytes;
+    return (size_t)size;
+}
+
+Test(io, parallel_chunk_compression_stores_what_hdf5_filters_store)
+{
+    /* Compressed datasets of several chunks are shuffled and deflated on OpenMP threads and
+       stored with H5Dwrite_chunk. With one thread HDF5's own filter pipeline does it: the two
+       files must hold the same data and the very same compressed chunk bytes, the padded edge
+       chunk included, for every store type, both ranks, and two gzip levels. */
+    const size_t n = 10007, d = 3, chunk_rows = 1000; /* 11 chunks, the last one partial */
+    float *f32 = malloc(n * d * sizeof *f32);
+    double *f64 = malloc(n * sizeof *f64);
+    int32_t *i32 = malloc(n * d * sizeof *i32);
+    int64_t *i64 = malloc(n * sizeof *i64);
+    for (size_t i = 0; i < n * d; i++) {
+        f32[i] = (float)sin((double)i) * 1000.0f;
+        i32[i] = (int32_t)(i % 97) - 40;
+    }
+    for (size_t i = 0; i < n; i++) {
+        f64[i] = exp((double)(i % 300) / 17.0) - 5.0;
+        i64[i] = (int64_t)(i * i) - 123456789ll;
+    }
+    const size_t dims1[1] = {n}, dims2[2] = {n, d};
+    const struct {
+        const char *path;
+        kseg_store_type type;
+        int rank;
+        const void *data;
+        hid_t memory_type;
+        size_t bytes;
+    } sets[] = {{"/f32", KSEG_STORE_FLOAT32, 2, f32, H5T_NATIVE_FLOAT, n * d * sizeof *f32},
+                {"/f64", KSEG_STORE_FLOAT64, 1, f64, H5T_NATIVE_DOUBLE, n * sizeof *f64},
+                {"/i32", KSEG_STORE_INT32, 2, i32, H5T_NATIVE_INT32, n * d * sizeof *i32},
+                {"/i64", KSEG_STORE_INT64, 1, i64, H5T_NATIVE_INT64, n * sizeof *i64}};
+    const size_t n_sets = sizeof sets / sizeof sets[0];
+    const int levels[] = {1, 6};
+    char *files[2];
+    int previous_threads = omp_get_max_threads();
+    for (int parallel = 0; parallel < 2; parallel++) {
+        files[parallel] = strdup(scratch_path(parallel ? "parallel.h5" : "serial.h5"));
+        omp_set_num_threads(parallel ? 3 : 1);
+        kseg_error error;
+        kseg_error_clear(&error);
+        kseg_h5_writer *writer = NULL;
+        cr_assert_eq(kseg_h5_writer_open(&writer, files[parallel], &error), 0, "%s",
+                     error.message);
+        for (size_t l = 0; l < 2; l++)
+            for (size_t k = 0; k < n_sets; k++) {
+                char path[64];
+                snprintf(path, sizeof path, "/gzip%d%s", levels[l], sets[k].path);
+                cr_assert_eq(kseg_h5_write_dataset(writer, path, sets[k].type, sets[k].rank,
+                                                   sets[k].rank == 1 ? dims1 : dims2,
+                                                   sets[k].data, chunk_rows, levels[l], &error),
+                             0, "%s", error.message);
+            }
+        cr_assert_eq(kseg_h5_writer_commit(writer, &error), 0, "%s", error.message);
+    }
+    omp_set_num_threads(previous_threads);
+
+    hid_t serial = H5Fopen(files[0], H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t parallel = H5Fopen(files[1], H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(serial >= 0 && parallel >= 0);
+    for (size_t l = 0; l < 2; l++)
+        for (size_t k = 0; k < n_sets; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "/gzip%d%s", levels[l], sets[k].path);
+            for (size_t c = 0; c < (n + chunk_rows - 1) / chunk_rows; c++) {
+                unsigned char *expected, *got;
+                size_t expected_size = stored_chunk(serial, path, c, chunk_rows, &expected);
+                size_t got_size = stored_chunk(parallel, path, c, chunk_rows, &got);
+                cr_assert_eq(got_size, expected_size, "%s chunk %zu: %zu stored bytes, HDF5's "
+                             "filters stored %zu", path, c, got_size, expected_size);
+                cr_assert_arr_eq(got, expected, expected_size, "%s chunk %zu differs", path, c);
+                free(expected);
+                free(got);
+            }
+            void *back = malloc(sets[k].bytes);
+            hid_t dataset = H5Dopen2(parallel, path, H5P_DEFAULT);
+            cr_assert_geq(H5Dread(dataset, sets[k].memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                  back),
+                          0);
+            H5Dclose(dataset);
+            cr_assert_arr_eq(back, sets[k].data, sets[k].bytes, "%s reads back", path);
+            free(back);
+        }
+    H5Fclose(serial);
+    H5Fclose(parallel);
+    free(files[0]);
+    free(files[1]);
+    free(f32);
+    free(f64);
+    free(i32);
+    free(i64);
 }

@@ -1,7 +1,8 @@
 /* Quantile and scoring kernels: the radix sort against a comparison sort, numpy's quantiles bit
  * for bit (values recorded from numpy), rank scores against pandas' floating-point edges and
- * recorded qcut output, value scores against the linear reference, and kseg_rfm_score_feature's
- * tie-breaking, thread invariance and input checks. */
+ * recorded qcut output, value scores against the linear reference, the partial sort (and scoring
+ * on it) against the full sort, and kseg_rfm_score_feature's tie-breaking, thread invariance and
+ * input checks. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -409,4 +410,137 @@ Test(quantile, score_feature_rejects_bad_input)
     cr_assert_eq(kseg_rfm_score_feature(values, NULL, 1, 0, KSEG_TIES_RANK, 1, scores, cuts,
                                         &error),
                  KSEG_EINVAL);
+}
+
+/* ---------------------------------------------------------------- partial sort */
+
+/* Keys of one of several shapes: any 64 bits, few distinct small values (many ties), doubles of
+ * very different magnitudes, keys that differ only in their low 10 bits, and all equal. */
+static uint64_t shaped_key(int shape)
+{
+    switch (shape) {
+    case 0:
+        return next_random();
+    case 1:
+        return next_random() % 7;
+    case 2:
+        return kseg_double_order_key(ldexp((double)(next_random() % 1000) - 300.0,
+                                           (int)(next_random() % 60) - 30));
+    case 3:
+        return 0xabcdef0000000000ull | (next_random() % 1024);
+    default:
+        return 42;
+    }
+}
+
+Test(quantile, partial_sort_is_exact_at_the_positions_and_bucketed_elsewhere)
+{
+    const size_t sizes[] = {1, 2, 3, 17, 1000, 70000};
+    for (int shape = 0; shape < 5; shape++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            size_t n = sizes[s];
+            uint64_t *keys = malloc(n * sizeof *keys), *full_keys = malloc(n * sizeof *keys);
+            uint64_t *scratch_keys = malloc(n * sizeof *keys);
+            uint32_t *index = malloc(n * sizeof *index), *full_index = malloc(n * sizeof *index);
+            uint32_t *scratch_index = malloc(n * sizeof *index);
+            size_t *counts = malloc((KSEG_PARTIAL_SORT_BUCKETS + 1) * sizeof *counts);
+            size_t histograms[KSEG_RADIX_BUCKETS];
+            for (size_t i = 0; i < n; i++) {
+                keys[i] = full_keys[i] = shaped_key(shape);
+                index[i] = full_index[i] = (uint32_t)i;
+            }
+            /* A few positions anywhere, one past the end (ignored), and the two ends. */
+            size_t positions[8] = {0, n - 1, n + 5};
+            for (size_t p = 3; p < 8; p++)
+                positions[p] = (size_t)(next_random() % n);
+            kseg_partial_sort_pairs(keys, index, n, positions, 8, scratch_keys, scratch_index,
+                                    counts, histograms);
+            cr_assert_eq(kseg_sort_pairs_reference(full_keys, full_index, n), 0);
+            /* The test's own digit: the 16 bits below the bits every key shares. */
+            uint64_t differing = 0;
+            for (size_t i = 0; i < n; i++)
+                differing |= full_keys[i] ^ full_keys[0];
+            int top = differing ? 63 - __builtin_clzll(differing) : 0;
+            int shift = top + 1 >= 16 ? top + 1 - 16 : 0;
+            unsigned char *exact = calloc(n, 1);
+            for (size_t p = 0; p < 8; p++)
+                if (positions[p] < n)
+                    exact[positions[p]] = 1;
+            for (size_t k = 0; k < n; k++) {
+                cr_assert_eq(keys[k] >> shift, full_keys[k] >> shift,
+                             "shape %d n %zu: position %zu holds a key of another bucket", shape,
+                             n, k);
+                if (exact[k])
+                    cr_assert(keys[k] == full_keys[k] && index[k] == full_index[k],
+                              "shape %d n %zu: position %zu is not the full sort's", shape, n, k);
+            }
+            /* A permutation of the input pairs: the index sums and the key multiset agree. */
+            uint64_t index_sum = 0, key_sum = 0, full_key_sum = 0;
+            for (size_t k = 0; k < n; k++) {
+                index_sum += index[k];
+                key_sum += keys[k] * 0x9e3779b97f4a7c15ull;
+                full_key_sum += full_keys[k] * 0x9e3779b97f4a7c15ull;
+            }
+            cr_assert_eq(index_sum, (uint64_t)n * (n - 1) / 2);
+            cr_assert_eq(key_sum, full_key_sum);
+            free(exact);
+            free(keys);
+            free(full_keys);
+            free(scratch_keys);
+            free(index);
+            free(full_index);
+            free(scratch_index);
+            free(counts);
+        }
+}
+
+Test(quantile, scoring_on_the_partial_sort_equals_scoring_on_the_full_sort)
+{
+    /* The cut points and both kinds of scores from the partial order (with the positions
+       kseg_scoring_positions names) against those from the full order, for every size up to
+       120 and some up to 300, bin counts 2..12 and 100, and values with many ties, few ties, or
+       none. */
+    const size_t max_n = 300;
+    double values[300];
+    uint64_t keys[300], full_keys[300], scratch_keys[300];
+    uint32_t order[300], full_order[300], scratch_order[300];
+    size_t *counts = malloc((KSEG_PARTIAL_SORT_BUCKETS + 1) * sizeof *counts);
+    size_t *positions = malloc(KSEG_SCORING_POSITIONS_MAX * sizeof *positions);
+    size_t histograms[KSEG_RADIX_BUCKETS];
+    const int32_t bin_counts[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 100};
+    for (size_t n = 1; n <= max_n; n += n < 120 ? 1 : 13)
+        for (int shape = 0; shape < 3; shape++) {
+            for (size_t i = 0; i < n; i++)
+                values[i] = shape == 0   ? (double)(next_random() % 4)
+                            : shape == 1 ? floor(exp((double)(next_random() % 1000) / 100.0))
+                                         : (double)(next_random() % 1000000) / 7.0 - 5000.0;
+            for (size_t b = 0; b < sizeof bin_counts / sizeof bin_counts[0]; b++) {
+                int32_t bins = bin_counts[b];
+                for (int rank = 0; rank < 2; rank++) {
+                    for (size_t i = 0; i < n; i++) {
+                        keys[i] = full_keys[i] = kseg_double_order_key(values[i]);
+                        order[i] = full_order[i] = (uint32_t)i;
+                    }
+                    size_t n_positions = kseg_scoring_positions(n, bins, rank, positions);
+                    cr_assert_leq(n_positions, KSEG_SCORING_POSITIONS_MAX);
+                    kseg_partial_sort_pairs(keys, order, n, positions, n_positions, scratch_keys,
+                                            scratch_order, counts, histograms);
+                    cr_assert_eq(kseg_sort_pairs_reference(full_keys, full_order, n), 0);
+                    double cuts[101], full_cuts[101];
+                    kseg_quantiles_linear(values, order, n, bins, cuts);
+                    kseg_quantiles_linear(values, full_order, n, bins, full_cuts);
+                    cr_assert_arr_eq(cuts, full_cuts, ((size_t)bins + 1) * sizeof *cuts,
+                                     "n %zu bins %d shape %d: cut points", n, (int)bins, shape);
+                    if (!rank)
+                        continue;
+                    int32_t scores[300], full_scores[300];
+                    kseg_scores_from_ranks(order, n, bins, scores, 1);
+                    kseg_scores_from_ranks(full_order, n, bins, full_scores, 1);
+                    cr_assert_arr_eq(scores, full_scores, n * sizeof *scores,
+                                     "n %zu bins %d shape %d: rank scores", n, (int)bins, shape);
+                }
+            }
+        }
+    free(counts);
+    free(positions);
 }

@@ -1,13 +1,15 @@
 /* ThreadSanitizer driver for the RFM stage: transaction generation, aggregation through the column
- * path (frequency by invoices, lines and days; rows in and out of key order) and the dedupe record
- * path, with where, min-price and netted-returns filters, rank and value scoring, and the scoring
- * entry point on its own, at 1, 2 and 4 threads; every table must equal the 1-thread one bit for
- * bit. */
+ * path (the dense table for the generated ids, and the partitions it moves into when rows arrive
+ * out of key order; frequency by invoices, lines and days) and the dedupe record path, with
+ * where, min-price and netted-returns filters, rank and value scoring, the scoring entry point on
+ * its own, and the parallel compression of the result file, at 1, 2 and 4 threads; every table
+ * (and file) must equal the 1-thread one bit for bit. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kseg/io.h"
 #include "kseg/kseg.h"
 #include "tsan_driver.h"
 
@@ -256,6 +258,73 @@ static void check_scoring(void)
     printf("%s: feature scoring identical at 1, 2 and 4 threads\n", tsan_driver_name);
 }
 
+/* The whole bytes of a file (malloc'ed); *size receives the length. */
+static unsigned char *file_bytes(const char *path, size_t *size)
+{
+    FILE *file = fopen(path, "rb");
+    TSAN_CHECK(file != NULL, "cannot open %s", path);
+    if (!file)
+        return NULL;
+    fseek(file, 0, SEEK_END);
+    long length = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    unsigned char *bytes = malloc(length > 0 ? (size_t)length : 1);
+    *size = fread(bytes, 1, length > 0 ? (size_t)length : 0, file);
+    fclose(file);
+    return bytes;
+}
+
+/* The result writer (io/h5_write.c) compresses the chunks of a dataset on OpenMP threads: an RFM
+ * table written at 1, 2 and 4 threads must give the same file, byte for byte. */
+static void check_result_writing(const transaction_log *log)
+{
+    char directory[] = "/tmp/tsan_rfm.XXXXXX";
+    TSAN_CHECK(mkdtemp(directory) != NULL, "cannot create a scratch directory");
+    kseg_rfm_options options;
+    kseg_rfm_options_defaults(&options);
+    kseg_rfm_table table;
+    kseg_rfm_table_init(&table);
+    rfm(log, &options, 1, &table);
+    unsigned char *reference = NULL;
+    size_t reference_size = 0;
+    for (int t = 0; t < TSAN_THREAD_COUNTS; t++) {
+        int threads = tsan_thread_counts[t];
+        tsan_set_threads(threads);
+        char path[64];
+        snprintf(path, sizeof path, "%s/rfm%d.h5", directory, threads);
+        kseg_error error;
+        kseg_error_clear(&error);
+        kseg_h5_writer *writer = NULL;
+        const size_t dims[2] = {table.n_customers, 3};
+        TSAN_OK(kseg_h5_writer_open(&writer, path, &error), &error);
+        /* Chunks of 4096 rows: several per dataset, so that they are filtered in parallel. */
+        TSAN_OK(kseg_h5_write_dataset(writer, "/rfm/monetary", KSEG_STORE_FLOAT64, 1, dims,
+                                      table.monetary, 4096, 1, &error),
+                &error);
+        TSAN_OK(kseg_h5_write_dataset(writer, "/rfm/score", KSEG_STORE_INT32, 2, dims,
+                                      table.scores, 4096, 4, &error),
+                &error);
+        TSAN_OK(kseg_h5_writer_commit(writer, &error), &error);
+        size_t size = 0;
+        unsigned char *bytes = file_bytes(path, &size);
+        remove(path);
+        if (t == 0) {
+            reference = bytes;
+            reference_size = size;
+            continue;
+        }
+        TSAN_CHECK(size == reference_size, "result file of %zu bytes with %d threads, %zu with 1",
+                   size, threads, reference_size);
+        if (size == reference_size)
+            TSAN_SAME(reference, bytes, size, threads, "result file");
+        free(bytes);
+    }
+    free(reference);
+    remove(directory);
+    kseg_rfm_table_destroy(&table);
+    printf("%s: result file identical at 1, 2 and 4 threads\n", tsan_driver_name);
+}
+
 int main(void)
 {
     tsan_start("tsan_rfm");
@@ -297,6 +366,7 @@ int main(void)
     check_rfm(&log, &shuffled_dedupe, "rows out of key order, dedupe, invoices");
 
     check_scoring();
+    check_result_writing(&log);
     log_free(&log);
     return tsan_finish();
 }
