@@ -526,11 +526,12 @@ static int has_nonfinite_float64(const double *values, size_t count)
 }
 
 /* Scans elements [begin, end) of the buffer in row-major order and fails on the first NaN or
-   infinity, naming its global row and its column. The scan is a second pass over data far larger than the caches, so it is
-   bound by memory bandwidth: the threads split the blocks, and the first flagged block (a min
-   reduction, so the same block for any thread count) is then searched for the exact value. */
+   infinity, naming its global row and its column. After a whole read the scan is a second pass
+   over data far larger than the caches, bound by memory bandwidth: with parallel set the threads
+   split the blocks, and the first flagged block (a min reduction, so the same block for any
+   thread count) is searched for the value. */
 static int check_finite_range(reader *r, const kseg_table *table, size_t first_row,
-                              size_t begin, size_t end)
+                              size_t begin, size_t end, int parallel)
 {
     const size_t cols = table->matrix.cols, total = end - begin;
     const size_t block = 4096, blocks = (total + block - 1) / block;
@@ -538,7 +539,7 @@ static int check_finite_range(reader *r, const kseg_table *table, size_t first_r
     const float *data32 = (const float *)table->data + begin;
     const double *data64 = (const double *)table->data + begin;
     size_t first_flagged = SIZE_MAX;
-    #pragma omp parallel for schedule(static) reduction(min : first_flagged)
+    #pragma omp parallel for schedule(static) reduction(min : first_flagged) if (parallel)
     for (size_t b = 0; b < blocks; b++) {
         const size_t start = b * block, length = total - start < block ? total - start : block;
         const int flagged = single ? has_nonfinite_float32(data32 + start, length)
@@ -576,7 +577,7 @@ static int check_finite_range(reader *r, const kseg_table *table, size_t first_r
 
 static int check_finite(reader *r, const kseg_table *table, size_t first_row)
 {
-    return check_finite_range(r, table, first_row, 0, table->matrix.rows * table->matrix.cols);
+    return check_finite_range(r, table, first_row, 0, table->matrix.rows * table->matrix.cols, 1);
 }
 
 /* Reads rows [first, first + count) of the 1-D integer dataset at id_path into table->ids. */
@@ -899,8 +900,10 @@ static int read_matrix_dataset(reader *r, const kseg_read_options *options, kseg
                 status = reader_hdf5_failure(r, "cannot read the data");
                 goto done;
             }
+            /* One thread: a slab in the cache is scanned in far less time than it takes to
+               wake a team, which on a loaded machine can cost milliseconds per slab. */
             status = check_finite_range(r, table, first, done_rows * cols,
-                                        (done_rows + rows_now) * cols);
+                                        (done_rows + rows_now) * cols, 0);
             if (status)
                 goto done;
         }
