@@ -386,6 +386,15 @@ def measure_floor(args):
                               + configs, capture_output=True, text=True, check=True).stdout
     floor = json.loads(text.strip().splitlines()[-1])
     floor["by_config"] = {(int(c["n"]), int(c["d"]), int(c["k"])): c for c in floor["configs"]}
+    # A saved floor may lack a config of this run: its floor follows from the two measured rates
+    # exactly as bench/floor computes it.
+    for n, d, k, _ in args.configs:
+        if (n, d, k) not in floor["by_config"]:
+            read_s = n * d * 4 / (floor["read_bandwidth_gb_s"] * 1e9)
+            flop_s = 2.0 * n * k * d / (floor["sgemm_gflop_s"] * 1e9)
+            floor["by_config"][(n, d, k)] = {"n": n, "d": d, "k": k, "read_s": read_s, "flop_s": flop_s,
+                                             "floor_s": max(read_s, flop_s),
+                                             "bound": "memory" if read_s > flop_s else "compute"}
     return floor
 
 
@@ -553,7 +562,7 @@ def markdown_report(rows, machine, args, command_line, floor, missing_peers):
         lines += ["Not installed (not measured): " + ", ".join(TOOL_LABELS[t] for t in missing_peers) + ".", ""]
     lines += [
         "float32 uniform [0,1)^d data (\"customers\": the 9 features of `kseg generate customers`, log1p on the "
-        "skewed columns, standardized), the same initial centers for every tool, tol 0, {args.threads} threads, "
+        f"skewed columns, standardized), the same initial centers for every tool, tol 0, {args.threads} threads, "
         f"medians of {args.repeats} repeats. s/iter = (T(max_iter=20) − T(max_iter=1)) / 19 of the fit "
         "time alone (no file I/O). FAISS: OpenMP 2 threads, OpenBLAS 1 thread.",
         "",

@@ -26,8 +26,8 @@ static const char *const cluster_usage =
     "                        initial centers [k, d]\n"
     "      --oversampling L  k-means||: candidates drawn per round, a number > 0 (default 2k)\n"
     "      --init-rounds R   k-means||: sampling rounds, 1 to 1000 (default 5)\n"
-    "      --n-init N        initializations, the lowest inertia wins (default: 1 for k-means++\n"
-    "                        and given centers, 10 for random)\n"
+    "      --n-init N        initializations, the lowest inertia wins (default: 1 for k-means++,\n"
+    "                        k-means|| and given centers, 10 for random)\n"
     "      --max-iter N      maximum iterations per initialization (default 300)\n"
     "      --tol T           stop when the total squared center shift is at most T times the mean\n"
     "                        feature variance (default 1e-4); a run also stops when no label\n"
@@ -393,10 +393,12 @@ int kseg_cmd_cluster(int argc, char **argv)
             options.max_no_improvement = (int32_t)value;
             break;
         case 'b':
-            if (kseg_memory_parse_size(optarg, &options.bounds_memory_limit))
+            /* 0 would mean "no limit" in the options: refused, as it reads like "none". */
+            if (kseg_memory_parse_size(optarg, &options.bounds_memory_limit) ||
+                options.bounds_memory_limit == 0)
                 return cli_failf(command, KSEG_EXIT_USAGE,
-                                 "--bounds-memory: expected a size in bytes, optionally with K, "
-                                 "M, G or T (e.g. 512M), got '%s'", optarg);
+                                 "--bounds-memory: expected a size of at least 1 byte, optionally "
+                                 "with K, M, G or T (e.g. 512M), got '%s'", optarg);
             break;
         case 'q':
             quiet = 1;
@@ -551,7 +553,14 @@ int kseg_cmd_cluster(int argc, char **argv)
         exit_code = cli_fail(command, &error);
         goto done;
     }
-    if (!quiet) {
+    int bound_requested = options.algorithm == KSEG_ALGORITHM_HAMERLY ||
+                          options.algorithm == KSEG_ALGORITHM_ELKAN ||
+                          options.algorithm == KSEG_ALGORITHM_YINYANG;
+    if (bound_requested && planned != options.algorithm)
+        cli_warnf(command, "--algorithm %s needs a direct-difference kernel; kernel '%s' is "
+                  "expanded-form, so lloyd runs instead",
+                  kseg_kmeans_algorithm_name(options.algorithm), options.kernel);
+    if (!quiet && planned != KSEG_ALGORITHM_LLOYD && planned != KSEG_ALGORITHM_MINIBATCH) {
         char size[32];
         printf("kseg cluster: algorithm %s, %s of extra memory for its bounds\n",
                kseg_kmeans_algorithm_name(planned),

@@ -658,7 +658,7 @@ static int parse_cluster(run_state *state, kseg_segmentation_options *options)
                             rule);
     if (init && kseg_init_method_parse(init, &kmeans->init))
         return config_failf(state, kseg_yaml_get(node, "init"),
-                            "cluster.init: expected k-means++ or random, got '%s'", init);
+                            "cluster.init: expected k-means++, k-means|| or random, got '%s'", init);
     kmeans->kernel = kernel;
     kmeans->n_init = (int32_t)n_init;
     kmeans->max_iter = (int32_t)max_iter;

@@ -291,13 +291,31 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
     bytes = kseg_memory_add(bytes, kseg_memory_multiply((uint64_t)options->max_iter,
                                                         2 * sizeof(kseg_iteration_stats)));
     /* k-means|| keeps a distance, a candidate index and a flag per row (k-means++ the distance
-       only, within the same bound); mini-batch two copies of a batch with d + 4 doubles a row. */
-    if (options->init == KSEG_INIT_KMEANS_PARALLEL)
+       only, within the same bound), and about init_rounds x oversampling candidates of d
+       doubles with a weight each, reduced through a stack like the one above. */
+    if (options->init == KSEG_INIT_KMEANS_PARALLEL) {
+        double oversampling = options->oversampling > 0 ? options->oversampling : 2.0 * (double)k;
+        double expected = oversampling * options->init_rounds + 1.0;
+        uint64_t candidates = expected < 1e15 ? (uint64_t)expected : UINT64_MAX;
+        if (candidates > comm->n_global)
+            candidates = comm->n_global;
         bytes = kseg_memory_add(bytes, kseg_memory_multiply(n, 13));
-    if (options->algorithm == KSEG_ALGORITHM_MINIBATCH)
         bytes = kseg_memory_add(bytes, kseg_memory_multiply(
-            (uint64_t)options->batch_size < n ? (uint64_t)options->batch_size : n,
-            kseg_memory_multiply(2 * sizeof(double), d + 8)));
+            kseg_memory_multiply(candidates, kseg_memory_add(d, kseg_memory_add(stack, 2))),
+            sizeof(double)));
+    }
+    /* Mini-batch (kmeans_minibatch.c): per batch row a copy in the element type, two records
+       of d + 4 doubles, a distance, two positions, an order index and a label; the batch is
+       capped at the global n, whatever this rank holds. */
+    if (options->algorithm == KSEG_ALGORITHM_MINIBATCH) {
+        uint64_t batch = (uint64_t)options->batch_size < comm->n_global
+                             ? (uint64_t)options->batch_size : comm->n_global;
+        uint64_t per_row = kseg_memory_add(
+            kseg_memory_multiply(d, data->dtype == KSEG_FLOAT32 ? 4 : 8),
+            kseg_memory_add(kseg_memory_multiply(2 * sizeof(double), d + 4),
+                            sizeof(double) + 3 * sizeof(size_t) + sizeof(int32_t)));
+        bytes = kseg_memory_add(bytes, kseg_memory_multiply(batch, per_row));
+    }
     char what[160];
     snprintf(what, sizeof what, "k-means with k = %llu on %llu rows x %llu features",
              (unsigned long long)k, (unsigned long long)comm->n_global, (unsigned long long)d);
@@ -550,8 +568,8 @@ static int compare_far(const void *a, const void *b)
  * re-seeded with the rows farthest from their assigned centers (ties: lower row), each row moving
  * its weighted contribution from its old cluster to the empty one; a row whose cluster would be
  * left empty, or that lies on its center, is skipped (clusters left empty keep their center and
- * are reported as a warning after the fit). Labels stay until the next assignment, as in scikit-learn. Returns the
- * number of repairs in *repairs. */
+ * are reported as a warning after the fit). Labels stay until the next assignment, as in
+ * scikit-learn. Returns the number of repairs in *repairs. */
 static int repair_empty_clusters(kmeans_context *context, const double *centers,
                                  const int32_t *labels, double *payload, int64_t *repairs,
                                  kseg_error *error)
@@ -1128,7 +1146,9 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
                                  "distinct rows than clusters. ",
                                  distinct, k);
     }
-    if (result->convergence == KSEG_CONVERGED_NONE) {
+    /* Mini-batch without early stopping runs the max_iter epochs it was asked for. */
+    if (result->convergence == KSEG_CONVERGED_NONE &&
+        !(algorithm == KSEG_ALGORITHM_MINIBATCH && options->max_no_improvement == 0)) {
         result->warnings |= KSEG_WARN_NOT_CONVERGED;
         if (used < sizeof result->warning_message)
             snprintf(result->warning_message + used, sizeof result->warning_message - used,
@@ -1167,8 +1187,7 @@ int kseg_kmeans_plan(const kseg_matrix *data, const kseg_kmeans_options *options
     int status = validate_options(data, options, comm, algorithm, bounds_memory, error);
     if (status)
         return status;
-    if (!kseg_assign_kernel_select(data->dtype, (size_t)options->n_clusters, data->cols,
-                                   options->kernel))
+    if (!choose_kernel(data->dtype, (size_t)options->n_clusters, data->cols, options))
         return kseg_error_set(error, KSEG_ENOTSUP,
                               "kernel '%s' is unknown or not supported by this CPU for %s data",
                               options->kernel ? options->kernel : "(auto)",

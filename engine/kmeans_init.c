@@ -745,8 +745,15 @@ int kmeans_init_parallel(kmeans_context *context, int32_t run, double *centers,
 
     size_t first = 0;
     for (int32_t round = 0;; round++) {
-        /* Distances to the candidates drawn last, and the potential they leave. */
-        if ((status = nearer_pass(context, context->kernel, set.values + first * d,
+        /* Distances to the candidates drawn last, and the potential they leave. Without a kernel
+           name they go through the preferred direct-difference kernel rather than the fit's,
+           which may be expanded-form for Lloyd but not for the bound algorithms: the draws,
+           and so the initial centers, must not depend on the algorithm. */
+        const kseg_assign_kernel *kernel =
+            options->kernel
+                ? context->kernel
+                : kseg_assign_kernel_select_direct(context->dtype, set.count - first, d);
+        if ((status = nearer_pass(context, kernel, set.values + first * d,
                                   set.count - first, first, closest, nearest, block_local,
                                   error)) ||
             (status = kseg_gather_block_scalars(blocks, block_local, 1, block_global, error)))

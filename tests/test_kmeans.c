@@ -8,26 +8,9 @@
 
 #include "kernels.h"
 #include "kseg/kseg.h"
+#include "kmeans_test_support.h"
 
 /* ------------------------------------------------------------------ test data */
-
-static uint64_t splitmix(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *state)
-{
-    return ((double)(splitmix(state) >> 11) + 0.5) * 0x1.0p-53;
-}
-
-static double gaussian(uint64_t *state)
-{
-    return sqrt(-2.0 * log(uniform(state))) * cos(2.0 * M_PI * uniform(state));
-}
 
 /* Blobs with centers on a grid spaced `spacing` apart and unit noise; truth in [0, blobs). */
 static float *make_blobs(size_t n, size_t d, size_t blobs, double spacing, uint64_t seed,
@@ -45,37 +28,6 @@ static float *make_blobs(size_t n, size_t d, size_t blobs, double spacing, uint6
         }
     }
     return x;
-}
-
-/* Adjusted Rand index between two labelings (Hubert & Arabie). */
-static double adjusted_rand(const int32_t *a, const int32_t *b, size_t n, size_t ka, size_t kb)
-{
-    double *table = calloc(ka * kb, sizeof *table), *rows = calloc(ka, sizeof *rows),
-           *cols = calloc(kb, sizeof *cols);
-    for (size_t i = 0; i < n; i++) {
-        table[(size_t)a[i] * kb + (size_t)b[i]] += 1;
-        rows[a[i]] += 1;
-        cols[b[i]] += 1;
-    }
-    double index = 0, sum_rows = 0, sum_cols = 0;
-    for (size_t i = 0; i < ka * kb; i++)
-        index += table[i] * (table[i] - 1) / 2;
-    for (size_t i = 0; i < ka; i++)
-        sum_rows += rows[i] * (rows[i] - 1) / 2;
-    for (size_t j = 0; j < kb; j++)
-        sum_cols += cols[j] * (cols[j] - 1) / 2;
-    double pairs = (double)n * (double)(n - 1) / 2;
-    double expected = sum_rows * sum_cols / pairs, maximum = (sum_rows + sum_cols) / 2;
-    free(table);
-    free(rows);
-    free(cols);
-    return (index - expected) / (maximum - expected);
-}
-
-static kseg_matrix view(const void *data, kseg_dtype dtype, size_t n, size_t d)
-{
-    kseg_matrix m = {data, dtype, n, d};
-    return m;
 }
 
 /* ------------------------------------------------------------------ validation */
@@ -142,14 +94,6 @@ Test(kmeans, rejects_bad_input_with_precise_messages)
 }
 
 /* ------------------------------------------------------------------ determinism */
-
-static void fit_or_fail(const kseg_matrix *m, const kseg_kmeans_options *o, kseg_kmeans_result *r)
-{
-    kseg_error e;
-    kseg_error_clear(&e);
-    int code = kseg_kmeans_fit(m, o, r, &e);
-    cr_assert_eq(code, 0, "fit failed: %s", e.message);
-}
 
 static void assert_bitwise_equal(const kseg_kmeans_result *a, const kseg_kmeans_result *b,
                                  const char *what)

@@ -10,24 +10,7 @@
 
 #include "kernels.h"
 #include "kseg/kseg.h"
-
-static uint64_t splitmix(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *state)
-{
-    return ((double)(splitmix(state) >> 11) + 0.5) * 0x1.0p-53;
-}
-
-static double gaussian(uint64_t *state)
-{
-    return sqrt(-2.0 * log(uniform(state))) * cos(2.0 * M_PI * uniform(state));
-}
+#include "kmeans_test_support.h"
 
 typedef enum shape { BLOBS, UNIFORM, GRID } shape;
 
@@ -71,20 +54,6 @@ static void *make_data(shape kind, size_t n, size_t d, size_t blobs, kseg_dtype 
         out[i] = (float)rows[i];
     free(rows);
     return out;
-}
-
-static kseg_matrix view(const void *data, kseg_dtype dtype, size_t n, size_t d)
-{
-    kseg_matrix m = {data, dtype, n, d};
-    return m;
-}
-
-static void fit_or_fail(const kseg_matrix *m, const kseg_kmeans_options *o, kseg_kmeans_result *r)
-{
-    kseg_error e;
-    kseg_error_clear(&e);
-    int code = kseg_kmeans_fit(m, o, r, &e);
-    cr_assert_eq(code, 0, "fit failed: %s", e.message);
 }
 
 /* Everything but the distance counts and the times bitwise equal; computed + skipped of the

@@ -47,13 +47,15 @@ typedef enum kseg_kmeans_algorithm {
        that cannot change a label. Exact: labels, centers, inertia and statistics (all but the
        distance counts, the point of it) are bitwise those of Lloyd from the same
        initialization (bounds carry a margin for the kernels' rounding, and every undecided
-       row is compared with all centers as Lloyd does). Needs a
-       direct-difference kernel; with the expanded-form "gemm" kernel the fit runs Lloyd. */
+       row is compared with all centers as Lloyd does). Needs a direct-difference kernel: with
+       an expanded-form kernel named in options.kernel ("gemm", "avx512-expanded") the fit runs
+       Lloyd; without a name it gets a direct one. The same holds for ELKAN and YINYANG. */
     KSEG_ALGORITHM_HAMERLY = 1,
     /* The fastest measured choice that fits the memory (bench/RESULTS.md, "Exact bound
        algorithms"): Hamerly when the kernel is the scalar reference (CPUs without AVX2) and
-       d <= 32 (Yinyang if Hamerly's memory does not fit), else Lloyd. With the reference kernel every bound algorithm beat Lloyd (customers,
-       k = 8: Hamerly 4.9x, Elkan 4.1x, Yinyang 3.7x; k = 128: 21x, 12x, 16x), Hamerly most; with
+       d <= 32 (Yinyang if Hamerly's memory does not fit), else Lloyd. With the reference
+       kernel every bound algorithm beat Lloyd (customers, k = 8: Hamerly 4.9x, Elkan 4.1x,
+       Yinyang 3.7x; k = 128: 21x, 12x, 16x), Hamerly most; with
        the vectorized kernels Lloyd was faster than all three at every shape measured (k = 8 to
        128, d = 8 to 64). A bound algorithm is taken only if its memory fits
        bounds_memory_limit and half of kseg_memory_available(); otherwise Lloyd. */
@@ -88,8 +90,9 @@ KSEG_API const char *kseg_kmeans_algorithm_name(kseg_kmeans_algorithm algorithm)
  * exactly in every iteration, since the objective needs each row's distance to its center
  * anyway), for Elkan k floats per row and k x k floats of center distances, for Yinyang
  * t = max(1, k / 10) floats per row; each also three or four copies of the centers in the
- * data's element type and a few doubles per center. 0 for Lloyd and mini-batch (whose batch buffers, two copies of batch_size rows of d + 8
- * doubles, kseg_kmeans_fit adds from the options); AUTO counts as the largest
+ * data's element type and a few doubles per center. 0 for Lloyd and mini-batch (whose batch
+ * buffers, about two records of d + 4 doubles and a copy of the row per batch row,
+ * kseg_kmeans_fit adds from the options); AUTO counts as the largest
  * bound algorithm (Elkan), an upper bound on what it may pick. UINT64_MAX if the size
  * overflows. kseg_kmeans_fit checks it against options.bounds_memory_limit and, with the rest of
  * its workspace, against kseg_memory_available() before it starts. */
@@ -145,9 +148,9 @@ typedef struct kseg_kmeans_options {
     const kseg_comm *comm;     /* Communicator for cross-row reductions; NULL = serial. */
     const char *kernel;        /* Assignment kernel by name ("reference", "avx2", "avx512",
                                   "avx512-rows", "avx512-expanded", "gemm"); NULL = chosen from
-                                  the CPU and the shape (for HAMERLY among the direct-difference
-                                  kernels only). Default NULL. Results are bitwise stable for a
-                                  given kernel. */
+                                  the CPU and the shape (for HAMERLY, ELKAN and YINYANG among the
+                                  direct-difference kernels only). Default NULL. Results are
+                                  bitwise stable for a given kernel. */
     kseg_kmeans_algorithm algorithm; /* Default KSEG_ALGORITHM_LLOYD. Every exact algorithm gives
                                         the same result with the same kernel; they differ in
                                         speed and memory. Without a kernel name, Lloyd may choose

@@ -141,6 +141,22 @@ def case_hamerly_writes_the_same_result_as_lloyd(tmp):
         bad.stderr, bad.stderr
 
 
+def case_bound_algorithm_with_an_expanded_kernel_warns_and_runs_lloyd(tmp):
+    data = os.path.join(tmp, "customers.h5")
+    run_kseg("generate", "customers", "--n", 5000, "--seed", 4, "-o", data)
+    out, lloyd = os.path.join(tmp, "elkan.h5"), os.path.join(tmp, "lloyd.h5")
+    result = run_kseg("cluster", data, "-k", 8, "-o", out, "--algorithm", "elkan",
+                      "--kernel", "gemm")
+    assert "kseg cluster: warning: --algorithm elkan needs a direct-difference kernel; kernel " \
+        "'gemm' is expanded-form, so lloyd runs instead" in result.stderr, result.stderr
+    # No bounds run, so no line about their memory.
+    assert "extra memory for its bounds" not in result.stdout, result.stdout
+    run_kseg("cluster", data, "-k", 8, "-o", lloyd, "--kernel", "gemm", "--quiet")
+    assert read_result(lloyd) == read_result(out)
+    with h5py.File(out, "r") as f:
+        assert f["/model/centroids"].attrs["algorithm"] == "lloyd"
+
+
 def case_elkan_and_yinyang_write_the_same_result_as_lloyd(tmp):
     data = os.path.join(tmp, "customers.h5")
     run_kseg("generate", "customers", "--n", 30000, "--seed", 9, "-o", data)

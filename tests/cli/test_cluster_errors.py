@@ -269,9 +269,11 @@ def case_bad_algorithm_and_bounds_memory(tmp):
     expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--algorithm", "kmedoids"],
                    ["--algorithm", "expected lloyd, hamerly, elkan, yinyang, auto or minibatch",
                     "'kmedoids'"], code=2, kept=["in.h5"])
-    for bad in ["12Q", "", "-5", "1.5.2", "G"]:
+    # 0 would read as "no bounds memory" but means "no limit" in the options: refused.
+    for bad in ["12Q", "", "-5", "1.5.2", "G", "0", "0.4"]:
         expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--bounds-memory", bad],
-                       ["--bounds-memory", "expected a size in bytes", f"got '{bad}'"], code=2,
+                       ["--bounds-memory", "expected a size of at least 1 byte", f"got '{bad}'"],
+                       code=2,
                        kept=["in.h5"])
     # A requested bound algorithm over the limit is refused before the fit, naming both sizes.
     expect_failure(tmp, ["cluster", path, "-k", 4, "-o", out, "--algorithm", "elkan",
