@@ -1,6 +1,7 @@
 /* Helpers shared by the k-means test suites (test_kmeans.c, test_kmeans_bounds.c,
  * test_kmeans_scalable.c): a seeded random source, Gaussian noise, the adjusted Rand index and
- * a fit that must succeed. static inline, so a suite that uses only some of them builds clean. */
+ * fits that must succeed or fail. static inline, so a suite that uses only some of them builds
+ * clean. */
 #ifndef KSEG_TESTS_KMEANS_TEST_SUPPORT_H
 #define KSEG_TESTS_KMEANS_TEST_SUPPORT_H
 
@@ -8,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kseg/kseg.h"
 
@@ -68,6 +70,22 @@ static inline void fit_or_fail(const kseg_matrix *m, const kseg_kmeans_options *
     kseg_error_clear(&e);
     int code = kseg_kmeans_fit(m, o, r, &e);
     cr_assert_eq(code, 0, "fit failed: %s", e.message);
+}
+
+/* A fit that must fail: its status, with the message checked to contain expect_in_message (unless
+ * NULL) and the result left empty. */
+static inline int fit_code(kseg_matrix *m, kseg_kmeans_options *o,
+                           const char *expect_in_message)
+{
+    kseg_kmeans_result r;
+    kseg_error e;
+    kseg_error_clear(&e);
+    int code = kseg_kmeans_fit(m, o, &r, &e);
+    if (expect_in_message)
+        cr_assert(strstr(e.message, expect_in_message), "message '%s' lacks '%s'", e.message,
+                  expect_in_message);
+    cr_assert_null(r.centroids, "a failed fit must leave the result empty");
+    return code;
 }
 
 #endif

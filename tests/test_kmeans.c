@@ -32,19 +32,6 @@ static float *make_blobs(size_t n, size_t d, size_t blobs, double spacing, uint6
 
 /* ------------------------------------------------------------------ validation */
 
-static int fit_code(kseg_matrix *m, kseg_kmeans_options *o, const char *expect_in_message)
-{
-    kseg_kmeans_result r;
-    kseg_error e;
-    kseg_error_clear(&e);
-    int code = kseg_kmeans_fit(m, o, &r, &e);
-    if (expect_in_message)
-        cr_assert(strstr(e.message, expect_in_message), "message '%s' lacks '%s'", e.message,
-                  expect_in_message);
-    cr_assert_null(r.centroids, "a failed fit must leave the result empty");
-    return code;
-}
-
 Test(kmeans, rejects_bad_input_with_precise_messages)
 {
     float x[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
