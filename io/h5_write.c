@@ -266,9 +266,13 @@ void kseg_h5_writer_abort(kseg_h5_writer *writer)
 
 /* ---------------------------------------------------------------- datasets */
 
-/* Chunks compressed at once by write_chunks_in_parallel: the batch's buffers stay near 64 MiB
- * for the default chunk size. */
+/* Chunks compressed at once by write_chunks_in_parallel, at most: the batch's output buffers
+ * are also held to PARALLEL_BATCH_BYTES, and chunks beyond PARALLEL_CHUNK_MAX_BYTES (far above
+ * kseg's own, which stay near 1 MiB) go through H5Dwrite, so that the memory of the parallel
+ * path stays bounded whatever chunk size a library caller chooses. */
 #define PARALLEL_CHUNK_BATCH ((size_t)64)
+#define PARALLEL_BATCH_BYTES ((size_t)64 << 20)
+#define PARALLEL_CHUNK_MAX_BYTES ((size_t)16 << 20)
 
 /* HDF5's shuffle filter, byte for byte: byte b of element i goes to b * elements + i (the bytes
  * past the last whole element, none for our types, stay in place). */
@@ -295,13 +299,23 @@ static int write_chunks_in_parallel(kseg_h5_writer *writer, hid_t dataset, const
                                     kseg_error *error)
 {
     const size_t chunk_bytes = chunk_rows * row_bytes;
+    if (chunk_bytes > PARALLEL_CHUNK_MAX_BYTES)
+        return 1;
     const size_t n_chunks = (rows + chunk_rows - 1) / chunk_rows;
-    const size_t batch = n_chunks < PARALLEL_CHUNK_BATCH ? n_chunks : PARALLEL_CHUNK_BATCH;
     const uLong bound = compressBound((uLong)chunk_bytes);
+    size_t batch = PARALLEL_BATCH_BYTES / (size_t)bound;
+    if (batch < 1)
+        batch = 1;
+    if (batch > PARALLEL_CHUNK_BATCH)
+        batch = PARALLEL_CHUNK_BATCH;
+    if (batch > n_chunks)
+        batch = n_chunks;
     unsigned char *compressed = malloc(batch * (size_t)bound);
     uLongf *sizes = malloc(batch * sizeof *sizes);
     int *results = malloc(batch * sizeof *results);
     int threads = omp_get_max_threads();
+    if ((size_t)threads > batch)
+        threads = (int)batch; /* a thread without a chunk would only hold scratch */
     unsigned char *scratch = malloc((size_t)threads * 2 * chunk_bytes);
     if (!compressed || !sizes || !results || !scratch) {
         free(compressed);
@@ -331,6 +345,11 @@ static int write_chunks_in_parallel(kseg_h5_writer *writer, hid_t dataset, const
                                    (uLong)chunk_bytes, gzip_level);
         }
         for (size_t c = 0; c < count && !status; c++) {
+            if (results[c] == Z_MEM_ERROR) {
+                status = kseg_error_set(error, KSEG_ENOMEM, "%s:%s: out of memory compressing "
+                                        "chunk %zu", writer->final_path, path, first + c);
+                break;
+            }
             if (results[c] != Z_OK) {
                 status = kseg_error_set(error, KSEG_EIO, "%s:%s: chunk %zu: zlib error %d",
                                         writer->final_path, path, first + c, results[c]);
