@@ -25,6 +25,14 @@ typedef struct kseg_comm_ops {
                       size_t recv_capacity, size_t *recv_lengths);
     /* Copies bytes from root to every rank. */
     int (*broadcast)(const kseg_comm *comm, void *buffer, size_t bytes, int root);
+    /* Element-wise maximum of count int64 values across ranks, in place. */
+    int (*allreduce_max_i64)(const kseg_comm *comm, int64_t *values, size_t count);
+    /* Personalized exchange: send holds this rank's messages packed by destination rank in rank
+       order, send_bytes[size] their lengths. On return *recv is a malloc'd buffer (the caller
+       frees it; NULL when nothing arrived) holding the messages received, packed by source rank
+       in rank order, and recv_bytes[size] their lengths. Byte counts may exceed INT_MAX. */
+    int (*alltoallv)(const kseg_comm *comm, const void *send, const size_t *send_bytes,
+                     void **recv, size_t *recv_bytes);
 } kseg_comm_ops;
 
 struct kseg_comm {
@@ -40,6 +48,13 @@ struct kseg_comm {
 
 /* A single-process communicator for n rows: rank 0 of 1. */
 KSEG_API void kseg_comm_serial(kseg_comm *comm, size_t n_rows);
+
+/* The rows of `rank` among `size` ranks for n_global rows: contiguous, in rank order, split at
+ * multiples of the engine's row block (8192 rows, engine/blocks.h) so that the block reductions
+ * stay aligned, and balanced to within one block. A rank may get no rows (n_global < size
+ * blocks); it still joins every collective call. */
+KSEG_API void kseg_comm_split_rows(size_t n_global, int size, int rank, size_t *row_offset,
+                                   size_t *row_count);
 
 #ifdef __cplusplus
 }
