@@ -78,6 +78,21 @@ void cli_csv_field(FILE *out, const char *text);
 FILE *cli_output_open(const char *command, kseg_output_file *file, const char *path);
 int cli_output_commit(const char *command, kseg_output_file *file);
 
+/* The process's place in a distributed run (cli/distributed.c): under mpirun with the MPI build,
+ * this rank and the number of ranks; otherwise rank 0 of 1. Only rank 0 prints results. */
+int cli_rank(void);
+int cli_size(void);
+
+/* A communicator over every rank for a dataset of n_global rows: this rank holds the contiguous
+ * rows [comm->row_offset, comm->row_offset + *row_count) (kseg_comm_split_rows). The serial
+ * build fills the single-process communicator. */
+void cli_comm_for_rows(kseg_comm *comm, size_t n_global, size_t *row_count);
+
+/* Collective agreement on failure: every rank calls it with its own outcome (non-zero = failed)
+ * and all get the same answer, non-zero when any rank failed, so that no rank goes on into a
+ * collective call that a failed rank will never make. */
+int cli_any_failed(int failed);
+
 /* Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGPIPE that remove kseg's open temporary
  * files and then die of the same signal, so the exit status still tells the shell why. */
 void cli_install_signal_cleanup(void);
