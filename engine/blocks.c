@@ -79,6 +79,47 @@ static int ensure_capacity(void **buffer, size_t *capacity, size_t needed)
     return 0;
 }
 
+/* Writes the threads' stack nodes into reducer->send in block order (thread t's static range
+ * precedes thread t + 1's), merging every pair of adjacent nodes that are the left and right
+ * halves of one aligned parent into that parent, exactly as a single stack would have: the
+ * parent's value is left + right in the canonical tree either way, so the bits do not change,
+ * but a rank then sends about 2 log2(blocks) nodes whatever its thread count, instead of that
+ * many per thread. Returns the number of nodes written. */
+static size_t serialize_merged_nodes(kseg_vector_reducer *reducer, size_t width, size_t stride)
+{
+    unsigned char *base = reducer->send;
+    size_t count = 0;
+    for (int t = 0; t < reducer->n_threads; t++) {
+        const kseg_tree_stack *stack = &reducer->stacks[t];
+        for (size_t i = 0; i < stack->count; i++) {
+            uint64_t header[2] = {stack->starts[i], stack->levels[i]};
+            unsigned char *slot = base + count * stride;
+            memcpy(slot, header, sizeof header);
+            memcpy(slot + sizeof header, stack->payloads + i * width, width * sizeof(double));
+            count++;
+            while (count >= 2) {
+                unsigned char *top = base + (count - 1) * stride, *below = top - stride;
+                uint64_t top_header[2], below_header[2];
+                memcpy(top_header, top, sizeof top_header);
+                memcpy(below_header, below, sizeof below_header);
+                uint64_t span = (uint64_t)1 << top_header[1];
+                if (below_header[1] != top_header[1] || (below_header[0] & (2 * span - 1)) != 0 ||
+                    below_header[0] + span != top_header[0])
+                    break;
+                /* The send buffer holds doubles at 8-byte multiples from a malloc'd base. */
+                double *left = (double *)(void *)(below + sizeof below_header);
+                const double *right = (const double *)(const void *)(top + sizeof top_header);
+                for (size_t j = 0; j < width; j++)
+                    left[j] += right[j];
+                below_header[1]++;
+                memcpy(below, below_header, sizeof below_header);
+                count--;
+            }
+        }
+    }
+    return count;
+}
+
 int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, size_t width,
                        kseg_block_fn fn, void *context, double *out, kseg_error *error)
 {
@@ -119,16 +160,19 @@ int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, 
         return kseg_error_set(error, KSEG_EINTERNAL,
                               "reduction stack overflow: blocks were not split contiguously");
 
-    /* Serialize this rank's nodes and share them with every rank. */
-    size_t local_nodes = 0;
+    /* Serialize this rank's nodes, merging the threads' sibling sub-trees into their parents,
+       and share them with every rank. */
+    size_t stack_nodes = 0;
     for (int t = 0; t < n_threads; t++)
-        local_nodes += reducer->stacks[t].count;
+        stack_nodes += reducer->stacks[t].count;
     size_t stride = node_bytes(width);
     int64_t *counts = calloc((size_t)comm->size, sizeof *counts);
     size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
     int status = 0;
-    if (!counts || !lengths)
+    if (!counts || !lengths || ensure_capacity(&reducer->send, &reducer->send_capacity,
+                                               stack_nodes * stride))
         goto out_of_memory;
+    size_t local_nodes = serialize_merged_nodes(reducer, width, stride);
     counts[comm->rank] = (int64_t)local_nodes;
     status = comm->ops->allreduce_sum_i64(comm, counts, (size_t)comm->size);
     if (status)
@@ -136,19 +180,8 @@ int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, 
     size_t total_nodes = 0;
     for (int r = 0; r < comm->size; r++)
         total_nodes += (size_t)counts[r];
-    if (ensure_capacity(&reducer->send, &reducer->send_capacity, local_nodes * stride) ||
-        ensure_capacity(&reducer->gather, &reducer->gather_capacity, total_nodes * stride + 1))
+    if (ensure_capacity(&reducer->gather, &reducer->gather_capacity, total_nodes * stride + 1))
         goto out_of_memory;
-    unsigned char *cursor = reducer->send;
-    for (int t = 0; t < n_threads; t++) {
-        const kseg_tree_stack *stack = &reducer->stacks[t];
-        for (size_t i = 0; i < stack->count; i++) {
-            uint64_t header[2] = {stack->starts[i], stack->levels[i]};
-            memcpy(cursor, header, sizeof header);
-            memcpy(cursor + sizeof header, stack->payloads + i * width, width * sizeof(double));
-            cursor += stride;
-        }
-    }
     status = comm->ops->allgatherv(comm, reducer->send, local_nodes * stride, reducer->gather,
                                    reducer->gather_capacity, lengths);
     if (status)

@@ -185,3 +185,6 @@ Test(comm, random_init_is_rank_count_invariant) { expect_rank_invariance(KSEG_AL
 /* Fewer blocks than ranks: ranks 2 and 3 hold no rows but join every collective. */
 Test(comm, ranks_without_rows_join_the_fit) { expect_rank_invariance(KSEG_ALGORITHM_LLOYD, KSEG_INIT_KMEANS_PLUSPLUS, 8192 + 500, 1); }
 Test(comm, auto_decides_the_same_on_every_rank) { expect_rank_invariance(KSEG_ALGORITHM_AUTO, KSEG_INIT_KMEANS_PLUSPLUS, ROWS, 1); }
+/* Three threads split each rank's blocks unevenly, so neighbouring threads' nodes are siblings
+   that the rank merges before sending (engine/blocks.c): the bits must not change. */
+Test(comm, lloyd_three_threads_is_rank_count_invariant) { expect_rank_invariance(KSEG_ALGORITHM_LLOYD, KSEG_INIT_KMEANS_PLUSPLUS, 11 * 8192 + 77, 3); }
