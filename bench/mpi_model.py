@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """A model of kseg's per-iteration communication under MPI and the parallel efficiency it projects
-for many nodes (issue 6). It counts exactly what the engine sends per Lloyd iteration (see
-engine/blocks.c, kseg_reduce_vector): every rank contributes the canonical dyadic-tree nodes of its
-block range (its threads' nodes merged) (k*d + k + 4 doubles each, plus a 16-byte header) to one allgatherv, after an
-allreduce of the node counts, and every rank then combines all nodes itself. Compute time per node
-comes from a measured single-node speed; network and memory figures are stated parameters. It also
-projects the alternative design the issue sketches (one allreduce of k*d doubles and k counts)."""
+for many nodes (issue 6). It counts what the engine sends per Lloyd iteration (engine/blocks.c,
+kseg_reduce_vector): each rank merges its threads' canonical dyadic-tree nodes (k*d + k + 4 doubles
+each, plus a 16-byte header) into the canonical decomposition of its block range; the ranks then
+reduce these node lists to rank 0 along a binomial tree in rank order (log2(R) rounds, one message
+per pair and round, each list merged as it arrives), rank 0 combines them, and two broadcasts (a
+status, then the k*d + k + 4 sums) bring the result to every rank. Compute time per node comes from
+a measured single-node speed; network and memory figures are stated parameters. For comparison it
+also projects the design the issue sketches (one allreduce of k*d doubles and k counts), which
+would need order-independent (exact) sums to stay bitwise reproducible."""
 
 import argparse
 import math
@@ -27,39 +30,48 @@ def dyadic_pieces(begin, end):
     return count
 
 
-def nodes_per_rank(n, ranks, threads):
-    """Nodes one (middle) rank sends: its threads' stacks (OpenMP's schedule(static) splits the
-    rank's blocks into contiguous ranges) merged into the canonical decomposition of the rank's
-    whole block range, which engine/blocks.c does before sending; so the thread count drops out."""
-    del threads
+def rank_blocks(n, ranks, rank):
     blocks = math.ceil(n / BLOCK_ROWS)
-    rank = ranks // 2
-    first, last = blocks * rank // ranks, blocks * (rank + 1) // ranks
-    return dyadic_pieces(first, last)
+    return blocks * rank // ranks, blocks * (rank + 1) // ranks
+
+
+def tree_rounds(n, ranks):
+    """The largest message (in nodes) of each round of the binomial tree: in round s, rank r + s
+    sends the merged list of ranks r + s .. r + 2s - 1, the canonical pieces of their blocks."""
+    rounds = []
+    step = 1
+    while step < ranks:
+        largest = 0
+        for receiver in range(0, ranks, 2 * step):
+            sender = receiver + step
+            if sender >= ranks:
+                continue
+            first, _ = rank_blocks(n, ranks, sender)
+            _, last = rank_blocks(n, ranks, min(ranks, sender + step) - 1)
+            largest = max(largest, dyadic_pieces(first, last))
+        rounds.append(largest)
+        step *= 2
+    return rounds
 
 
 def project(args, nodes, node_speedup):
     width = args.k * args.d + args.k + 4
     node_bytes = 16 + 8 * width
     seconds_per_row = args.seconds_per_iteration / args.measured_rows / node_speedup
-    rows = args.n / nodes
-    compute = rows * seconds_per_row
-    sent_nodes = nodes_per_rank(int(args.n), nodes, args.threads)
-    gathered = nodes * sent_nodes * node_bytes
+    compute = args.n / nodes * seconds_per_row
     latency = args.latency_us * 1e-6
     bandwidth = args.bandwidth_gbs * 1e9
-    # Allreduce of the R node counts (recursive doubling), then a ring allgatherv of all nodes.
-    counts = 2 * math.log2(nodes) * latency + 2 * 8 * nodes / bandwidth
-    allgather = (nodes - 1) * latency + (nodes - 1) / nodes * gathered / bandwidth
-    # Every rank reads every gathered node once while combining (memory-bound adds).
-    combine = gathered / (args.memory_gbs * 1e9)
-    current = counts + allgather + combine
-    # The alternative: one allreduce (recursive doubling) of k*d doubles and k counts.
+    memory = args.memory_gbs * 1e9
+    rounds = tree_rounds(int(args.n), nodes)
+    # Each round: one message, then the receiver adds the merged payloads (memory-bound).
+    tree = sum(latency + m * node_bytes / bandwidth + m * node_bytes / memory for m in rounds)
+    broadcasts = math.ceil(math.log2(nodes)) * (2 * latency + 8 * width / bandwidth)
+    current = tree + broadcasts
     alternative = 2 * math.log2(nodes) * (latency + 8 * (args.k * args.d + args.k) / bandwidth)
     return {
-        "nodes": nodes, "rows_per_node": rows, "compute_s": compute, "nodes_sent": sent_nodes,
-        "gathered_mib": gathered / 2**20, "comm_s": current,
-        "efficiency": compute / (compute + current),
+        "nodes": nodes, "rows_per_node": args.n / nodes, "compute_s": compute,
+        "largest_message": max(rounds) if rounds else 0, "rounds": len(rounds),
+        "comm_s": current, "efficiency": compute / (compute + current),
         "alt_comm_s": alternative, "alt_efficiency": compute / (compute + alternative),
     }
 
@@ -95,13 +107,13 @@ def main():
         threads = args.threads if speedup == 1 else max(args.threads, int(2 * speedup))
         run_args = argparse.Namespace(**{**vars(args), "threads": threads})
         print(f"Node = {speedup:g}x the measured machine ({threads} threads per rank):\n")
-        print("| nodes | rows/node | compute s/iter | tree nodes sent/rank | gathered MiB/rank "
+        print("| nodes | rows/node | compute s/iter | tree rounds | largest message (nodes) "
               "| comm s/iter | efficiency | allreduce design: comm s/iter | efficiency |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for nodes in (int(x) for x in args.nodes.split(",")):
             p = project(run_args, nodes, speedup)
-            print(f"| {nodes} | {p['rows_per_node']:.2e} | {p['compute_s']:.4f} | {p['nodes_sent']} "
-                  f"| {p['gathered_mib']:.1f} | {p['comm_s']:.5f} | {100 * p['efficiency']:.1f} % "
+            print(f"| {nodes} | {p['rows_per_node']:.2e} | {p['compute_s']:.4f} | {p['rounds']} "
+                  f"| {p['largest_message']} | {p['comm_s']:.6f} | {100 * p['efficiency']:.2f} % "
                   f"| {p['alt_comm_s']:.6f} | {100 * p['alt_efficiency']:.2f} % |")
         print()
 

@@ -54,7 +54,6 @@ void kseg_vector_reducer_destroy(kseg_vector_reducer *reducer)
         for (int t = 0; t < reducer->n_threads; t++)
             kseg_tree_stack_destroy(&reducer->stacks[t]);
     free(reducer->stacks);
-    free(reducer->gather);
     free(reducer->send);
     free(reducer->scratch);
     free(reducer->nodes);
@@ -79,12 +78,37 @@ static int ensure_capacity(void **buffer, size_t *capacity, size_t needed)
     return 0;
 }
 
+/* A list of serialized nodes in block order is kept "merged": after a node is appended at index
+ * *count, every pair of adjacent nodes on top that are the left and right halves of one aligned
+ * parent is replaced by that parent. The parent's value is left + right, as in the canonical
+ * tree (kernels/reduce.h), so merging changes no bit of the final sum; it only keeps the list at
+ * about 2 log2(blocks) nodes. */
+static void append_merging(unsigned char *base, size_t *count, size_t stride, size_t width)
+{
+    (*count)++;
+    while (*count >= 2) {
+        unsigned char *top = base + (*count - 1) * stride, *below = top - stride;
+        uint64_t top_header[2], below_header[2];
+        memcpy(top_header, top, sizeof top_header);
+        memcpy(below_header, below, sizeof below_header);
+        uint64_t span = (uint64_t)1 << top_header[1];
+        if (below_header[1] != top_header[1] || (below_header[0] & (2 * span - 1)) != 0 ||
+            below_header[0] + span != top_header[0])
+            break;
+        /* Serialized payloads sit at 8-byte multiples from a malloc'd base. */
+        double *left = (double *)(void *)(below + sizeof below_header);
+        const double *right = (const double *)(const void *)(top + sizeof top_header);
+        for (size_t j = 0; j < width; j++)
+            left[j] += right[j];
+        below_header[1]++;
+        memcpy(below, below_header, sizeof below_header);
+        (*count)--;
+    }
+}
+
 /* Writes the threads' stack nodes into reducer->send in block order (thread t's static range
- * precedes thread t + 1's), merging every pair of adjacent nodes that are the left and right
- * halves of one aligned parent into that parent, exactly as a single stack would have: the
- * parent's value is left + right in the canonical tree either way, so the bits do not change,
- * but a rank then sends about 2 log2(blocks) nodes whatever its thread count, instead of that
- * many per thread. Returns the number of nodes written. */
+ * precedes thread t + 1's), merged as above: a rank sends about 2 log2(blocks) nodes whatever its
+ * thread count. Returns the number of nodes written. */
 static size_t serialize_merged_nodes(kseg_vector_reducer *reducer, size_t width, size_t stride)
 {
     unsigned char *base = reducer->send;
@@ -96,28 +120,34 @@ static size_t serialize_merged_nodes(kseg_vector_reducer *reducer, size_t width,
             unsigned char *slot = base + count * stride;
             memcpy(slot, header, sizeof header);
             memcpy(slot + sizeof header, stack->payloads + i * width, width * sizeof(double));
-            count++;
-            while (count >= 2) {
-                unsigned char *top = base + (count - 1) * stride, *below = top - stride;
-                uint64_t top_header[2], below_header[2];
-                memcpy(top_header, top, sizeof top_header);
-                memcpy(below_header, below, sizeof below_header);
-                uint64_t span = (uint64_t)1 << top_header[1];
-                if (below_header[1] != top_header[1] || (below_header[0] & (2 * span - 1)) != 0 ||
-                    below_header[0] + span != top_header[0])
-                    break;
-                /* The send buffer holds doubles at 8-byte multiples from a malloc'd base. */
-                double *left = (double *)(void *)(below + sizeof below_header);
-                const double *right = (const double *)(const void *)(top + sizeof top_header);
-                for (size_t j = 0; j < width; j++)
-                    left[j] += right[j];
-                below_header[1]++;
-                memcpy(below, below_header, sizeof below_header);
-                count--;
-            }
+            append_merging(base, &count, stride, width);
         }
     }
     return count;
+}
+
+typedef struct node_list_shape {
+    size_t width;
+    size_t stride;
+} node_list_shape;
+
+/* The communicator's merge for reduce_ordered: the right list (higher ranks, so higher blocks)
+ * is appended node by node, merging as it goes. Any bracketing of these merges yields the same
+ * canonical nodes, so the result does not depend on the rank count. */
+static int merge_node_lists(void *context, void **left, size_t *left_bytes, size_t *left_capacity,
+                            const void *right, size_t right_bytes)
+{
+    const node_list_shape *shape = context;
+    if (ensure_capacity(left, left_capacity, *left_bytes + right_bytes))
+        return KSEG_ENOMEM;
+    unsigned char *base = *left;
+    size_t count = *left_bytes / shape->stride;
+    for (size_t offset = 0; offset < right_bytes; offset += shape->stride) {
+        memcpy(base + count * shape->stride, (const unsigned char *)right + offset, shape->stride);
+        append_merging(base, &count, shape->stride, shape->width);
+    }
+    *left_bytes = count * shape->stride;
+    return 0;
 }
 
 int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, size_t width,
@@ -156,70 +186,65 @@ int kseg_reduce_vector(kseg_vector_reducer *reducer, const kseg_blocks *blocks, 
         }
     }
 
-    if (overflow)
-        return kseg_error_set(error, KSEG_EINTERNAL,
-                              "reduction stack overflow: blocks were not split contiguously");
-
-    /* Serialize this rank's nodes, merging the threads' sibling sub-trees into their parents,
-       and share them with every rank. */
+    /* From here on every rank takes part in every collective call, even after a local failure
+       (it then contributes nothing), so that no rank waits forever; rank 0 finds the blocks
+       uncovered and the broadcast status fails the reduction on every rank. */
+    size_t stride = node_bytes(width);
     size_t stack_nodes = 0;
     for (int t = 0; t < n_threads; t++)
         stack_nodes += reducer->stacks[t].count;
-    size_t stride = node_bytes(width);
-    int64_t *counts = calloc((size_t)comm->size, sizeof *counts);
-    size_t *lengths = calloc((size_t)comm->size, sizeof *lengths);
-    int status = 0;
-    if (!counts || !lengths || ensure_capacity(&reducer->send, &reducer->send_capacity,
-                                               stack_nodes * stride))
-        goto out_of_memory;
-    size_t local_nodes = serialize_merged_nodes(reducer, width, stride);
-    counts[comm->rank] = (int64_t)local_nodes;
-    status = comm->ops->allreduce_sum_i64(comm, counts, (size_t)comm->size);
-    if (status)
-        goto transport_failed;
-    size_t total_nodes = 0;
-    for (int r = 0; r < comm->size; r++)
-        total_nodes += (size_t)counts[r];
-    if (ensure_capacity(&reducer->gather, &reducer->gather_capacity, total_nodes * stride + 1))
-        goto out_of_memory;
-    status = comm->ops->allgatherv(comm, reducer->send, local_nodes * stride, reducer->gather,
-                                   reducer->gather_capacity, lengths);
-    if (status)
-        goto transport_failed;
+    int local_status = overflow ? KSEG_EINTERNAL : 0;
+    if (!local_status &&
+        ensure_capacity(&reducer->send, &reducer->send_capacity, stack_nodes * stride + 1))
+        local_status = KSEG_ENOMEM;
+    size_t bytes = local_status ? 0 : serialize_merged_nodes(reducer, width, stride) * stride;
 
-    if (total_nodes > reducer->nodes_capacity) {
-        kseg_tree_node *grown = realloc(reducer->nodes, total_nodes * sizeof *grown);
-        if (!grown)
-            goto out_of_memory;
-        reducer->nodes = grown;
-        reducer->nodes_capacity = total_nodes;
+    /* The rank-ordered binomial tree: log2(ranks) messages of about 2 log2(blocks) nodes each,
+       instead of every rank receiving every rank's nodes. */
+    node_list_shape shape = {width, stride};
+    int status = comm->ops->reduce_ordered(comm, &reducer->send, &bytes, &reducer->send_capacity,
+                                           merge_node_lists, &shape);
+    int64_t outcome[1] = {status ? status : local_status};
+    if (comm->rank == 0 && !outcome[0]) {
+        size_t total_nodes = bytes / stride;
+        if (total_nodes > reducer->nodes_capacity) {
+            kseg_tree_node *grown = realloc(reducer->nodes, total_nodes * sizeof *grown);
+            if (grown) {
+                reducer->nodes = grown;
+                reducer->nodes_capacity = total_nodes;
+            }
+        }
+        if (total_nodes > reducer->nodes_capacity) {
+            outcome[0] = KSEG_ENOMEM;
+        } else {
+            /* Payloads are read in place; headers are copied out for alignment. */
+            const unsigned char *in = reducer->send;
+            for (size_t i = 0; i < total_nodes; i++) {
+                uint64_t header[2];
+                memcpy(header, in + i * stride, sizeof header);
+                reducer->nodes[i].start = header[0];
+                reducer->nodes[i].level = (uint32_t)header[1];
+                reducer->nodes[i].payload =
+                    (const double *)(const void *)(in + i * stride + sizeof header);
+            }
+            if (kseg_tree_combine(reducer->nodes, total_nodes, blocks->n_blocks_global, width, out,
+                                  reducer->scratch) != 0)
+                outcome[0] = KSEG_EINTERNAL;
+        }
     }
-    /* Payloads are read in place from the gather buffer; copy headers out for alignment. */
-    const unsigned char *in = reducer->gather;
-    for (size_t i = 0; i < total_nodes; i++) {
-        uint64_t header[2];
-        memcpy(header, in + i * stride, sizeof header);
-        reducer->nodes[i].start = header[0];
-        reducer->nodes[i].level = (uint32_t)header[1];
-        reducer->nodes[i].payload = (const double *)(const void *)(in + i * stride + sizeof header);
-    }
-    free(counts);
-    free(lengths);
-    if (kseg_tree_combine(reducer->nodes, total_nodes, blocks->n_blocks_global, width, out,
-                          reducer->scratch) != 0)
-        return kseg_error_set(error, KSEG_EINTERNAL,
-                              "partial sums do not cover the %zu row blocks exactly",
+    int transport = comm->ops->broadcast(comm, outcome, sizeof outcome, 0);
+    if (!transport && !outcome[0])
+        transport = comm->ops->broadcast(comm, out, width * sizeof *out, 0);
+    if (transport)
+        return kseg_error_set(error, transport, "communicator failed while reducing partial sums");
+    if (outcome[0] == KSEG_ENOMEM)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory reducing partial sums");
+    if (outcome[0])
+        return kseg_error_set(error, (int)outcome[0],
+                              "partial sums do not cover the %zu row blocks exactly (a rank's "
+                              "reduction failed or its blocks were not split contiguously)",
                               blocks->n_blocks_global);
     return 0;
-
-out_of_memory:
-    free(counts);
-    free(lengths);
-    return kseg_error_set(error, KSEG_ENOMEM, "out of memory gathering partial sums");
-transport_failed:
-    free(counts);
-    free(lengths);
-    return kseg_error_set(error, status, "communicator failed while gathering partial sums");
 }
 
 int kseg_gather_block_scalars(const kseg_blocks *blocks, const double *local, size_t stride,

@@ -45,15 +45,13 @@ static inline size_t kseg_block_rows(const kseg_blocks *blocks, size_t b)
  * the OpenMP thread number, for per-thread scratch. */
 typedef void (*kseg_block_fn)(void *context, size_t block, double *payload, int thread);
 
-/* A reusable reducer for payloads of up to max_width doubles: per-thread stacks and the buffers
- * for gathering across ranks. */
+/* A reusable reducer for payloads of up to max_width doubles: per-thread stacks, and the buffer
+ * of serialized nodes that travels up the ranks' binomial tree (comm->ops->reduce_ordered). */
 typedef struct kseg_vector_reducer {
     size_t max_width;
     int n_threads;
     kseg_tree_stack *stacks; /* [n_threads] */
-    void *gather;            /* serialized nodes of all ranks */
-    size_t gather_capacity;
-    void *send;
+    void *send;              /* this rank's merged nodes, then (on rank 0) everyone's */
     size_t send_capacity;
     double *scratch;
     kseg_tree_node *nodes;

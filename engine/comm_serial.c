@@ -59,12 +59,25 @@ static int serial_alltoallv(const kseg_comm *comm, const void *send, const size_
     return 0;
 }
 
+static int serial_reduce_ordered(const kseg_comm *comm, void **buffer, size_t *bytes,
+                                 size_t *capacity, kseg_comm_merge_fn merge, void *merge_context)
+{
+    (void)comm;
+    (void)buffer;
+    (void)bytes;
+    (void)capacity;
+    (void)merge;
+    (void)merge_context;
+    return 0;
+}
+
 static const kseg_comm_ops serial_ops = {
     .allreduce_sum_i64 = serial_allreduce_sum_i64,
     .allgatherv = serial_allgatherv,
     .broadcast = serial_broadcast,
     .allreduce_max_i64 = serial_allreduce_max_i64,
     .alltoallv = serial_alltoallv,
+    .reduce_ordered = serial_reduce_ordered,
 };
 
 void kseg_comm_serial(kseg_comm *comm, size_t n_rows)

@@ -133,12 +133,34 @@ static inline int thread_comm_alltoallv(const kseg_comm *comm, const void *send,
     return total && !*recv ? KSEG_ENOMEM : 0;
 }
 
+static inline int thread_comm_reduce_ordered(const kseg_comm *comm, void **buffer, size_t *bytes,
+                                             size_t *capacity, kseg_comm_merge_fn merge,
+                                             void *merge_context)
+{
+    thread_comm_shared *shared = thread_comm_of(comm);
+    int me = comm->rank, status = 0, failed = 0;
+    for (int step = 1; step < shared->size; step *= 2) {
+        /* Publish the current string: a merge in an earlier round may have moved it. */
+        shared->data[me] = *buffer;
+        shared->bytes[me] = *bytes;
+        pthread_barrier_wait(&shared->barrier);
+        if (!failed && me % (2 * step) == 0 && me + step < shared->size) {
+            status = merge(merge_context, buffer, bytes, capacity, shared->data[me + step],
+                           shared->bytes[me + step]);
+            failed = status != 0;
+        }
+        pthread_barrier_wait(&shared->barrier);
+    }
+    return status;
+}
+
 static const kseg_comm_ops thread_comm_ops = {
     .allreduce_sum_i64 = thread_comm_sum_i64,
     .allgatherv = thread_comm_allgatherv,
     .broadcast = thread_comm_broadcast,
     .allreduce_max_i64 = thread_comm_max_i64,
     .alltoallv = thread_comm_alltoallv,
+    .reduce_ordered = thread_comm_reduce_ordered,
 };
 
 /* What each simulated rank runs: comm is set up for n_global rows split by kseg_comm_split_rows

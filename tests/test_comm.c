@@ -111,8 +111,8 @@ static void fit_body(const kseg_comm *comm, size_t rows, void *argument)
         memcpy(fit->all_labels + comm->row_offset, fit->result.labels, rows * sizeof(int32_t));
 }
 
-static void expect_rank_invariance(kseg_kmeans_algorithm algorithm, kseg_init_method init,
-                                   size_t n, int n_threads)
+static void expect_rank_invariance_upto(kseg_kmeans_algorithm algorithm, kseg_init_method init,
+                                        size_t n, int n_threads, int max_ranks)
 {
     size_t d = 5, k = 7;
     double *data = malloc(n * d * sizeof *data);
@@ -136,9 +136,9 @@ static void expect_rank_invariance(kseg_kmeans_algorithm algorithm, kseg_init_me
     kseg_kmeans_result_init(&serial);
     fit_or_fail(&all, &options, &serial);
 
-    for (int size = 1; size <= 4; size++) {
-        rank_fit fits[4];
-        void *arguments[4];
+    for (int size = 1; size <= max_ranks; size++) {
+        rank_fit fits[THREAD_COMM_MAX_RANKS];
+        void *arguments[THREAD_COMM_MAX_RANKS];
         int32_t *labels = malloc(n * sizeof *labels);
         for (int r = 0; r < size; r++) {
             memset(&fits[r], 0, sizeof fits[r]);
@@ -171,6 +171,12 @@ static void expect_rank_invariance(kseg_kmeans_algorithm algorithm, kseg_init_me
     free(data);
 }
 
+static void expect_rank_invariance(kseg_kmeans_algorithm algorithm, kseg_init_method init,
+                                   size_t n, int n_threads)
+{
+    expect_rank_invariance_upto(algorithm, init, n, n_threads, 4);
+}
+
 /* 5 blocks of rows: 4 ranks get 1 or 2 blocks each, and the last block is partial. */
 #define ROWS (4 * 8192 + 3000)
 
@@ -188,3 +194,6 @@ Test(comm, auto_decides_the_same_on_every_rank) { expect_rank_invariance(KSEG_AL
 /* Three threads split each rank's blocks unevenly, so neighbouring threads' nodes are siblings
    that the rank merges before sending (engine/blocks.c): the bits must not change. */
 Test(comm, lloyd_three_threads_is_rank_count_invariant) { expect_rank_invariance(KSEG_ALGORITHM_LLOYD, KSEG_INIT_KMEANS_PLUSPLUS, 11 * 8192 + 77, 3); }
+/* Up to 8 ranks: three rounds of the ranks' binomial tree, with odd rank counts leaving a rank
+   without a partner in some rounds. */
+Test(comm, lloyd_up_to_eight_ranks_is_rank_count_invariant) { expect_rank_invariance_upto(KSEG_ALGORITHM_LLOYD, KSEG_INIT_KMEANS_PLUSPLUS, 13 * 8192 + 5, 1, 8); }

@@ -15,6 +15,12 @@ extern "C" {
 
 typedef struct kseg_comm kseg_comm;
 
+/* Merges the byte string `right` (the contribution of higher ranks) onto the end of `left` (that
+ * of lower ranks), growing *left with realloc as needed (*left_capacity bytes allocated). Returns
+ * 0 or a negative KSEG_E* code. */
+typedef int (*kseg_comm_merge_fn)(void *context, void **left, size_t *left_bytes,
+                                  size_t *left_capacity, const void *right, size_t right_bytes);
+
 typedef struct kseg_comm_ops {
     /* Sums count int64 values element-wise across ranks, in place. */
     int (*allreduce_sum_i64)(const kseg_comm *comm, int64_t *values, size_t count);
@@ -33,6 +39,16 @@ typedef struct kseg_comm_ops {
        in rank order, and recv_bytes[size] their lengths. Byte counts may exceed INT_MAX. */
     int (*alltoallv)(const kseg_comm *comm, const void *send, const size_t *send_bytes,
                      void **recv, size_t *recv_bytes);
+    /* Ordered reduction to rank 0 along a binomial tree over ranks: in round s = 1, 2, 4, ...,
+       rank r with r % 2s == 0 receives the string of rank r + s (which then holds the merged
+       contributions of ranks r + s .. r + 2s - 1) and merges it onto its own with merge, so
+       contributions are only ever merged in rank order, each round one message per pair.
+       *buffer (malloc'd, *capacity bytes) holds this rank's *bytes on entry; on return rank 0
+       holds the merge of all ranks and the other ranks' buffers are unspecified. Callers whose
+       merge gives the same result for any bracketing get a result independent of the rank
+       count. */
+    int (*reduce_ordered)(const kseg_comm *comm, void **buffer, size_t *bytes, size_t *capacity,
+                          kseg_comm_merge_fn merge, void *merge_context);
 } kseg_comm_ops;
 
 struct kseg_comm {
