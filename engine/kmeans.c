@@ -415,20 +415,40 @@ static int validate_values(kmeans_context *context, const kseg_matrix *data,
                               (long long)(bad % (int64_t)data->cols));
 
     if (options->sample_weight) {
-        int64_t counts[2] = {0, 0}; /* rows with a positive weight, first bad row + 1 */
+        /* Every rank checks its rows, then all agree on the count of positive weights and on the
+           first bad row (the maximum of minus the global row index), so that all ranks fail
+           together rather than one rank leaving the others in a collective call. */
+        int64_t positive[1] = {0}, first_bad[1] = {INT64_MIN};
+        double bad_weight = 0.0;
         for (size_t i = 0; i < context->n; i++) {
             double w = options->sample_weight[i];
-            if (!isfinite(w) || w < 0)
-                return kseg_error_set(error, KSEG_EINVAL,
-                                      "sample weight of row %zu is %g (expected a finite "
-                                      "number >= 0)",
-                                      context->blocks.comm->row_offset + i, w);
+            if (!isfinite(w) || w < 0) {
+                first_bad[0] = -(int64_t)(context->blocks.comm->row_offset + i);
+                bad_weight = w;
+                break;
+            }
             if (w > 0)
-                counts[0]++;
+                positive[0]++;
         }
-        if ((status = kseg_allreduce_i64(&context->blocks, counts, 2, error)))
+        const kseg_comm *comm = context->blocks.comm;
+        if ((status = kseg_allreduce_i64(&context->blocks, positive, 1, error)))
             return status;
-        if (counts[0] == 0)
+        if ((status = comm->ops->allreduce_max_i64(comm, first_bad, 1)))
+            return kseg_error_set(error, status, "communicator failed while checking weights");
+        if (first_bad[0] != INT64_MIN) {
+            int64_t row = -first_bad[0];
+            int64_t local = row - (int64_t)comm->row_offset;
+            if (local >= 0 && (size_t)local < context->n)
+                return kseg_error_set(error, KSEG_EINVAL,
+                                      "sample weight of row %lld is %g (expected a finite "
+                                      "number >= 0)",
+                                      (long long)row, bad_weight);
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "sample weight of row %lld is negative or not finite (expected "
+                                  "a finite number >= 0)",
+                                  (long long)row);
+        }
+        if (positive[0] == 0)
             return kseg_error_set(error, KSEG_EINVAL,
                                   "all sample weights are zero (expected a positive sum)");
     }

@@ -197,3 +197,58 @@ Test(comm, lloyd_three_threads_is_rank_count_invariant) { expect_rank_invariance
 /* Up to 8 ranks: three rounds of the ranks' binomial tree, with odd rank counts leaving a rank
    without a partner in some rounds. */
 Test(comm, lloyd_up_to_eight_ranks_is_rank_count_invariant) { expect_rank_invariance_upto(KSEG_ALGORITHM_LLOYD, KSEG_INIT_KMEANS_PLUSPLUS, 13 * 8192 + 5, 1, 8); }
+
+/* A bad weight in one rank's rows fails the fit on every rank, with the row's global index,
+   instead of leaving the other ranks waiting in a collective call. */
+typedef struct weighted_fit {
+    const double *data;
+    const double *weights; /* [n_global] */
+    int status;
+    char message[KSEG_ERROR_MESSAGE_MAX];
+} weighted_fit;
+
+static void weighted_body(const kseg_comm *comm, size_t rows, void *argument)
+{
+    weighted_fit *fit = argument;
+    kseg_matrix local = view(fit->data + comm->row_offset * 2, KSEG_FLOAT64, rows, 2);
+    kseg_kmeans_options options;
+    kseg_kmeans_options_defaults(&options);
+    options.n_clusters = 3;
+    options.n_threads = 1;
+    options.comm = comm;
+    options.sample_weight = fit->weights + comm->row_offset;
+    kseg_kmeans_result result;
+    kseg_kmeans_result_init(&result);
+    kseg_error error;
+    kseg_error_clear(&error);
+    fit->status = kseg_kmeans_fit(&local, &options, &result, &error);
+    snprintf(fit->message, sizeof fit->message, "%s", error.message);
+    kseg_kmeans_result_destroy(&result);
+}
+
+Test(comm, a_bad_weight_on_one_rank_fails_every_rank)
+{
+    size_t n = 3 * 8192;
+    double *data = malloc(n * 2 * sizeof *data), *weights = malloc(n * sizeof *weights);
+    for (size_t i = 0; i < n; i++) {
+        data[2 * i] = (double)(i % 5);
+        data[2 * i + 1] = (double)(i % 7);
+        weights[i] = 1.0;
+    }
+    weights[2 * 8192 + 17] = -1.0; /* on rank 2 of 3 */
+    weighted_fit fits[3];
+    void *arguments[3];
+    for (int r = 0; r < 3; r++) {
+        memset(&fits[r], 0, sizeof fits[r]);
+        fits[r].data = data;
+        fits[r].weights = weights;
+        arguments[r] = &fits[r];
+    }
+    cr_assert_eq(thread_comm_run(3, n, weighted_body, arguments), 0);
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(fits[r].status, KSEG_EINVAL, "rank %d: %s", r, fits[r].message);
+        cr_assert(strstr(fits[r].message, "row 16401") != NULL, "rank %d: %s", r, fits[r].message);
+    }
+    free(data);
+    free(weights);
+}
