@@ -2,6 +2,7 @@
  * (centroids, statistics, options) and the labels to a result file, atomically. */
 #include <getopt.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,14 @@ static const char *const cluster_usage =
     "      --batch-size N    minibatch: rows per batch (default 1024)\n"
     "      --max-no-improvement N  minibatch: stop after N batches without a new minimum of\n"
     "                        the smoothed batch inertia; 0 = never (default 10)\n"
+    "      --checkpoint FILE where SIGUSR1 or SIGTERM writes a checkpoint (default:\n"
+    "                        RESULT.checkpoint.h5 beside -o). On either signal the fit stops at\n"
+    "                        the next iteration boundary, writes FILE atomically, writes no\n"
+    "                        RESULT and exits with status 85\n"
+    "      --resume FILE     continue from a checkpoint; the result is bitwise that of an\n"
+    "                        uninterrupted run. Give the same INPUT and options: a checkpoint\n"
+    "                        from other data or options is refused (exit 1) naming the first\n"
+    "                        difference. FILE is left in place after the run\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
     "  -h, --help            show this help\n";
@@ -92,6 +101,10 @@ static int report_progress(const kseg_progress_event *event, void *user_data)
         fprintf(state->log, "{\"event\":\"run\",\"run\":%d,\"inertia\":%.17g}\n", event->init_run,
                 event->run_inertia);
     }
+    /* Whole lines as they happen: a job script (or a test) follows the log to decide when to
+       signal, and a killed job keeps the iterations it logged. */
+    if (state->log)
+        fflush(state->log);
     return 0;
 }
 
@@ -107,6 +120,52 @@ static const char *convergence_name(kseg_convergence convergence)
     default:
         return "max_iter reached";
     }
+}
+
+/* Set by SIGUSR1 and SIGTERM during the fit; the engine reads it at each iteration boundary. */
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int signal_number)
+{
+    (void)signal_number;
+    stop_requested = 1;
+}
+
+/* Routes SIGUSR1 and SIGTERM to the stop flag (saving the previous actions), or restores them.
+ * A second signal while the checkpoint is written only sets the flag again, so it cannot cut
+ * the file short; SIGINT and SIGHUP keep the cleanup-and-die handlers. */
+static void route_stop_signals(int install, struct sigaction saved[2])
+{
+    const int signals[2] = {SIGUSR1, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        if (!install) {
+            sigaction(signals[i], &saved[i], NULL);
+            continue;
+        }
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = request_stop;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = SA_RESTART;
+        sigaction(signals[i], &action, &saved[i]);
+    }
+}
+
+static void format_options(char *buffer, size_t size, int64_t k,
+                           const kseg_kmeans_options *options, int32_t n_init, int weighted,
+                           kseg_dtype dtype)
+{
+    snprintf(buffer, size,
+             "{\"n_clusters\":%lld,\"init\":\"%s\",\"n_init\":%d,\"max_iter\":%d,\"tol\":%.17g,"
+             "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\","
+             "\"algorithm\":\"%s\",\"oversampling\":%.17g,\"init_rounds\":%d,"
+             "\"batch_size\":%lld,\"max_no_improvement\":%d}",
+             (long long)k, kseg_init_method_name(options->init), n_init, options->max_iter,
+             options->tol, (unsigned long long)options->seed, weighted ? "true" : "false",
+             dtype == KSEG_FLOAT32 ? "float32" : "float64",
+             options->kernel ? options->kernel : "auto",
+             kseg_kmeans_algorithm_name(options->algorithm), options->oversampling,
+             options->init_rounds, (long long)options->batch_size, options->max_no_improvement);
 }
 
 /* Writes the result file; everything goes to a temporary file that only commit renames. */
@@ -300,6 +359,7 @@ int kseg_cmd_cluster(int argc, char **argv)
         {"batch-size", required_argument, NULL, 'B'},
         {"max-no-improvement", required_argument, NULL, 'P'},
         {"bounds-memory", required_argument, NULL, 'b'},
+        {"checkpoint", required_argument, NULL, 'C'}, {"resume", required_argument, NULL, 'Z'},
         {NULL, 0, NULL, 0}};
     const char *command = "cluster";
     kseg_kmeans_options options;
@@ -307,6 +367,7 @@ int kseg_cmd_cluster(int argc, char **argv)
     int64_t k = 0, value;
     const char *output = NULL, *init = NULL, *columns = NULL, *weights_location = NULL;
     const char *log_path = NULL, *dtype = "native";
+    const char *checkpoint_option = NULL, *resume_path = NULL;
     int quiet = 0;
 
     optind = 1;
@@ -400,6 +461,12 @@ int kseg_cmd_cluster(int argc, char **argv)
                                  "--bounds-memory: expected a size of at least 1 byte, optionally "
                                  "with K, M, G or T (e.g. 512M), got '%s'", optarg);
             break;
+        case 'C':
+            checkpoint_option = optarg;
+            break;
+        case 'Z':
+            resume_path = optarg;
+            break;
         case 'q':
             quiet = 1;
             break;
@@ -421,6 +488,12 @@ int kseg_cmd_cluster(int argc, char **argv)
                          argv[optind >= argc ? 0 : argc - 1]);
     if (!output)
         return cli_failf(command, KSEG_EXIT_USAGE, "missing -o RESULT.h5");
+    if (checkpoint_option && (!*checkpoint_option || strcmp(checkpoint_option, output) == 0))
+        return cli_failf(command, KSEG_EXIT_USAGE,
+                         "--checkpoint: expected a file other than -o RESULT, got '%s'",
+                         checkpoint_option);
+    if (resume_path && !*resume_path)
+        return cli_failf(command, KSEG_EXIT_USAGE, "--resume: expected a checkpoint file");
     if (k == 0 && !(init && strchr(init, ':')))
         return cli_failf(command, KSEG_EXIT_USAGE, "missing -k K (number of clusters)");
 
@@ -455,11 +528,41 @@ int kseg_cmd_cluster(int argc, char **argv)
     kseg_table_init(&table);
     kseg_kmeans_result result;
     kseg_kmeans_result_init(&result);
+    kseg_kmeans_checkpoint *resume = NULL;
+    char *checkpoint_path = NULL;
+    struct sigaction saved_actions[2];
+    int routed = 0;
+    if (checkpoint_option) {
+        checkpoint_path = strdup(checkpoint_option);
+    } else if ((checkpoint_path = malloc(strlen(output) + sizeof ".checkpoint.h5"))) {
+        /* RESULT.h5 -> RESULT.checkpoint.h5; a name without .h5 gets the suffix appended. */
+        strcpy(checkpoint_path, output);
+        size_t length = strlen(checkpoint_path);
+        if (length > 3 && strcmp(checkpoint_path + length - 3, ".h5") == 0)
+            checkpoint_path[length - 3] = '\0';
+        strcat(checkpoint_path, ".checkpoint.h5");
+    }
+    if (!checkpoint_path) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+        goto done;
+    }
 
     if (kseg_split_location(argv[optind], &input_file, &input_path, &error)) {
         exit_code = cli_fail(command, &error);
         goto done;
     }
+    if (kseg_same_file(input_file, checkpoint_path)) {
+        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                              "checkpoint %s is the input file: refusing to overwrite the input",
+                              checkpoint_path);
+        goto done;
+    }
+    /* A checkpoint that cannot be read fails before any data is loaded. */
+    if (resume_path && kseg_checkpoint_read(resume_path, &resume, NULL, NULL, &error)) {
+        exit_code = cli_fail(command, &error);
+        goto done;
+    }
+    options.resume = resume;
     if (kseg_same_file(input_file, output)) {
         exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
                               "output %s is the input file: refusing to overwrite the input",
@@ -567,7 +670,40 @@ int kseg_cmd_cluster(int argc, char **argv)
                kseg_memory_format(bounds_memory, size, sizeof size));
         fflush(stdout);
     }
-    if (kseg_kmeans_fit(&table.matrix, &options, &result, &error)) {
+    stop_requested = 0;
+    options.stop_request = &stop_requested;
+    route_stop_signals(1, saved_actions);
+    routed = 1;
+    int fitted_status = kseg_kmeans_fit(&table.matrix, &options, &result, &error);
+    if (fitted_status == KSEG_EINTERRUPTED) {
+        /* No output from an interrupted fit: only the checkpoint, written by rank 0 (the
+           checkpoint is the same on every rank), then every rank learns whether it worked. */
+        kseg_h5_writer_abort(writer);
+        writer = NULL;
+        const kseg_kmeans_checkpoint *checkpoint = result.checkpoint;
+        char checkpoint_options[1024];
+        format_options(checkpoint_options, sizeof checkpoint_options, k, &options,
+                       checkpoint->n_init, weights != NULL, table.matrix.dtype);
+        int failed = cli_rank() == 0 &&
+                     kseg_checkpoint_write(checkpoint_path, checkpoint, argv[optind],
+                                           checkpoint_options, &error) != 0;
+        if (failed)
+            cli_fail(command, &error);
+        if (cli_any_failed(failed)) {
+            exit_code = KSEG_EXIT_FAILURE;
+            goto done;
+        }
+        if (cli_rank() == 0)
+            fprintf(stderr,
+                    "kseg cluster: interrupted at iteration %d of run %d; checkpoint written to "
+                    "%s (resume with --resume %s)\n",
+                    checkpoint->n_iter, checkpoint->run + 1, checkpoint_path, checkpoint_path);
+        exit_code = KSEG_EXIT_CHECKPOINTED;
+        goto done;
+    }
+    route_stop_signals(0, saved_actions);
+    routed = 0;
+    if (fitted_status) {
         exit_code = cli_fail(command, &error);
         goto done;
     }
@@ -576,17 +712,8 @@ int kseg_cmd_cluster(int argc, char **argv)
         cli_warnf(command, "%s", result.warning_message);
 
     char options_json[1024];
-    snprintf(options_json, sizeof options_json,
-             "{\"n_clusters\":%lld,\"init\":\"%s\",\"n_init\":%d,\"max_iter\":%d,\"tol\":%.17g,"
-             "\"seed\":%llu,\"weighted\":%s,\"dtype\":\"%s\",\"kernel\":\"%s\","
-             "\"algorithm\":\"%s\",\"oversampling\":%.17g,\"init_rounds\":%d,"
-             "\"batch_size\":%lld,\"max_no_improvement\":%d}",
-             (long long)k, kseg_init_method_name(options.init), result.n_init, options.max_iter,
-             options.tol, (unsigned long long)options.seed, weights ? "true" : "false",
-             table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64",
-             options.kernel ? options.kernel : "auto",
-             kseg_kmeans_algorithm_name(options.algorithm), options.oversampling,
-             options.init_rounds, (long long)options.batch_size, options.max_no_improvement);
+    format_options(options_json, sizeof options_json, k, &options, result.n_init,
+                   weights != NULL, table.matrix.dtype);
     if (write_result(writer, &result, &table, &options, options_json, &error)) {
         exit_code = cli_fail(command, &error); /* the writer is aborted at done */
         goto done;
@@ -629,7 +756,11 @@ int kseg_cmd_cluster(int argc, char **argv)
     }
     exit_code = KSEG_EXIT_OK;
 done:
+    if (routed)
+        route_stop_signals(0, saved_actions);
     kseg_h5_writer_abort(writer);
+    kseg_kmeans_checkpoint_free(resume);
+    free(checkpoint_path);
     if (log)
         fclose(log);
     kseg_kmeans_result_destroy(&result);

@@ -14,7 +14,10 @@
 enum kseg_exit_code {
     KSEG_EXIT_OK = 0,
     KSEG_EXIT_FAILURE = 1, /* bad input or a failed run: the message says why */
-    KSEG_EXIT_USAGE = 2    /* bad command line */
+    KSEG_EXIT_USAGE = 2,   /* bad command line */
+    /* kseg cluster stopped by SIGUSR1 or SIGTERM after writing a checkpoint (--resume it);
+       85 is outside the shell's signal range (128 + n) and the codes above */
+    KSEG_EXIT_CHECKPOINTED = 85
 };
 
 int kseg_cmd_cluster(int argc, char **argv);

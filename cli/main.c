@@ -44,13 +44,15 @@ static void print_help(FILE *out)
             "Run 'kseg COMMAND --help' for the options of a command.\n"
             "\n"
             "exit status: 0 success, 1 bad input or failed run (one line on stderr says why),\n"
-            "             2 bad command line.\n"
+            "             2 bad command line, 85 'kseg cluster' stopped by SIGUSR1 or SIGTERM after\n"
+            "             writing its checkpoint (continue with --resume).\n"
             "environment: OMP_NUM_THREADS sets the default thread count (--threads overrides).\n"
             "             KSEG_MEMORY_LIMIT caps the memory kseg plans to use (e.g. 8G): a job that\n"
             "             needs more is refused before it allocates, with both amounts named.\n"
             "             OPENBLAS_NUM_THREADS is set to 1 (kseg re-executes itself once to do so).\n"
             "signals:     SIGINT, SIGTERM, SIGHUP remove the temporary files of unfinished outputs;\n"
-            "             existing outputs are replaced only by complete new ones.\n");
+            "             existing outputs are replaced only by complete new ones. During the fit\n"
+            "             of 'kseg cluster', SIGUSR1 and SIGTERM write a checkpoint instead (85).\n");
 }
 
 /* Whether /proc/self/exe is the file this code was loaded from. It is not when kseg was started

@@ -107,6 +107,7 @@ void kseg_kmeans_result_destroy(kseg_kmeans_result *result)
     free(result->labels);
     free(result->iterations);
     free(result->feature_mean);
+    kseg_kmeans_checkpoint_free(result->checkpoint);
     memset(result, 0, sizeof *result);
 }
 
@@ -768,25 +769,49 @@ static int final_assignment(kmeans_context *context, kmeans_bounds *bounds,
 }
 
 /* Lloyd's iteration (bounds NULL) or a bound algorithm's (bounds set): the same updates,
- * convergence tests and statistics, only the assignment pass differs. */
-static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run,
-                     double *centers, int32_t *labels, double *payload, run_output *output,
-                     kseg_error *error)
+ * convergence tests and statistics, only the assignment pass differs. The run starts at
+ * iteration start (0, or a checkpoint's n_iter with output->iterations holding the earlier
+ * statistics and previous_centers the centers of iteration start). A stop request seen at the
+ * top of an iteration returns KSEG_EINTERRUPTED with output->n_iter the iterations done, centers
+ * the centers of the next iteration and before_update those of the last one done: the state
+ * that resumes exactly, since a checkpoint is only taken where the run goes on. */
+static int run_lloyd(kmeans_context *context, kmeans_bounds *bounds, int32_t run, int32_t start,
+                     const double *previous_centers, double *centers, double *before_update,
+                     int32_t *labels, double *payload, run_output *output, kseg_error *error)
 {
     const kseg_kmeans_options *options = context->options;
     size_t k = context->k, d = context->d;
-    (void)run;
     double tolerance = options->tol * context->mean_variance;
     int status = 0;
     output->convergence = KSEG_CONVERGED_NONE;
     output->empty_repairs = 0;
+    for (int32_t i = 0; i < start; i++)
+        output->empty_repairs += output->iterations[i].empty_repairs;
     for (size_t i = 0; i < context->n; i++)
         labels[i] = -1;
     if (bounds)
         kmeans_bounds_reset(bounds);
+    if (start > 0) {
+        /* The labels iteration start compares with are those of the assignment to its centers:
+           the empty-cluster repair changes only the sums, never the labels, so one pass
+           recomputes them exactly. Through the bounds, the pass also rebuilds the bounds (from
+           fresh, as at a run's start); they decide the same labels. */
+        memcpy(before_update, previous_centers, k * d * sizeof *centers);
+        if ((status = assignment_pass(context, bounds, previous_centers, labels, payload, error)))
+            return status;
+    }
 
     int32_t iteration;
-    for (iteration = 0; iteration < options->max_iter; iteration++) {
+    for (iteration = start; iteration < options->max_iter; iteration++) {
+        int stop;
+        if ((status = kmeans_stop_requested(context, &stop, error)))
+            return status;
+        if (stop) {
+            output->n_iter = iteration;
+            return kseg_error_set(error, KSEG_EINTERRUPTED,
+                                  "interrupted at iteration %d of run %d", iteration, run + 1);
+        }
+        memcpy(before_update, centers, k * d * sizeof *centers);
         double started = omp_get_wtime();
         if ((status = assignment_pass(context, bounds, centers, labels, payload, error)))
             return status;
@@ -992,6 +1017,52 @@ done:
     return status;
 }
 
+/* Fills result->checkpoint with the fit's identity and the state at a stop: run `run`, either
+ * before its initialization (initialized 0) or after n_iter iterations with centers for the
+ * next one and previous those of the last one done. The best finished run so far is described
+ * by result (n_iter, best_init, convergence, total_empty_repairs, as the fit keeps them during
+ * the loop), best_centers and best_iterations. Returns KSEG_EINTERRUPTED, or the error that
+ * prevented the checkpoint. */
+static int take_checkpoint(kmeans_context *context, kseg_kmeans_algorithm algorithm, int32_t run,
+                           int initialized, int32_t n_iter, const double *centers,
+                           const double *previous, const kseg_iteration_stats *iterations,
+                           int have_best, double best_inertia, const double *best_centers,
+                           const kseg_iteration_stats *best_iterations,
+                           kseg_kmeans_result *result, kseg_error *error)
+{
+    kseg_kmeans_checkpoint *checkpoint = NULL;
+    kseg_error ignored;
+    /* The identity pass must not overwrite the message of the stop with its own success. */
+    int status = kmeans_checkpoint_identity(context, algorithm, &checkpoint, &ignored);
+    if (status)
+        return kseg_error_set(error, status, "interrupted, but the checkpoint failed: %s",
+                              ignored.message);
+    size_t values = context->k * context->d;
+    checkpoint->run = run;
+    checkpoint->initialized = initialized;
+    checkpoint->n_iter = initialized ? n_iter : 0;
+    if (initialized) {
+        memcpy(checkpoint->centers, centers, values * sizeof *centers);
+        if (n_iter > 0)
+            memcpy(checkpoint->previous_centers, previous, values * sizeof *previous);
+        memcpy(checkpoint->iterations, iterations, (size_t)n_iter * sizeof *iterations);
+    }
+    checkpoint->total_empty_repairs = result->total_empty_repairs;
+    if (have_best) {
+        checkpoint->best_run = result->best_init;
+        checkpoint->best_inertia = best_inertia;
+        checkpoint->best_n_iter = result->n_iter;
+        checkpoint->best_convergence = (int32_t)result->convergence;
+        memcpy(checkpoint->best_centers, best_centers, values * sizeof *best_centers);
+        memcpy(checkpoint->best_iterations, best_iterations,
+               (size_t)result->n_iter * sizeof *best_iterations);
+    }
+    result->checkpoint = checkpoint;
+    if (!initialized)
+        kseg_error_set(error, KSEG_EINTERRUPTED, "interrupted before run %d", run + 1);
+    return KSEG_EINTERRUPTED;
+}
+
 int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
                     kseg_kmeans_result *result, kseg_error *error)
 {
@@ -1006,7 +1077,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     if (!data || !options)
         return kseg_error_set(error, KSEG_EINVAL, "no data or options given");
 
-    double *centers = NULL, *best_centers = NULL, *payload = NULL;
+    double *centers = NULL, *best_centers = NULL, *payload = NULL, *before_update = NULL;
+    kseg_kmeans_checkpoint *checkpoint = NULL;
     int32_t *labels = NULL, *best_labels = NULL;
     run_output output = {0};
     kmeans_bounds bounds, *use_bounds = NULL;
@@ -1040,11 +1112,12 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
     centers = malloc(k * d * sizeof *centers);
     best_centers = malloc(k * d * sizeof *best_centers);
     payload = malloc(bounds_width(&context) * sizeof *payload);
+    before_update = malloc(k * d * sizeof *before_update);
     labels = malloc((n ? n : 1) * sizeof *labels);
     best_labels = n_init > 1 ? malloc((n ? n : 1) * sizeof *best_labels) : NULL;
     output.iterations = calloc((size_t)options->max_iter, sizeof *output.iterations);
     best_iterations = calloc((size_t)options->max_iter, sizeof *best_iterations);
-    if (!centers || !best_centers || !payload || !labels || (n_init > 1 && !best_labels) ||
+    if (!centers || !best_centers || !payload || !before_update || !labels || (n_init > 1 && !best_labels) ||
         !output.iterations || !best_iterations) {
         status = kseg_error_set(error, KSEG_ENOMEM,
                                 "out of memory for k-means buffers (n = %zu, k = %zu, d = %zu)", n,
@@ -1060,18 +1133,68 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
         goto restore_blas;
     result->tolerance = options->tol * context.mean_variance;
 
+    const kseg_kmeans_checkpoint *resume = options->resume;
     double best_inertia = INFINITY, init_seconds = 0.0;
-    for (int32_t run = 0; run < n_init; run++) {
-        double init_started = omp_get_wtime();
-        status = initialize(&context, run, centers, error);
-        init_seconds += omp_get_wtime() - init_started;
-        if (status)
+    int have_best = 0;
+    int32_t first_run = 0;
+    if (resume) {
+        if ((status = kmeans_checkpoint_verify(&context, algorithm, resume, error)))
             goto restore_blas;
+        first_run = resume->run;
+        result->total_empty_repairs = resume->total_empty_repairs;
+        if (resume->best_run >= 0) {
+            have_best = 1;
+            best_inertia = resume->best_inertia;
+            memcpy(best_centers, resume->best_centers, k * d * sizeof *best_centers);
+            memcpy(best_iterations, resume->best_iterations,
+                   (size_t)resume->best_n_iter * sizeof *best_iterations);
+            result->n_iter = resume->best_n_iter;
+            result->best_init = resume->best_run;
+            result->convergence = (kseg_convergence)resume->best_convergence;
+            /* The best run's labels were its final assignment to its centers, which one pass
+               of the kernel recomputes bitwise (the bound pass gives the same labels). */
+            run_output recomputed = {0};
+            if (best_labels &&
+                (status = final_assignment(&context, NULL, best_centers, best_labels, payload,
+                                           &recomputed, error)))
+                goto restore_blas;
+        }
+    }
+    for (int32_t run = first_run; run < n_init; run++) {
+        int continuing = resume && run == first_run && resume->initialized;
+        int32_t start = 0;
+        if (continuing) {
+            memcpy(centers, resume->centers, k * d * sizeof *centers);
+            start = resume->n_iter;
+            memcpy(output.iterations, resume->iterations, (size_t)start * sizeof *resume->iterations);
+        } else {
+            int stop;
+            if ((status = kmeans_stop_requested(&context, &stop, error)))
+                goto restore_blas;
+            if (stop) {
+                status = take_checkpoint(&context, algorithm, run, 0, 0, NULL, NULL, NULL,
+                                         have_best, best_inertia, best_centers, best_iterations,
+                                         result, error);
+                goto restore_blas;
+            }
+            double init_started = omp_get_wtime();
+            status = initialize(&context, run, centers, error);
+            init_seconds += omp_get_wtime() - init_started;
+            if (status)
+                goto restore_blas;
+        }
         if (algorithm == KSEG_ALGORITHM_MINIBATCH)
             status = run_minibatch(&context, run, centers, labels, payload, &output, error);
         else
-            status = run_lloyd(&context, use_bounds, run, centers, labels, payload, &output,
-                               error);
+            status = run_lloyd(&context, use_bounds, run, start,
+                               continuing ? resume->previous_centers : NULL, centers,
+                               before_update, labels, payload, &output, error);
+        if (status == KSEG_EINTERRUPTED)
+            /* Mini-batch stops at run granularity: its run restarts from its initialization. */
+            status = take_checkpoint(&context, algorithm, run,
+                                     algorithm != KSEG_ALGORITHM_MINIBATCH, output.n_iter,
+                                     centers, before_update, output.iterations, have_best,
+                                     best_inertia, best_centers, best_iterations, result, error);
         if (status)
             goto restore_blas;
         result->total_empty_repairs += output.empty_repairs;
@@ -1091,7 +1214,8 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
                                     run + 1);
             goto restore_blas;
         }
-        if (run == 0 || output.inertia < best_inertia) { /* ties keep the earlier run */
+        if (!have_best || output.inertia < best_inertia) { /* ties keep the earlier run */
+            have_best = 1;
             best_inertia = output.inertia;
             memcpy(best_centers, centers, k * d * sizeof *centers);
             memcpy(best_iterations, output.iterations,
@@ -1178,8 +1302,16 @@ int kseg_kmeans_fit(const kseg_matrix *data, const kseg_kmeans_options *options,
 restore_blas:
     openblas_set_num_threads(blas_threads);
 done:
+    /* An interrupted fit returns its checkpoint and nothing else. */
+    checkpoint = result->checkpoint;
+    result->checkpoint = NULL;
     if (status)
         kseg_kmeans_result_destroy(result);
+    if (status == KSEG_EINTERRUPTED)
+        result->checkpoint = checkpoint;
+    else
+        kseg_kmeans_checkpoint_free(checkpoint);
+    free(before_update);
     free(centers);
     free(best_centers);
     free(payload);

@@ -131,4 +131,21 @@ void kmeans_bounds_finish(kmeans_bounds *bounds);
 /* kseg_block_fn of the pass (opaque is a kmeans_bounds_pass). */
 void kmeans_bounds_block(void *opaque, size_t block, double *payload, int thread);
 
+/* ------------------------------------------------------------------ checkpoints
+ * (kmeans_checkpoint.c) */
+
+/* Collective: *stop = 1 on every rank when any rank's options->stop_request is set (0 without a
+ * flag, and then no communication). */
+int kmeans_stop_requested(kmeans_context *context, int *stop, kseg_error *error);
+
+/* A new checkpoint holding this fit's identity (data and options; algorithm is the one that
+ * runs), its progress fields zeroed (best_run -1). Collective (the weight sum is reduced). */
+int kmeans_checkpoint_identity(kmeans_context *context, kseg_kmeans_algorithm algorithm,
+                               kseg_kmeans_checkpoint **checkpoint, kseg_error *error);
+
+/* Refuses with KSEG_EMISMATCH a checkpoint taken on other data or options, naming the first
+ * difference, and with KSEG_EFORMAT one whose progress fields are inconsistent. Collective. */
+int kmeans_checkpoint_verify(kmeans_context *context, kseg_kmeans_algorithm algorithm,
+                             const kseg_kmeans_checkpoint *checkpoint, kseg_error *error);
+
 #endif

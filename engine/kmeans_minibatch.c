@@ -186,6 +186,17 @@ int kmeans_minibatch_steps(kmeans_context *context, int32_t run, double *centers
                     goto done;
                 }
             }
+            /* A stop request ends the run here; the checkpoint restarts it from its
+               (deterministic) initialization, so no batch state needs saving. */
+            int interrupt = 0;
+            if (!stop && step + 1 < total_steps &&
+                (status = kmeans_stop_requested(context, &interrupt, error)))
+                goto done;
+            if (interrupt) {
+                status = kseg_error_set(error, KSEG_EINTERRUPTED,
+                                        "interrupted at epoch %d of run %d", epoch, run + 1);
+                goto done;
+            }
             epoch_started = omp_get_wtime();
             epoch_inertia = epoch_shift = 0.0;
             epoch_rows = 0;

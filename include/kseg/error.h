@@ -28,7 +28,9 @@ extern "C" {
     X(ENOTSUP, -11, "operation not supported")                                    \
     X(EEXIST, -12, "refusing to overwrite")                                       \
     X(ETOOBIG, -13, "size exceeds the limits")                                    \
-    X(EINTERNAL, -14, "internal error")
+    X(EINTERNAL, -14, "internal error")                                          \
+    X(EINTERRUPTED, -15, "interrupted; a checkpoint was taken")                   \
+    X(EMISMATCH, -16, "the checkpoint belongs to other data or options")
 
 enum kseg_error_code {
     KSEG_OK = 0,

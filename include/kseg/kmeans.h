@@ -7,6 +7,7 @@
 
 #include "kseg/export.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -123,6 +124,63 @@ typedef struct kseg_progress_event {
 /* Return non-zero to cancel the fit, which then fails with KSEG_ECANCELED. */
 typedef int (*kseg_progress_fn)(const kseg_progress_event *event, void *user_data);
 
+/* The state of an interrupted fit (see kseg_kmeans_options.stop_request): O(k x d + max_iter),
+ * the same on every rank and independent of the rank and thread counts, so a fit stopped on R
+ * ranks can resume on any other number. kseg_kmeans_fit fills result->checkpoint when it returns
+ * KSEG_EINTERRUPTED; kseg_checkpoint_read (kseg/checkpoint.h) rebuilds one from a file. Arrays are
+ * malloc'd; kseg_kmeans_checkpoint_free releases them and the struct. */
+typedef struct kseg_kmeans_checkpoint {
+    /* Identity of the input: a resume on other data is refused naming the first difference. */
+    uint64_t n_rows;           /* global rows */
+    uint64_t n_features;       /* d */
+    int32_t dtype;             /* kseg_dtype of the rows */
+    int32_t weighted;          /* 1 when sample weights were given */
+    double weight_sum;         /* their sum (block-tree order, bitwise reproducible); 0 if none */
+    double *feature_mean;      /* [d] unweighted feature means, as the fit computed them */
+    double mean_variance;      /* mean over features of the unweighted variance */
+    /* Identity of the options (the kernel and algorithm as resolved by the fit). */
+    int64_t n_clusters;
+    int32_t init;              /* kseg_init_method */
+    int32_t n_init;            /* resolved (0 = auto replaced by its value) */
+    int32_t max_iter;
+    double tol;
+    uint64_t seed;             /* with the run index, the whole random state (counter-based) */
+    int32_t algorithm_requested; /* kseg_kmeans_algorithm as given (AUTO included) */
+    char algorithm[16];        /* the algorithm that ran */
+    char kernel[32];           /* the assignment kernel that ran */
+    int32_t local_trials;
+    double oversampling;
+    int32_t init_rounds;
+    int64_t batch_size;
+    int32_t max_no_improvement;
+    uint64_t init_centers_digest; /* FNV-1a of the given initial centers' bytes; 0 if none */
+    /* Where the fit stopped. */
+    int32_t run;               /* 0-based run to continue */
+    int32_t initialized;       /* 0: run starts from its (deterministic) initialization;
+                                  1: centers hold its state after n_iter iterations */
+    int32_t n_iter;            /* iterations of run done (initialized only) */
+    double *centers;           /* [k x d] centers for iteration n_iter + 1 */
+    double *previous_centers;  /* [k x d] centers of iteration n_iter (n_iter > 0): one
+                                  assignment to them gives the labels the next iteration
+                                  compares with, so no per-row state is stored */
+    kseg_iteration_stats *iterations; /* [n_iter] statistics of run so far */
+    int64_t total_empty_repairs; /* over the runs finished before run */
+    int32_t best_run;          /* best finished run, -1 if none */
+    double best_inertia;
+    int32_t best_n_iter;
+    int32_t best_convergence;  /* kseg_convergence */
+    double *best_centers;      /* [k x d] */
+    kseg_iteration_stats *best_iterations; /* [best_n_iter] */
+} kseg_kmeans_checkpoint;
+
+/* An empty checkpoint with its arrays allocated (zeroed) for k, d and the given iteration
+ * capacities; NULL when out of memory. */
+KSEG_API kseg_kmeans_checkpoint *kseg_kmeans_checkpoint_alloc(size_t k, size_t d,
+                                                              size_t iterations,
+                                                              size_t best_iterations);
+/* Frees the arrays and the struct; safe with NULL. */
+KSEG_API void kseg_kmeans_checkpoint_free(kseg_kmeans_checkpoint *checkpoint);
+
 /* Options; initialize with kseg_kmeans_options_defaults() and override fields. */
 typedef struct kseg_kmeans_options {
     int64_t n_clusters;        /* k. Default 8. */
@@ -169,6 +227,19 @@ typedef struct kseg_kmeans_options {
                                      that needs more fails with KSEG_ETOOBIG, AUTO takes a
                                      cheaper one. 0 = no limit but kseg_memory_available().
                                      Default 0. */
+    /* A flag a signal handler sets to stop the fit (NULL = none). It is read at every run start
+       and iteration boundary (mini-batch: run start and epoch boundary) and combined over the
+       ranks (maximum), so all ranks stop at the same boundary; every rank must pass a flag or
+       none. The fit then returns KSEG_EINTERRUPTED with result->checkpoint set. A run that has
+       converged still finishes its final assignment; a stop after the last run has no effect. */
+    const volatile sig_atomic_t *stop_request;
+    /* A checkpoint to continue from (NULL = a fresh fit). It must come from the same data and
+       options (kseg_kmeans_checkpoint's identity fields): otherwise the fit fails with
+       KSEG_EMISMATCH naming the first difference. The result is bitwise the uninterrupted fit's
+       (centroids, labels, inertia, n_iter, best_init, convergence, the iterations' objective,
+       shift, changed labels and repairs), on any rank and thread count; the bound algorithms'
+       distance counts of the resumed run differ, since their bounds are rebuilt. */
+    const kseg_kmeans_checkpoint *resume;
 } kseg_kmeans_options;
 
 KSEG_API void kseg_kmeans_options_defaults(kseg_kmeans_options *options);
@@ -216,6 +287,8 @@ typedef struct kseg_kmeans_result {
     unsigned warnings;              /* KSEG_WARN_* flags */
     char warning_message[256];      /* a sentence describing the warnings, "" if none */
     double init_seconds;            /* wall time of the initializations, all runs together */
+    kseg_kmeans_checkpoint *checkpoint; /* set only when the fit returned KSEG_EINTERRUPTED (then
+                                           nothing else is); freed by _destroy */
 } kseg_kmeans_result;
 
 KSEG_API void kseg_kmeans_result_init(kseg_kmeans_result *result);

@@ -9,6 +9,7 @@
 #include "kseg/matrix.h"
 #include "kseg/comm.h"
 #include "kseg/kmeans.h"
+#include "kseg/checkpoint.h"
 #include "kseg/generate.h"
 #include "kseg/transactions.h"
 #include "kseg/rfm.h"
