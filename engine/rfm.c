@@ -793,12 +793,18 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
     /* The total is summed on one thread, in row order within each block of KSEG_BLOCK_ROWS
        rows: it is cheap next to the aggregation, and gives the same bits for any thread count
        and (summing the block sums in block order) for any rank count. */
-    for (size_t i = 0; i < block->rows; i++) {
-        aggregator->amount_block += block->amount[i];
-        if (((size_t)aggregator->rows_read + i + 1) % KSEG_BLOCK_ROWS == 0) {
-            aggregator->amount_blocks += aggregator->amount_block;
+    for (size_t i = 0; i < block->rows;) {
+        size_t end = i + (KSEG_BLOCK_ROWS - ((size_t)aggregator->rows_read + i) % KSEG_BLOCK_ROWS);
+        if (end > block->rows)
+            end = block->rows;
+        double sum = aggregator->amount_block;
+        for (; i < end; i++)
+            sum += block->amount[i];
+        if (((size_t)aggregator->rows_read + end) % KSEG_BLOCK_ROWS == 0) {
+            aggregator->amount_blocks += sum; /* the block is complete */
             aggregator->amount_block = 0.0;
-        }
+        } else
+            aggregator->amount_block = sum;
     }
     aggregator->rows_read += (int64_t)block->rows;
     return 0;
