@@ -151,6 +151,7 @@ typedef struct rank_run {
     int has_invoice;
     kseg_category_column categories[2];
     size_t reads;      /* rows read, to check that each rank read only its share */
+    size_t fail_at;    /* a read of rows starting here fails (0: none) */
     kseg_rfm_table table;
     kseg_error error;
     int status;
@@ -160,6 +161,8 @@ static int read_rows(void *context, size_t offset, size_t rows, kseg_transaction
                      kseg_error *error)
 {
     rank_run *run = context;
+    if (run->fail_at && offset == run->fail_at)
+        return kseg_error_set(error, KSEG_EIO, "test reader: rows from %zu are unreadable", offset);
     if (offset + rows > run->log->rows)
         return kseg_error_set(error, KSEG_EINVAL, "test reader: rows %zu + %zu out of range",
                               offset, rows);
@@ -392,5 +395,39 @@ Test(rfm_distributed, errors_are_the_serial_ones_on_every_rank)
     options.n_filters = 0;
     options.min_price = 1e9;
     check_same_error(&log, &options, "everything below the minimum price");
+    free_log(&log);
+}
+
+Test(rfm_distributed, a_read_failure_stops_every_rank_with_the_lowest_ranks_error)
+{
+    test_log log = make_log(ROWS, 2000, 0, 7);
+    kseg_rfm_options options;
+    kseg_rfm_options_defaults(&options);
+    options.n_threads = 1;
+    const size_t share = KSEG_RFM_DISTRIBUTED_ROWS;
+    for (int size = 2; size <= 4; size++) {
+        rank_run runs[4];
+        void *arguments[4];
+        for (int r = 0; r < size; r++) {
+            memset(&runs[r], 0, sizeof runs[r]);
+            runs[r].log = &log;
+            runs[r].options = &options;
+            runs[r].has_invoice = 1;
+            arguments[r] = &runs[r];
+        }
+        /* Rank 1 fails in the first round; the last rank, too, when there are more than 2. */
+        runs[1].fail_at = share;
+        if (size > 2)
+            runs[size - 1].fail_at = (size_t)(size - 1) * share;
+        cr_assert_eq(thread_comm_run(size, log.rows, rank_body, arguments), 0);
+        char expected[128];
+        snprintf(expected, sizeof expected, "test reader: rows from %zu are unreadable", share);
+        for (int r = 0; r < size; r++) {
+            cr_assert_eq(runs[r].status, KSEG_EIO, "rank %d of %d: %d (%s)", r, size,
+                         runs[r].status, runs[r].error.message);
+            cr_assert_str_eq(runs[r].error.message, expected, "rank %d of %d", r, size);
+            kseg_rfm_table_destroy(&runs[r].table);
+        }
+    }
     free_log(&log);
 }
