@@ -150,6 +150,14 @@ static int read_job_finish(read_job *job)
 
 #define SECONDS_PER_DAY ((int64_t)86400)
 
+/* The distributed path's reader: kseg_rfm_distributed asks each rank for the rows of its share of
+ * every round (and first for none, to see the columns). */
+static int read_rows_for_rank(void *context, size_t offset, size_t rows, kseg_transactions *block,
+                              kseg_error *error)
+{
+    return kseg_transaction_reader_read(context, offset, rows, block, error);
+}
+
 /* ---------------------------------------------------------------- dates */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
@@ -817,9 +825,16 @@ int kseg_cmd_rfm(int argc, char **argv)
     /* --threads also bounds the threads that compress the result datasets. */
     if (options.n_threads > 0)
         omp_set_num_threads((int)options.n_threads);
-    if (kseg_rfm_aggregator_create(&aggregator, &options, &error) ||
-        kseg_transaction_reader_open(&reader, input_file, input_group, &error)) {
+    /* Under mpirun every rank opens the input; all stop if any failed (cli_any_failed), so no
+       rank waits in a collective call the others never make. Only rank 0 writes and prints. */
+    const int distributed = cli_size() > 1;
+    const int root = cli_rank() == 0;
+    int failed = kseg_rfm_aggregator_create(&aggregator, &options, &error) ||
+                 kseg_transaction_reader_open(&reader, input_file, input_group, &error);
+    if (failed)
         exit_code = cli_fail(command, &error);
+    if (cli_any_failed(failed)) {
+        exit_code = KSEG_EXIT_FAILURE;
         goto cleanup;
     }
     /* Read only the columns the options use: returns need cancelled and quantity, the default
@@ -837,15 +852,17 @@ int kseg_cmd_rfm(int argc, char **argv)
         columns = KSEG_TX_ALL;
     /* The second reader, for the block read while the first one's is aggregated. */
     jobs[0].reader = reader;
-    if (kseg_transaction_reader_open(&jobs[1].reader, input_file, input_group, &error) ||
-        kseg_transaction_reader_select(reader, columns, &error) ||
-        kseg_transaction_reader_select(jobs[1].reader, columns, &error)) {
-        exit_code = cli_fail(command, &error);
-        goto cleanup;
-    }
+    failed = (!distributed &&
+              kseg_transaction_reader_open(&jobs[1].reader, input_file, input_group, &error)) ||
+             kseg_transaction_reader_select(reader, columns, &error) ||
+             (!distributed && kseg_transaction_reader_select(jobs[1].reader, columns, &error));
     /* Open the output before the expensive work: an unwritable destination fails at once. */
-    if (kseg_h5_writer_open(&writer, output, &error)) {
+    if (!failed && root)
+        failed = kseg_h5_writer_open(&writer, output, &error) != 0;
+    if (failed)
         exit_code = cli_fail(command, &error);
+    if (cli_any_failed(failed)) {
+        exit_code = KSEG_EXIT_FAILURE;
         goto cleanup;
     }
     double started = omp_get_wtime();
@@ -854,17 +871,37 @@ int kseg_cmd_rfm(int argc, char **argv)
        with the file and dataset they come from. */
     const char *group_name = input_group ? input_group : "/transactions";
     if (total_rows == 0) {
-        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                              "%s:%s: no rows (expected at least one transaction)", input_file,
-                              group_name);
+        exit_code = KSEG_EXIT_FAILURE;
+        if (root)
+            cli_failf(command, KSEG_EXIT_FAILURE,
+                      "%s:%s: no rows (expected at least one transaction)", input_file,
+                      group_name);
         goto cleanup;
     }
-    int show_progress = !quiet && cli_stderr_is_terminal();
+    if (distributed) {
+        /* Every rank gets the same table or the same error; rank 0 reports it. */
+        kseg_comm comm;
+        size_t row_count = 0;
+        cli_comm_for_rows(&comm, total_rows, &row_count);
+        if (kseg_rfm_distributed(&comm, total_rows, &options, read_rows_for_rank, reader, &table,
+                                 &error)) {
+            exit_code = KSEG_EXIT_FAILURE;
+            if (root && error.code == KSEG_ENONFINITE)
+                cli_failf(command, KSEG_EXIT_FAILURE,
+                          "%s:%s/amount: %s (expected a finite amount)", input_file, group_name,
+                          error.message);
+            else if (root)
+                cli_fail(command, &error);
+            goto cleanup;
+        }
+    }
+    int show_progress = !quiet && !distributed && cli_stderr_is_terminal();
     /* Block k + 1 is read (into the other reader's buffers) while block k is aggregated; the
        blocks are still added in file order, so the results are those of reading in turn. */
-    if (total_rows > 0)
+    if (total_rows > 0 && !distributed)
         read_job_start(&jobs[0], 0, total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
-    for (size_t offset = 0, k = 0; offset < total_rows; offset += READ_BLOCK_ROWS, k++) {
+    for (size_t offset = 0, k = 0; !distributed && offset < total_rows;
+         offset += READ_BLOCK_ROWS, k++) {
         read_job *job = &jobs[k % 2];
         if (read_job_finish(job)) {
             if (show_progress)
@@ -894,7 +931,7 @@ int kseg_cmd_rfm(int argc, char **argv)
     if (show_progress)
         fputc('\n', stderr);
     double aggregated = omp_get_wtime();
-    if (kseg_rfm_aggregator_finish(aggregator, &table, &error)) {
+    if (!distributed && kseg_rfm_aggregator_finish(aggregator, &table, &error)) {
         exit_code = cli_fail(command, &error);
         goto cleanup;
     }
@@ -904,14 +941,15 @@ int kseg_cmd_rfm(int argc, char **argv)
         format_time(table.reference_time, reference, sizeof reference);
         format_time(table.last_time, last, sizeof last);
         if (!settings.allow_early_reference) {
-            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                                  "reference date %s is before the last kept purchase (%s): "
-                                  "recency would be negative (pass --allow-early-reference to "
-                                  "accept that)",
-                                  reference, last);
+            exit_code = KSEG_EXIT_FAILURE;
+            if (root)
+                cli_failf(command, KSEG_EXIT_FAILURE,
+                          "reference date %s is before the last kept purchase (%s): recency "
+                          "would be negative (pass --allow-early-reference to accept that)",
+                          reference, last);
             goto cleanup;
         }
-        if (!quiet)
+        if (!quiet && root)
             cli_warnf(command,
                       "reference date %s is before the last kept purchase (%s): customers who "
                       "bought after it have negative recency",
@@ -934,6 +972,11 @@ int kseg_cmd_rfm(int argc, char **argv)
     for (size_t c = 0; c < (size_t)table.bins * (size_t)table.bins; c++)
         totals.cells[table.map.cell_segment[c]]++;
 
+    if (!root) {
+        /* The other ranks computed the same table; rank 0 writes and prints it. */
+        exit_code = KSEG_EXIT_OK;
+        goto cleanup;
+    }
     if (write_result(writer, &table, &options, &settings, &totals, &error) ||
         (csv_path && write_csv(csv_path, &table, &csv, &error))) {
         exit_code = cli_fail(command, &error);

@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "aggregate.h"
+#include "blocks.h"
 #include "kseg/rfm.h"
 #include "quantile.h"
+#include "rfm_internal.h"
 
 #define SECONDS_PER_DAY ((int64_t)86400)
 
@@ -270,7 +272,11 @@ struct kseg_rfm_aggregator {
 
     int64_t rows_read;
     int64_t rows_without_customer;
-    double amount_read;
+    /* The total amount is summed in row order within each block of KSEG_BLOCK_ROWS rows (counted
+       from the first row), and the block sums in block order: the same bits when the rows are
+       split among ranks at block boundaries (engine/rfm_distributed.c). */
+    double amount_blocks; /* the completed blocks */
+    double amount_block;  /* the block in progress */
     int failed; /* an add failed: the sums are incomplete, so finish refuses */
 };
 
@@ -784,12 +790,22 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
             goto fail;
         }
     }
-    /* The total is summed in row order on one thread: it is cheap next to the aggregation and
-       needs no reduction scheme to be the same for any thread count. */
-    double amount = aggregator->amount_read;
-    for (size_t i = 0; i < block->rows; i++)
-        amount += block->amount[i];
-    aggregator->amount_read = amount;
+    /* The total is summed on one thread, in row order within each block of KSEG_BLOCK_ROWS
+       rows: it is cheap next to the aggregation, and gives the same bits for any thread count
+       and (summing the block sums in block order) for any rank count. */
+    for (size_t i = 0; i < block->rows;) {
+        size_t end = i + (KSEG_BLOCK_ROWS - ((size_t)aggregator->rows_read + i) % KSEG_BLOCK_ROWS);
+        if (end > block->rows)
+            end = block->rows;
+        double sum = aggregator->amount_block;
+        for (; i < end; i++)
+            sum += block->amount[i];
+        if (((size_t)aggregator->rows_read + end) % KSEG_BLOCK_ROWS == 0) {
+            aggregator->amount_blocks += sum; /* the block is complete */
+            aggregator->amount_block = 0.0;
+        } else
+            aggregator->amount_block = sum;
+    }
     aggregator->rows_read += (int64_t)block->rows;
     return 0;
 fail:
@@ -848,6 +864,12 @@ static void set_reference(kseg_rfm_table *table, const kseg_rfm_options *options
 static int describe_empty(const kseg_rfm_aggregator *aggregator, const kseg_rfm_table *table,
                           kseg_error *error)
 {
+    return kseg_rfm_describe_empty(&aggregator->options, aggregator->rows_read, table, error);
+}
+
+int kseg_rfm_describe_empty(const kseg_rfm_options *options, int64_t rows_read,
+                            const kseg_rfm_table *table, kseg_error *error)
+{
     static const char *const removed_as[KSEG_RFM_MAX_STAGES] = {
         "without customer id", "duplicates", "not matching the where conditions",
         "below the minimum price", "returns"};
@@ -859,14 +881,88 @@ static int describe_empty(const kseg_rfm_aggregator *aggregator, const kseg_rfm_
             length += (size_t)snprintf(detail + length, sizeof detail - length, "%s%lld %s",
                                        length ? ", " : "",
                                        (long long)table->stages[s].rows_removed, removed_as[s]);
-    if (aggregator->rows_read == 0)
+    if (rows_read == 0)
         return kseg_error_set(error, KSEG_EEMPTY, "no transactions to aggregate");
     return kseg_error_set(error, KSEG_EEMPTY,
                           "no customer left after filtering: of %lld rows, %s%s",
-                          (long long)aggregator->rows_read, detail,
-                          aggregator->options.returns == KSEG_RETURNS_NET
+                          (long long)rows_read, detail,
+                          options->returns == KSEG_RETURNS_NET
                               ? " (with returns netted, a customer needs at least one purchase)"
                               : "");
+}
+
+/* Scores the table's three features (n_customers rows, in id order) and assigns the segments;
+ * the scratch arrays hold n_customers entries (histograms: threads radix histograms, ascending:
+ * 3 n_customers scores). */
+static int score_table(kseg_rfm_table *table, const kseg_rfm_options *options, int threads,
+                       uint64_t *keys, uint64_t *scratch_keys, uint32_t *order,
+                       uint32_t *scratch_order, size_t *histograms, int32_t *ascending,
+                       kseg_error *error)
+{
+    const size_t n = table->n_customers;
+    const int32_t bins = options->bins;
+    /* Scores: ascending values get ascending scores; recency is better when smaller, so its
+       score is turned around for "best high", and all three are turned around for "best low". */
+    /* With several threads the three features are scored at once, each on one thread with its
+       own scratch: no barrier inside the sorts, which on a busy machine cost more than the
+       sorts (each feature's scores do not depend on how it was computed). */
+    const double *features[3] = {table->recency, table->frequency, table->monetary};
+    const int concurrent = threads > 1;
+    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms, NULL,
+                                 NULL}};
+    if (score_scratch_alloc_buckets(&scratch[0])) {
+        free(scratch[0].bucket_counts);
+        free(scratch[0].positions);
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory building the RFM table");
+    }
+    for (int f = 1; concurrent && f < 3; f++)
+        if (score_scratch_alloc(&scratch[f], n, 1)) {
+            for (int g = 1; g < f; g++)
+                score_scratch_free(&scratch[g]);
+            free(scratch[0].bucket_counts);
+            free(scratch[0].positions);
+            return kseg_error_set(error, KSEG_ENOMEM, "out of memory building the RFM table");
+        }
+    int statuses[3] = {0, 0, 0};
+    kseg_error errors[3];
+#pragma omp parallel for schedule(dynamic, 1) num_threads(concurrent ? (threads < 3 ? threads : 3) : 1)
+    for (int f = 0; f < 3; f++) {
+        kseg_error_clear(&errors[f]);
+        statuses[f] = score_feature(features[f], table->customer_id, n, bins, options->ties,
+                                    concurrent ? 1 : threads, ascending + (size_t)f * n,
+                                    table->cuts + (size_t)f * ((size_t)bins + 1),
+                                    &scratch[concurrent ? f : 0], &errors[f]);
+    }
+    for (int f = 1; concurrent && f < 3; f++)
+        score_scratch_free(&scratch[f]);
+    free(scratch[0].bucket_counts);
+    free(scratch[0].positions);
+    for (int f = 0; f < 3; f++)
+        if (statuses[f]) {
+            if (error)
+                *error = errors[f];
+            return statuses[f];
+        }
+    /* Recency is better when smaller; the map is defined in "best high" orientation. */
+    const int reverse_r = options->best != KSEG_BEST_LOW, reverse_fm = !reverse_r;
+    const int flip = options->best == KSEG_BEST_LOW;
+    const int32_t *ascending_r = ascending, *ascending_f = ascending + n,
+                  *ascending_m = ascending + 2 * n;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < n; i++) {
+        int32_t r = reverse_r ? bins + 1 - ascending_r[i] : ascending_r[i];
+        int32_t f = reverse_fm ? bins + 1 - ascending_f[i] : ascending_f[i];
+        int32_t m = reverse_fm ? bins + 1 - ascending_m[i] : ascending_m[i];
+        table->scores[3 * i] = r;
+        table->scores[3 * i + 1] = f;
+        table->scores[3 * i + 2] = m;
+        if (flip) {
+            r = bins + 1 - r;
+            f = bins + 1 - f;
+        }
+        table->segment[i] = table->map.cell_segment[(r - 1) * bins + (f - 1)];
+    }
+    return 0;
 }
 
 int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *table,
@@ -896,7 +992,9 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
 
     table->bins = bins;
     table->total_rows = aggregator->rows_read;
-    table->total_amount = aggregator->amount_read;
+    table->total_amount = (size_t)aggregator->rows_read % KSEG_BLOCK_ROWS
+                              ? aggregator->amount_blocks + aggregator->amount_block
+                              : aggregator->amount_blocks;
     table->frequency_mode = aggregator->columns_known ? aggregator->frequency
                                                       : options->frequency;
     table->n_stages = KSEG_RFM_MAX_STAGES;
@@ -1101,68 +1199,8 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     }
     table->n_customers = n;
 
-    /* Scores: ascending values get ascending scores; recency is better when smaller, so its
-       score is turned around for "best high", and all three are turned around for "best low". */
-    /* With several threads the three features are scored at once, each on one thread with its
-       own scratch: no barrier inside the sorts, which on a busy machine cost more than the
-       sorts (each feature's scores do not depend on how it was computed). */
-    const double *features[3] = {table->recency, table->frequency, table->monetary};
-    const int concurrent = threads > 1;
-    score_scratch scratch[3] = {{keys, scratch_keys, order, scratch_order, histograms, NULL,
-                                 NULL}};
-    if (score_scratch_alloc_buckets(&scratch[0])) {
-        free(scratch[0].bucket_counts);
-        free(scratch[0].positions);
-        goto out_of_memory;
-    }
-    for (int f = 1; concurrent && f < 3; f++)
-        if (score_scratch_alloc(&scratch[f], n, 1)) {
-            for (int g = 1; g < f; g++)
-                score_scratch_free(&scratch[g]);
-            free(scratch[0].bucket_counts);
-            free(scratch[0].positions);
-            goto out_of_memory;
-        }
-    int statuses[3] = {0, 0, 0};
-    kseg_error errors[3];
-#pragma omp parallel for schedule(dynamic, 1) num_threads(concurrent ? (threads < 3 ? threads : 3) : 1)
-    for (int f = 0; f < 3; f++) {
-        kseg_error_clear(&errors[f]);
-        statuses[f] = score_feature(features[f], table->customer_id, n, bins, options->ties,
-                                    concurrent ? 1 : threads, ascending + (size_t)f * n,
-                                    table->cuts + (size_t)f * ((size_t)bins + 1),
-                                    &scratch[concurrent ? f : 0], &errors[f]);
-    }
-    for (int f = 1; concurrent && f < 3; f++)
-        score_scratch_free(&scratch[f]);
-    free(scratch[0].bucket_counts);
-    free(scratch[0].positions);
-    for (int f = 0; f < 3; f++)
-        if (statuses[f]) {
-            if (error)
-                *error = errors[f];
-            status = statuses[f];
-            goto done;
-        }
-    /* Recency is better when smaller; the map is defined in "best high" orientation. */
-    const int reverse_r = options->best != KSEG_BEST_LOW, reverse_fm = !reverse_r;
-    const int flip = options->best == KSEG_BEST_LOW;
-    const int32_t *ascending_r = ascending, *ascending_f = ascending + n,
-                  *ascending_m = ascending + 2 * n;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t i = 0; i < n; i++) {
-        int32_t r = reverse_r ? bins + 1 - ascending_r[i] : ascending_r[i];
-        int32_t f = reverse_fm ? bins + 1 - ascending_f[i] : ascending_f[i];
-        int32_t m = reverse_fm ? bins + 1 - ascending_m[i] : ascending_m[i];
-        table->scores[3 * i] = r;
-        table->scores[3 * i + 1] = f;
-        table->scores[3 * i + 2] = m;
-        if (flip) {
-            r = bins + 1 - r;
-            f = bins + 1 - f;
-        }
-        table->segment[i] = table->map.cell_segment[(r - 1) * bins + (f - 1)];
-    }
+    status = score_table(table, options, threads, keys, scratch_keys, order, scratch_order,
+                         histograms, ascending, error);
     goto done;
 
 out_of_memory:
@@ -1176,6 +1214,186 @@ done:
     free(included_rows);
     free(included_amount);
     free(included_count);
+    free(keys);
+    free(scratch_keys);
+    free(order);
+    free(scratch_order);
+    free(histograms);
+    free(ascending);
+    if (status)
+        drop_columns(table);
+    return status;
+}
+
+/* ---------------------------------------------------------------- for the distributed driver */
+
+const char *kseg_rfm_stage_name(size_t stage)
+{
+    return stage < KSEG_RFM_MAX_STAGES ? stage_names[stage] : "?";
+}
+
+int kseg_rfm_aggregator_prepare(kseg_rfm_aggregator *aggregator, const kseg_transactions *schema,
+                                kseg_error *error)
+{
+    int status = 0;
+    if (!aggregator->columns_known && (status = configure(aggregator, schema, error)))
+        goto fail;
+    if ((status = resolve_where(aggregator, schema, error)))
+        goto fail;
+    return 0;
+fail:
+    aggregator->failed = 1;
+    return status;
+}
+
+kseg_frequency_mode kseg_rfm_aggregator_frequency(const kseg_rfm_aggregator *aggregator)
+{
+    return aggregator->columns_known ? aggregator->frequency : aggregator->options.frequency;
+}
+
+/* Counts one customer of the state the way kseg_rfm_aggregator_finish does, and appends it to
+ * records when it is included. */
+static void collect_customer(const kseg_rfm_aggregator *aggregator, int64_t customer_id,
+                             int32_t reach, int64_t purchases, int64_t rows, int64_t first_time,
+                             int64_t last_time, double amount, int64_t distinct_keys,
+                             kseg_rfm_customer_record *records, size_t *n_records,
+                             int64_t *rows_removed, int64_t *customers_removed)
+{
+    if (reach < KSEG_AGG_KEPT_PURCHASE) {
+        customers_removed[reach]++;
+        return;
+    }
+    if (purchases == 0) {
+        /* With returns netted, a customer whose kept rows are all returns made no purchase and
+           is lost at the returns stage, with those rows. */
+        customers_removed[KSEG_AGG_RETURNS]++;
+        if (aggregator->options.returns == KSEG_RETURNS_NET)
+            rows_removed[KSEG_AGG_RETURNS] += rows;
+        return;
+    }
+    records[*n_records] = (kseg_rfm_customer_record){
+        .customer_id = customer_id,
+        .first_time = first_time,
+        .last_time = last_time,
+        .rows = rows,
+        .amount = amount,
+        .count = aggregator->frequency == KSEG_FREQUENCY_LINES ? (double)purchases
+                                                               : (double)distinct_keys};
+    (*n_records)++;
+}
+
+int kseg_rfm_aggregator_collect(const kseg_rfm_aggregator *aggregator,
+                                kseg_rfm_customer_record **records_out, size_t *n_records,
+                                int64_t rows_removed[KSEG_RFM_MAX_STAGES],
+                                int64_t customers_removed[KSEG_RFM_MAX_STAGES],
+                                kseg_error *error)
+{
+    *records_out = NULL;
+    *n_records = 0;
+    for (size_t s = 0; s < KSEG_RFM_MAX_STAGES; s++)
+        rows_removed[s] = customers_removed[s] = 0;
+    if (aggregator->failed)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "RFM collect: an earlier block failed; the sums are incomplete");
+    if (!aggregator->columns_known)
+        return 0;
+    const kseg_agg_state *state = &aggregator->state;
+    int64_t stage_rows[KSEG_AGG_STAGE_COUNT];
+    kseg_agg_stage_rows(state, stage_rows);
+    for (size_t s = 1; s < KSEG_RFM_MAX_STAGES; s++)
+        rows_removed[s] = stage_rows[s];
+    size_t capacity = kseg_agg_customer_count(state);
+    kseg_rfm_customer_record *records = malloc((capacity ? capacity : 1) * sizeof *records);
+    if (!records)
+        return kseg_error_set(error, KSEG_ENOMEM, "out of memory for %zu customers", capacity);
+    size_t n = 0;
+    if (state->dense) {
+        for (size_t d = 0; d < state->dense_span; d++) {
+            const kseg_agg_dense_customer *customer = &state->dense_table[d];
+            if (!customer->reach)
+                continue; /* an id no row named */
+            collect_customer(aggregator, (int64_t)((uint64_t)state->dense_base + d),
+                             customer->reach, customer->purchases, customer->rows,
+                             customer->first_time, customer->last_time, customer->amount,
+                             customer->distinct_keys, records, &n, rows_removed,
+                             customers_removed);
+        }
+    } else {
+        for (size_t p = 0; p < state->n_partitions; p++) {
+            const kseg_agg_partition *partition = &state->partitions[p];
+            for (size_t c = 0; c < partition->n_customers; c++) {
+                const kseg_agg_customer *customer = &partition->customers[c];
+                collect_customer(aggregator, customer->customer_id, customer->reach,
+                                 customer->purchases, customer->rows, customer->first_time,
+                                 customer->last_time, customer->amount, customer->distinct_keys,
+                                 records, &n, rows_removed, customers_removed);
+            }
+        }
+    }
+    *records_out = records;
+    *n_records = n;
+    return 0;
+}
+
+int kseg_rfm_table_from_records(const kseg_rfm_aggregator *aggregator,
+                                const kseg_rfm_customer_record *records, size_t n,
+                                kseg_rfm_table *table, kseg_error *error)
+{
+    const kseg_rfm_options *options = &aggregator->options;
+    const int threads = aggregator->n_threads;
+    const int32_t bins = options->bins;
+    if (n == 0 || !records)
+        return kseg_error_set(error, KSEG_EINVAL, "RFM table: no customers");
+    if (n > MAX_SCORED)
+        return kseg_error_set(error, KSEG_ETOOBIG, "%zu customers exceed the limit of %zu", n,
+                              MAX_SCORED);
+    int status = 0;
+    uint64_t *keys = malloc(n * sizeof *keys);
+    uint64_t *scratch_keys = malloc(n * sizeof *scratch_keys);
+    uint32_t *order = malloc(n * sizeof *order);
+    uint32_t *scratch_order = malloc(n * sizeof *scratch_order);
+    size_t *histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
+    int32_t *ascending = malloc(3 * n * sizeof *ascending);
+    table->bins = bins;
+    table->reference_time = options->reference_time;
+    table->customer_id = malloc(n * sizeof *table->customer_id);
+    table->recency = malloc(n * sizeof *table->recency);
+    table->frequency = malloc(n * sizeof *table->frequency);
+    table->monetary = malloc(n * sizeof *table->monetary);
+    table->tenure = malloc(n * sizeof *table->tenure);
+    table->rows = malloc(n * sizeof *table->rows);
+    table->scores = malloc(3 * n * sizeof *table->scores);
+    table->segment = malloc(n * sizeof *table->segment);
+    table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
+    if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
+        !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
+        !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts ||
+        copy_map(&table->map, &aggregator->map)) {
+        status = kseg_error_set(error, KSEG_ENOMEM, "out of memory building the RFM table");
+        goto done;
+    }
+    int64_t last_time = INT64_MIN;
+    for (size_t i = 0; i < n; i++)
+        if (records[i].last_time > last_time)
+            last_time = records[i].last_time;
+    set_reference(table, options, last_time);
+    const int64_t reference = table->reference_time;
+    const int mean = options->monetary == KSEG_MONETARY_MEAN;
+    /* The same formulas as kseg_rfm_aggregator_finish, so the same bits. */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t k = 0; k < n; k++) {
+        const kseg_rfm_customer_record *record = &records[k];
+        table->customer_id[k] = record->customer_id;
+        table->recency[k] = (double)floor_div(reference - record->last_time, SECONDS_PER_DAY);
+        table->tenure[k] = (double)floor_div(reference - record->first_time, SECONDS_PER_DAY);
+        table->frequency[k] = record->count;
+        table->monetary[k] = mean ? record->amount / record->count : record->amount;
+        table->rows[k] = record->rows;
+    }
+    table->n_customers = n;
+    status = score_table(table, options, threads, keys, scratch_keys, order, scratch_order,
+                         histograms, ascending, error);
+done:
     free(keys);
     free(scratch_keys);
     free(order);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kseg/comm.h"
 #include "kseg/error.h"
 #include "kseg/transactions.h"
 
@@ -150,6 +151,32 @@ KSEG_API int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator,
 KSEG_API int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *table,
                                         kseg_error *error);
 KSEG_API void kseg_rfm_aggregator_destroy(kseg_rfm_aggregator *aggregator);
+
+/* Reads global transaction rows [offset, offset + rows) into *block, which must stay valid until
+ * the next call; the category dictionaries (names) must stay valid for the whole run. rows is 0
+ * for the first call on every rank: the block then only shows which columns exist and the
+ * dictionaries. Returns 0 or a negative KSEG_E* code with error filled. */
+typedef int (*kseg_rfm_read_fn)(void *context, size_t offset, size_t rows,
+                                kseg_transactions *block, kseg_error *error);
+
+/* RFM over n_rows transactions (the same count on every rank) spread over the ranks of comm,
+ * with the result of one process: every rank calls it, and every rank gets the same table (or
+ * the same error) as kseg_rfm_aggregator_add over all rows in order and _finish.
+ *
+ * The rows go in rounds: round t covers global rows [t R B, (t + 1) R B) for R ranks and
+ * B = KSEG_RFM_DISTRIBUTED_ROWS, and rank r reads the r-th B rows of it, so that rank order is
+ * row order within a round. Each row with a customer id goes (comm->ops->alltoallv) to the rank
+ * that owns its customer by a fixed hash of the id, which aggregates its customers' rows in row
+ * order. At the end the owners' customers (48 bytes each) are gathered on every rank and scored
+ * there, exactly as the serial path scores them. Memory per rank: the customers it owns, the
+ * gathered customer table, and a few round buffers. comm's row split is not used. */
+KSEG_API int kseg_rfm_distributed(const kseg_comm *comm, size_t n_rows,
+                                  const kseg_rfm_options *options, kseg_rfm_read_fn read,
+                                  void *context, kseg_rfm_table *table, kseg_error *error);
+
+/* Rows a rank reads per round of kseg_rfm_distributed: a multiple of 8192 (the engine's row
+ * block), so that the total amount's block sums fall on one rank each. */
+#define KSEG_RFM_DISTRIBUTED_ROWS ((size_t)65536)
 
 /* Scores one feature: scores[i] in 1..bins (ascending values get ascending scores), ties broken
  * by customer id in rank mode; cuts[bins + 1] receives the cut points. Exposed for tests. */
