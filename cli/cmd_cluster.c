@@ -317,12 +317,11 @@ static const char *rows_scratch_dir(const char *scratch_dir, const char *output)
 
 /* Memory the fit holds besides the rows: labels (two sets with several initializations), ids,
    weights and the bound algorithm's bounds (bounds_memory: planned, or an upper bound). */
-static uint64_t fit_workspace(const kseg_table *table, const kseg_kmeans_options *options,
+static uint64_t fit_workspace(uint64_t n, int has_ids, const kseg_kmeans_options *options,
                               int weighted, uint64_t bounds_memory)
 {
-    uint64_t n = table->matrix.rows;
     int several = options->n_init > 1 || (options->n_init == 0 && options->init == KSEG_INIT_RANDOM);
-    uint64_t per_row = (several ? 8 : 4) + (table->ids ? 8 : 0) + (weighted ? 8 : 0);
+    uint64_t per_row = (several ? 8 : 4) + (has_ids ? 8 : 0) + (weighted ? 8 : 0);
     return kseg_memory_add(kseg_memory_multiply(n, per_row), bounds_memory);
 }
 
@@ -339,10 +338,9 @@ static int read_rows(const char *file, const char *path, const kseg_read_options
     info->mode = KSEG_ROWS_MEMORY;
     if (!memory_limit)
         return kseg_h5_read_table(file, path, read_options, table, error);
-    kseg_table shape;
+    kseg_matrix shape;
     int has_ids = 0;
-    kseg_table_init(&shape);
-    int status = kseg_h5_table_shape(file, path, read_options, &shape.matrix, &has_ids, error);
+    int status = kseg_h5_table_shape(file, path, read_options, &shape, &has_ids, error);
     if (status)
         return status;
     uint64_t bounds = 0;
@@ -351,11 +349,10 @@ static int read_rows(const char *file, const char *path, const kseg_read_options
         bounds = kseg_kmeans_algorithm_memory(options->algorithm == KSEG_ALGORITHM_AUTO
                                                   ? KSEG_ALGORITHM_ELKAN
                                                   : options->algorithm,
-                                              shape.matrix.rows, (size_t)k, shape.matrix.cols);
-    shape.ids = has_ids ? (int64_t *)&has_ids : NULL; /* only tested for NULL */
-    *workspace = fit_workspace(&shape, options, weighted, bounds);
-    info->bytes = kseg_memory_multiply(kseg_memory_multiply(shape.matrix.rows, shape.matrix.cols),
-                                       kseg_dtype_size(shape.matrix.dtype));
+                                              shape.rows, (size_t)k, shape.cols);
+    *workspace = fit_workspace(shape.rows, has_ids, options, weighted, bounds);
+    info->bytes = kseg_memory_multiply(kseg_memory_multiply(shape.rows, shape.cols),
+                                       kseg_dtype_size(shape.dtype));
     if (kseg_memory_add(info->bytes, *workspace) <= memory_limit)
         return kseg_h5_read_table(file, path, read_options, table, error);
     if (*workspace > memory_limit) {
@@ -684,7 +681,8 @@ int kseg_cmd_cluster(int argc, char **argv)
     if (memory_limit) {
         /* The exact workspace, now that the algorithm and k are known; rows read into memory
            count too. */
-        uint64_t workspace = fit_workspace(&table, &options, weights != NULL, bounds_memory);
+        uint64_t workspace = fit_workspace(table.matrix.rows, table.ids != NULL, &options,
+                                           weights != NULL, bounds_memory);
         uint64_t held = kseg_memory_add(workspace, rows_info.mode == KSEG_ROWS_MEMORY
                                                        ? rows_info.bytes : 0);
         if (held > memory_limit) {

@@ -61,6 +61,7 @@ typedef struct map_source {
     char *path;          /* the resolved object path */
     int mappable;        /* 1 when the rows can be mapped from the file as they are */
     uint64_t offset;     /* mappable: the file offset of row 0 */
+    size_t chunk_rows;   /* rows per chunk of a chunked 2-D or 1-D dataset, else 0 */
 } map_source;
 
 /* Decides whether rows [first, first + count) of the table can be mapped straight from the file,
@@ -101,6 +102,9 @@ static int inspect_source(const char *file, const char *path, const kseg_read_op
     }
     H5D_layout_t layout = H5Pget_layout(plist);
     if (layout != H5D_CONTIGUOUS) {
+        hsize_t chunk[H5S_MAX_RANK];
+        if (layout == H5D_CHUNKED && H5Pget_chunk(plist, H5S_MAX_RANK, chunk) >= 1)
+            source->chunk_rows = (size_t)chunk[0];
         int deflated = 0;
         int filters = layout == H5D_CHUNKED ? H5Pget_nfilters(plist) : 0;
         for (int f = 0; f < filters; f++) {
@@ -268,7 +272,8 @@ static int write_all(int fd, const void *data, size_t bytes, uint64_t offset)
    a time through kseg_h5_read_table (so every conversion, selection and check is the reader's),
    and maps it into table. */
 static int stage_rows(const char *file, const char *path, const kseg_read_options *options,
-                      const char *scratch_dir, uint64_t read_bytes, size_t first, size_t count,
+                      const char *scratch_dir, uint64_t read_bytes, size_t chunk_rows,
+                      size_t first, size_t count,
                       const kseg_table *probe, kseg_table *table, kseg_error *error)
 {
     const size_t cols = probe->matrix.cols, element = kseg_dtype_size(probe->matrix.dtype);
@@ -312,15 +317,22 @@ static int stage_rows(const char *file, const char *path, const kseg_read_option
         }
     }
     const uint64_t per_read = read_bytes ? read_bytes : DEFAULT_READ_BYTES;
-    const size_t rows_per_read = per_read / row_bytes > 0 ? (size_t)(per_read / row_bytes) : 1;
+    size_t rows_per_read = per_read / row_bytes > 0 ? (size_t)(per_read / row_bytes) : 1;
+    /* Reads of whole chunks, starting on chunk boundaries: a chunk cut by a read boundary would
+       be decompressed once for each read that touches it. A chunk larger than the read size is
+       read alone (HDF5 holds it whole while decompressing anyway). */
+    if (chunk_rows > 0)
+        rows_per_read = rows_per_read < chunk_rows ? chunk_rows
+                                                   : rows_per_read / chunk_rows * chunk_rows;
     kseg_read_options block_options;
     if (options)
         block_options = *options;
     else
         kseg_read_options_defaults(&block_options);
-    for (size_t done_rows = 0; done_rows < count; done_rows += rows_per_read) {
-        const size_t rows_now = count - done_rows < rows_per_read ? count - done_rows
-                                                                  : rows_per_read;
+    for (size_t done_rows = 0, rows_now; done_rows < count; done_rows += rows_now) {
+        rows_now = rows_per_read - (first + done_rows) % rows_per_read;
+        if (rows_now > count - done_rows)
+            rows_now = count - done_rows;
         block_options.row_offset = first + done_rows;
         block_options.row_count = rows_now;
         status = kseg_h5_read_table(file, path, &block_options, &block, error);
@@ -370,7 +382,7 @@ int kseg_h5_map_table(const char *file, const char *path, const kseg_read_option
     probe_options.row_count = 1;
     kseg_table probe;
     kseg_table_init(&probe);
-    map_source source = {NULL, 0, 0};
+    map_source source = {NULL, 0, 0, 0};
     int status = kseg_h5_read_table(file, path, &probe_options, &probe, error);
     if (status)
         return status;
@@ -432,7 +444,8 @@ int kseg_h5_map_table(const char *file, const char *path, const kseg_read_option
         }
         info->mode = KSEG_ROWS_MAPPED;
     } else {
-        status = stage_rows(file, path, options, scratch_dir, read_bytes, first, count, &probe,
+        status = stage_rows(file, path, options, scratch_dir, read_bytes, source.chunk_rows, first,
+                            count, &probe,
                             table, error);
         if (status)
             goto done;

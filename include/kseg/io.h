@@ -105,7 +105,8 @@ KSEG_API int kseg_h5_table_shape(const char *file, const char *path,
  *   - mapped: a contiguous, little-endian float32/float64 2-D (or 1-D) dataset whose type is the
  *     requested one, all columns in file order, at an offset aligned to its element size: the
  *     file region of rows [row_offset, row_offset + row_count) is mapped read-only;
- *   - staged otherwise: the rows are read read_bytes at a time (0 = 64 MiB; at least one row),
+ *   - staged otherwise: the rows are read read_bytes at a time (0 = 64 MiB; at least one row; whole
+ *     chunks of a chunked dataset, at least one, so that each chunk is decompressed once),
  *     converted, into a scratch file created in scratch_dir and unlinked at once (nothing is left
  *     behind on any exit), which is then mapped read-only. KSEG_ETOOBIG when scratch_dir lacks
  *     the space; KSEG_EIO when it cannot be written.
