@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 
@@ -55,6 +56,17 @@ static const char *const cluster_usage =
     "      --bounds-memory B the most extra memory the bound algorithms may take, in bytes or\n"
     "                        with K, M, G, T (e.g. 512M); a requested one that needs more fails,\n"
     "                        auto takes a cheaper one (default: no limit but available memory)\n"
+    "      --memory-limit B  bytes the rows and the fit's workspace may take (K, M, G, T\n"
+    "                        suffixes, powers of 1024; default: no limit). When the rows do not\n"
+    "                        fit beside the workspace they are not loaded: a contiguous\n"
+    "                        little-endian float dataset of the --dtype is mapped from INPUT,\n"
+    "                        anything else is converted into an unlinked scratch file and\n"
+    "                        mapped; every pass then reads them through the page cache, with\n"
+    "                        bitwise the in-memory result. The workspace (labels, ids, weights,\n"
+    "                        bounds) must fit, or the run is refused. Not bounded: the page\n"
+    "                        cache, HDF5's and the threads' small buffers\n"
+    "      --scratch-dir DIR where rows that cannot be mapped are staged (default $TMPDIR, else\n"
+    "                        the output's directory); needs their size in free space\n"
     "      --batch-size N    minibatch: rows per batch (default 1024)\n"
     "      --max-no-improvement N  minibatch: stop after N batches without a new minimum of\n"
     "                        the smoothed batch inertia; 0 = never (default 10)\n"
@@ -344,6 +356,83 @@ done:
     return status;
 }
 
+/* --memory-limit: where rows that cannot be mapped are staged when --scratch-dir is not given:
+   $TMPDIR, else the output's directory (a static buffer). */
+static const char *rows_scratch_dir(const char *scratch_dir, const char *output)
+{
+    static char directory[4096];
+    const char *tmpdir = getenv("TMPDIR");
+    if (scratch_dir)
+        return scratch_dir;
+    if (tmpdir && *tmpdir)
+        return tmpdir;
+    const char *slash = strrchr(output, '/');
+    if (!slash)
+        return ".";
+    snprintf(directory, sizeof directory, "%.*s", slash == output ? 1 : (int)(slash - output),
+             output);
+    return directory;
+}
+
+/* Memory the fit holds besides the rows: labels (two sets with several initializations), ids,
+   weights and the bound algorithm's bounds (bounds_memory: planned, or an upper bound). */
+static uint64_t fit_workspace(uint64_t n, int has_ids, const kseg_kmeans_options *options,
+                              int weighted, uint64_t bounds_memory)
+{
+    int several = options->n_init > 1 || (options->n_init == 0 && options->init == KSEG_INIT_RANDOM);
+    uint64_t per_row = (several ? 8 : 4) + (has_ids ? 8 : 0) + (weighted ? 8 : 0);
+    return kseg_memory_add(kseg_memory_multiply(n, per_row), bounds_memory);
+}
+
+/* Reads the rows, or with a memory limit they do not fit in beside the fit's workspace, maps
+   (or stages) them. The workspace estimate counts the bounds of the requested algorithm (AUTO as
+   the largest, Elkan) when k is known; the exact check follows once the fit is planned. */
+static int read_rows(const char *file, const char *path, const kseg_read_options *read_options,
+                     uint64_t memory_limit, const char *scratch_dir, const char *output,
+                     const kseg_kmeans_options *options, int64_t k, int weighted,
+                     kseg_table *table, kseg_map_info *info, uint64_t *workspace,
+                     kseg_error *error)
+{
+    memset(info, 0, sizeof *info);
+    info->mode = KSEG_ROWS_MEMORY;
+    if (!memory_limit)
+        return kseg_h5_read_table(file, path, read_options, table, error);
+    kseg_matrix shape;
+    int has_ids = 0;
+    int status = kseg_h5_table_shape(file, path, read_options, &shape, &has_ids, error);
+    if (status)
+        return status;
+    uint64_t bounds = 0;
+    if (k > 0 && options->algorithm != KSEG_ALGORITHM_LLOYD &&
+        options->algorithm != KSEG_ALGORITHM_MINIBATCH)
+        bounds = kseg_kmeans_algorithm_memory(options->algorithm == KSEG_ALGORITHM_AUTO
+                                                  ? KSEG_ALGORITHM_ELKAN
+                                                  : options->algorithm,
+                                              shape.rows, (size_t)k, shape.cols);
+    *workspace = fit_workspace(shape.rows, has_ids, options, weighted, bounds);
+    info->bytes = kseg_memory_multiply(kseg_memory_multiply(shape.rows, shape.cols),
+                                       kseg_dtype_size(shape.dtype));
+    if (kseg_memory_add(info->bytes, *workspace) <= memory_limit)
+        return kseg_h5_read_table(file, path, read_options, table, error);
+    if (*workspace > memory_limit) {
+        char workspace_size[32], limit_size[32];
+        return kseg_error_set(error, KSEG_ETOOBIG,
+                              "--memory-limit %s is less than the fit's workspace of %s (labels, "
+                              "ids, weights and bounds, besides the rows)",
+                              kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
+                              kseg_memory_format(*workspace, workspace_size,
+                                                 sizeof workspace_size));
+    }
+    /* Mapped rows are not scanned while reading: kseg_kmeans_fit checks every value for NaN and
+       infinity before it starts, and a second scan would be one more pass through the file. */
+    kseg_read_options map_options = *read_options;
+    map_options.check_finite = 0;
+    uint64_t read_bytes = memory_limit / 4 < ((uint64_t)64 << 20) ? memory_limit / 4
+                                                                  : (uint64_t)64 << 20;
+    return kseg_h5_map_table(file, path, &map_options, rows_scratch_dir(scratch_dir, output),
+                             read_bytes ? read_bytes : 1, table, info, error);
+}
+
 int kseg_cmd_cluster(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -360,14 +449,17 @@ int kseg_cmd_cluster(int argc, char **argv)
         {"max-no-improvement", required_argument, NULL, 'P'},
         {"bounds-memory", required_argument, NULL, 'b'},
         {"checkpoint", required_argument, NULL, 'C'}, {"resume", required_argument, NULL, 'Z'},
+        {"memory-limit", required_argument, NULL, 'm'},
+        {"scratch-dir", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0}};
     const char *command = "cluster";
     kseg_kmeans_options options;
     kseg_kmeans_options_defaults(&options);
     int64_t k = 0, value;
     const char *output = NULL, *init = NULL, *columns = NULL, *weights_location = NULL;
-    const char *log_path = NULL, *dtype = "native";
+    const char *log_path = NULL, *dtype = "native", *scratch_dir = NULL;
     const char *checkpoint_option = NULL, *resume_path = NULL;
+    uint64_t memory_limit = 0;
     int quiet = 0;
 
     optind = 1;
@@ -467,6 +559,15 @@ int kseg_cmd_cluster(int argc, char **argv)
         case 'Z':
             resume_path = optarg;
             break;
+        case 'm':
+            if (kseg_memory_parse_size(optarg, &memory_limit) || memory_limit == 0)
+                return cli_failf(command, KSEG_EXIT_USAGE,
+                                 "--memory-limit: expected a size of at least 1 byte, optionally "
+                                 "with K, M, G or T (e.g. 256M), got '%s'", optarg);
+            break;
+        case 's':
+            scratch_dir = optarg;
+            break;
         case 'q':
             quiet = 1;
             break;
@@ -496,6 +597,12 @@ int kseg_cmd_cluster(int argc, char **argv)
         return cli_failf(command, KSEG_EXIT_USAGE, "--resume: expected a checkpoint file");
     if (k == 0 && !(init && strchr(init, ':')))
         return cli_failf(command, KSEG_EXIT_USAGE, "missing -k K (number of clusters)");
+    if (scratch_dir && !memory_limit)
+        return cli_failf(command, KSEG_EXIT_USAGE, "--scratch-dir needs --memory-limit");
+    struct stat scratch_status;
+    if (scratch_dir && (stat(scratch_dir, &scratch_status) != 0 || !S_ISDIR(scratch_status.st_mode)))
+        return cli_failf(command, KSEG_EXIT_FAILURE, "--scratch-dir %s: not a directory",
+                         scratch_dir);
 
     kseg_read_options read_options;
     kseg_read_options_defaults(&read_options);
@@ -607,9 +714,27 @@ int kseg_cmd_cluster(int argc, char **argv)
     if (options.n_threads > 0)
         omp_set_num_threads(options.n_threads);
     double started = omp_get_wtime();
-    if (kseg_h5_read_table(input_file, input_path, &read_options, &table, &error)) {
+    kseg_map_info rows_info;
+    uint64_t rows_workspace = 0;
+    if (read_rows(input_file, input_path, &read_options, memory_limit, scratch_dir, output,
+                  &options, k, weights_location != NULL, &table, &rows_info, &rows_workspace,
+                  &error)) {
         exit_code = cli_fail(command, &error);
         goto done;
+    }
+    if (rows_info.mode != KSEG_ROWS_MEMORY && !quiet) {
+        char rows_size[32], limit_size[32], workspace_size[32];
+        printf("kseg cluster: rows: %s (besides %s of workspace) exceed --memory-limit %s; %s "
+               "%s%s%s (%s)\n",
+               kseg_memory_format(rows_info.bytes, rows_size, sizeof rows_size),
+               kseg_memory_format(rows_workspace, workspace_size, sizeof workspace_size),
+               kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
+               rows_info.mode == KSEG_ROWS_MAPPED ? "mapped from" : "staged to",
+               rows_info.mode == KSEG_ROWS_MAPPED ? input_file : rows_scratch_dir(scratch_dir, output),
+               rows_info.mode == KSEG_ROWS_MAPPED && input_path ? ":" : "",
+               rows_info.mode == KSEG_ROWS_MAPPED && input_path ? input_path : "",
+               rows_info.reason);
+        fflush(stdout);
     }
     double loaded = omp_get_wtime();
     size_t n = table.matrix.rows, d = table.matrix.cols;
@@ -655,6 +780,25 @@ int kseg_cmd_cluster(int argc, char **argv)
     if (kseg_kmeans_plan(&table.matrix, &options, &planned, &bounds_memory, &error)) {
         exit_code = cli_fail(command, &error);
         goto done;
+    }
+    if (memory_limit) {
+        /* The exact workspace, now that the algorithm and k are known; rows read into memory
+           count too. */
+        uint64_t workspace = fit_workspace(table.matrix.rows, table.ids != NULL, &options,
+                                           weights != NULL, bounds_memory);
+        uint64_t held = kseg_memory_add(workspace, rows_info.mode == KSEG_ROWS_MEMORY
+                                                       ? rows_info.bytes : 0);
+        if (held > memory_limit) {
+            char workspace_size[32], limit_size[32];
+            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
+                                  "--memory-limit %s is less than the fit's workspace of %s "
+                                  "(labels, ids, weights and bounds; the rows are %s)",
+                                  kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
+                                  kseg_memory_format(held, workspace_size, sizeof workspace_size),
+                                  rows_info.mode == KSEG_ROWS_MEMORY ? "in memory and included"
+                                                                     : "mapped, not included");
+            goto done;
+        }
     }
     int bound_requested = options.algorithm == KSEG_ALGORITHM_HAMERLY ||
                           options.algorithm == KSEG_ALGORITHM_ELKAN ||
@@ -730,10 +874,13 @@ int kseg_cmd_cluster(int argc, char **argv)
                 "{\"event\":\"done\",\"n\":%zu,\"d\":%zu,\"k\":%lld,\"inertia\":%.17g,"
                 "\"n_iter\":%d,\"algorithm\":\"%s\",\"bounds_memory\":%llu,"
                 "\"load_seconds\":%.6f,\"fit_seconds\":%.6f,\"init_seconds\":%.6f,"
-                "\"write_seconds\":%.6f}\n",
+                "\"write_seconds\":%.6f,\"rows_mode\":\"%s\"}\n",
                 n, d, (long long)k, result.inertia, result.n_iter, result.algorithm,
                 (unsigned long long)result.bounds_memory, loaded - started,
-                fitted - loaded, result.init_seconds, finished - fitted);
+                fitted - loaded, result.init_seconds, finished - fitted,
+                rows_info.mode == KSEG_ROWS_MAPPED   ? "mapped"
+                : rows_info.mode == KSEG_ROWS_STAGED ? "staged"
+                                                     : "memory");
     if (!quiet) {
         printf("kseg cluster: %zu rows x %zu columns (%s) -> %lld clusters\n", n, d,
                table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64", (long long)k);

@@ -66,6 +66,11 @@ int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where
                              size_t count, const size_t *columns, size_t n_columns,
                              void *destination, size_t destination_columns, kseg_error *error);
 
+/* The normalized path of the table kseg_h5_read_table reads for path (NULL or "" = the default
+ * table: /customers/features, else the only 2-D numeric dataset), malloc'd into *resolved. */
+int kseg_io_h5_table_path(hid_t file_id, const char *file, const char *path, char **resolved,
+                          kseg_error *error);
+
 /* A malloc'd copy of text, or NULL when out of memory. */
 char *kseg_io_strdup(const char *text);
 

@@ -39,6 +39,8 @@ void kseg_table_destroy(kseg_table *table)
     if (!table)
         return;
     free(table->data);
+    if (table->mapping)
+        munmap(table->mapping, table->mapping_bytes);
     kseg_io_free_strings(table->column_names, table->matrix.cols);
     free(table->ids);
     memset(table, 0, sizeof *table);
@@ -1810,4 +1812,13 @@ done:
     if (file_id >= 0)
         H5Fclose(file_id);
     return status;
+}
+
+int kseg_io_h5_table_path(hid_t file_id, const char *file, const char *path, char **resolved,
+                          kseg_error *error)
+{
+    if (!path || !*path)
+        return default_table_path(file_id, file, resolved, error);
+    *resolved = normalize_path(path);
+    return *resolved ? 0 : kseg_error_set(error, KSEG_ENOMEM, "out of memory");
 }

@@ -56,6 +56,11 @@ typedef struct kseg_table {
     char **column_names;     /* [cols] owned strings ("column0", ... when the file names none) */
     int64_t *ids;            /* [rows] the "id" dataset beside the data, or NULL */
     size_t total_rows;       /* rows in the file (before row_offset/row_count) */
+    /* Set by kseg_h5_map_table instead of data: a read-only file mapping that matrix.data points
+       into (aligned to the element size only, not to 64 bytes: the kernels load rows unaligned).
+       kseg_table_destroy unmaps it. NULL for tables read into memory. */
+    void *mapping;
+    size_t mapping_bytes;
 } kseg_table;
 
 KSEG_API void kseg_table_init(kseg_table *table);
@@ -67,6 +72,52 @@ KSEG_API void kseg_table_destroy(kseg_table *table);
  * dataset is looked up beside a 2-D dataset (same group) or inside a column group. */
 KSEG_API int kseg_h5_read_table(const char *file, const char *path, const kseg_read_options *options,
                        kseg_table *table, kseg_error *error);
+
+/* ---------------------------------------------------------------- rows larger than memory */
+
+/* Where the rows of a table live. */
+typedef enum kseg_rows_mode {
+    KSEG_ROWS_MEMORY = 0, /* read into an owned buffer (kseg_h5_read_table) */
+    KSEG_ROWS_MAPPED = 1, /* the input file's own bytes, mapped read-only */
+    KSEG_ROWS_STAGED = 2  /* converted into an unlinked scratch file, mapped read-only */
+} kseg_rows_mode;
+
+typedef struct kseg_map_info {
+    kseg_rows_mode mode;
+    /* Mapped: "contiguous". Staged: why the input could not be mapped as it is, e.g.
+       "gzip-compressed chunks", "big-endian float64", "int32 values converted to float64",
+       "a column subset", "a group of column datasets". */
+    char reason[128];
+    uint64_t bytes;          /* the rows' size: rows x cols x element size */
+} kseg_map_info;
+
+/* The shape kseg_h5_read_table would return for the same arguments, from a read of one row:
+ * shape->rows (after row_offset/row_count), cols and dtype, with shape->data NULL (usable with
+ * kseg_kmeans_plan). *has_ids (may be NULL) is 1 when an "id" dataset would be read. Fails as
+ * kseg_h5_read_table would on a missing object, column or a bad type. */
+KSEG_API int kseg_h5_table_shape(const char *file, const char *path,
+                                 const kseg_read_options *options, kseg_matrix *shape,
+                                 int *has_ids, kseg_error *error);
+
+/* Gives the rows kseg_h5_read_table would read (same arguments, same values bitwise, same
+ * column names and ids) without holding them in process memory, so that passes over data larger
+ * than memory go through the page cache:
+ *   - mapped: a contiguous, little-endian float32/float64 2-D (or 1-D) dataset whose type is the
+ *     requested one, all columns in file order, at an offset aligned to its element size: the
+ *     file region of rows [row_offset, row_offset + row_count) is mapped read-only;
+ *   - staged otherwise: the rows are read read_bytes at a time (0 = 64 MiB; at least one row; whole
+ *     chunks of a chunked dataset, at least one, so that each chunk is decompressed once),
+ *     converted, into a scratch file created in scratch_dir and unlinked at once (nothing is left
+ *     behind on any exit), which is then mapped read-only. KSEG_ETOOBIG when scratch_dir lacks
+ *     the space; KSEG_EIO when it cannot be written.
+ * options->check_finite is honoured while staging; mapped rows are not scanned here (that would
+ * be one more pass through the file): kseg_kmeans_fit scans its rows before it starts. ids, when
+ * present, are read into memory (8 bytes a row). info (may be NULL) says which mode ran and
+ * why. kseg_table_destroy unmaps. */
+KSEG_API int kseg_h5_map_table(const char *file, const char *path,
+                               const kseg_read_options *options, const char *scratch_dir,
+                               uint64_t read_bytes, kseg_table *table, kseg_map_info *info,
+                               kseg_error *error);
 
 /* Reads a 1-D numeric dataset of exactly expected_length values (0 = any) as double. *values is
  * malloc'd; *length receives its length. */
