@@ -27,6 +27,9 @@ void cli_set_step(const char *parent, const char *section)
 static void print_prefix(const char *command)
 {
     fprintf(stderr, "kseg %s: ", step_parent ? step_parent : command);
+    /* In a distributed run, error lines say which rank they come from. */
+    if (cli_size() > 1)
+        fprintf(stderr, "rank %d: ", cli_rank());
 }
 
 static void print_suffix(void)
