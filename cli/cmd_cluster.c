@@ -624,6 +624,10 @@ int kseg_cmd_cluster(int argc, char **argv)
         step = cli_fail(command, &error);
     if (cluster_stop(step, &exit_code))
         goto done;
+    /* The model records the bounds' memory of the whole data set, the figure of a serial run
+       (each rank holds its own rows' share, plus a per-cluster part of its own). */
+    if (distributed)
+        result.bounds_memory = kseg_kmeans_algorithm_memory(planned, n, (size_t)k, d);
     double fitted = omp_get_wtime();
     if (printer && result.warnings)
         cli_warnf(command, "%s", result.warning_message);

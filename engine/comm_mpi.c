@@ -67,19 +67,6 @@ static int mpi_broadcast(const kseg_comm *comm, void *buffer, size_t bytes, int 
     return 0;
 }
 
-/* The largest per-rank byte count, agreed by every rank: it decides whether the plain int-count
- * collective suffices or the exchange goes round by round. */
-static int largest_length(const kseg_comm *comm, const size_t *lengths, size_t count,
-                          int64_t *largest)
-{
-    int64_t local = 0;
-    for (size_t i = 0; i < count; i++)
-        if ((int64_t)lengths[i] > local)
-            local = (int64_t)lengths[i];
-    *largest = local;
-    return reduce_i64(comm, largest, 1, MPI_MAX);
-}
-
 /* Every contribution is at most INT_MAX bytes and the total fits an int displacement: one
  * MPI_Allgatherv. Otherwise each rank's contribution is broadcast from that rank, UNIT_BYTES
  * units plus a remainder, which has no int limits at all. */
@@ -178,8 +165,8 @@ static int mpi_alltoallv(const kseg_comm *comm, const void *send, const size_t *
     MPI_Comm handle = handle_of(comm);
     int size = comm->size, rank = comm->rank, status = 0;
     *recv = NULL;
-    uint64_t *outgoing = malloc((size_t)size * sizeof *outgoing);
-    uint64_t *incoming = malloc((size_t)size * sizeof *incoming);
+    uint64_t *outgoing = calloc((size_t)size, sizeof *outgoing);
+    uint64_t *incoming = calloc((size_t)size, sizeof *incoming);
     size_t *send_offsets = malloc((size_t)size * sizeof *send_offsets);
     size_t *recv_offsets = malloc((size_t)size * sizeof *recv_offsets);
     unsigned char *buffer = NULL;

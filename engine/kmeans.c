@@ -431,19 +431,32 @@ static int validate_values(kmeans_context *context, const kseg_matrix *data,
                               (long long)(bad % (int64_t)data->cols));
 
     if (options->sample_weight) {
-        int64_t counts[2] = {0, 0}; /* rows with a positive weight, first bad row + 1 */
+        /* Rows with a positive weight, and ranks with a bad weight: a bad weight is reported
+           after the reduction, so that a rank holding one does not leave the others waiting in
+           it. */
+        int64_t counts[2] = {0, 0};
+        size_t bad_row = SIZE_MAX;
         for (size_t i = 0; i < context->n; i++) {
             double w = options->sample_weight[i];
-            if (!isfinite(w) || w < 0)
-                return kseg_error_set(error, KSEG_EINVAL,
-                                      "sample weight of row %zu is %g (expected a finite "
-                                      "number >= 0)",
-                                      context->blocks.comm->row_offset + i, w);
+            if (!isfinite(w) || w < 0) {
+                bad_row = i;
+                break;
+            }
             if (w > 0)
                 counts[0]++;
         }
+        counts[1] = bad_row != SIZE_MAX;
         if ((status = kseg_allreduce_i64(&context->blocks, counts, 2, error)))
             return status;
+        if (bad_row != SIZE_MAX)
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "sample weight of row %zu is %g (expected a finite number >= 0)",
+                                  context->blocks.comm->row_offset + bad_row,
+                                  options->sample_weight[bad_row]);
+        if (counts[1])
+            return kseg_error_set(error, KSEG_EINVAL,
+                                  "a sample weight on another rank is not a finite number >= 0 "
+                                  "(that rank names the row)");
         if (counts[0] == 0)
             return kseg_error_set(error, KSEG_EINVAL,
                                   "all sample weights are zero (expected a positive sum)");
