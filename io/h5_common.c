@@ -86,17 +86,12 @@ hid_t kseg_io_h5_transfer_list(const kseg_comm *comm)
     return H5P_DEFAULT;
 }
 
-int kseg_io_h5_open_read_comm(const char *file, const kseg_comm *comm, hid_t *file_id,
-                              kseg_error *error)
+/* The file system's view of file, checked before HDF5 opens it: HDF5's own failure for a
+   missing or unreadable file is a generic "unable to open file", while stat/access give the
+   precise reason. */
+static int check_readable(const char *file, kseg_error *error)
 {
     struct stat info;
-    *file_id = H5I_INVALID_HID;
-    if (!file || !*file)
-        return kseg_error_set(error, KSEG_EINVAL, "no input file given (expected FILE.h5)");
-    kseg_io_h5_silence();
-
-    /* Check the file system first: HDF5's own failure for a missing or unreadable file is a
-       generic "unable to open file", while stat/access give the precise reason. */
     if (stat(file, &info) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return kseg_error_set(error, KSEG_ENOENT, "cannot open %s: no such file", file);
@@ -112,6 +107,33 @@ int kseg_io_h5_open_read_comm(const char *file, const kseg_comm *comm, hid_t *fi
                               "cannot open %s: not an HDF5 file (expected HDF5, e.g. written by "
                               "kseg, h5py or pandas)",
                               file);
+    return 0;
+}
+
+int kseg_io_h5_open_read_comm(const char *file, const kseg_comm *comm, hid_t *file_id,
+                              kseg_error *error)
+{
+    *file_id = H5I_INVALID_HID;
+    if (!file || !*file)
+        return kseg_error_set(error, KSEG_EINVAL, "no input file given (expected FILE.h5)");
+    kseg_io_h5_silence();
+    int status = check_readable(file, error);
+#ifdef KSEG_WITH_MPI
+    /* The MPI-IO open is collective: a rank that cannot see the file (a node without the file
+       system mounted) must not leave the others waiting in it, so all agree first. */
+    if (kseg_comm_mpi_handle(comm) != MPI_COMM_NULL) {
+        int failed = status != 0, any = 1;
+        if (MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, kseg_comm_mpi_handle(comm)) !=
+                MPI_SUCCESS ||
+            any)
+            return status ? status
+                          : kseg_error_set(error, KSEG_EIO,
+                                           "cannot open %s: another rank cannot (its message says "
+                                           "why)", file);
+    }
+#endif
+    if (status)
+        return status;
     hid_t id;
 #ifdef KSEG_WITH_MPI
     MPI_Comm mpi_comm = kseg_comm_mpi_handle(comm);
