@@ -59,7 +59,11 @@ static const char *const cluster_usage =
     "                        the smoothed batch inertia; 0 = never (default 10)\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
-    "  -h, --help            show this help\n";
+    "  -h, --help            show this help\n"
+    "\n"
+    "Distributed: 'mpirun -n R kseg cluster ...' with the MPI build (cmake --preset mpi) splits\n"
+    "the rows between the ranks, each reading its own with MPI-IO; every rank must get the same\n"
+    "arguments, and the result is bitwise the one of a single process (README: Distributed runs).\n";
 
 typedef struct progress_state {
     FILE *log;
