@@ -111,7 +111,12 @@ def case_every_init(tmp):
 
 def case_ranks_without_rows_and_fewer_rows_than_ranks(tmp):
     # 10000 rows are 2 blocks: of 3 ranks one has none; 5000 rows on 4 ranks leave 3 empty.
-    compare(tmp, generate(tmp, 10000), ["-k", 4, "--seed", 2], [(3, 1)], "10000 rows")
+    data = generate(tmp, 10000)
+    weights = os.path.join(tmp, "weights.h5")
+    with h5py.File(weights, "w") as f:
+        f["w"] = np.linspace(0.1, 3.0, 10000)
+    compare(tmp, data, ["-k", 4, "--seed", 2, "--weights", weights + ":/w", "--init", "k-means||"],
+            [(3, 1)], "10000 rows")
     compare(tmp, generate(tmp, 5000), ["-k", 4, "--seed", 2, "--algorithm", "hamerly"], [(4, 1)],
             "5000 rows")
     compare(tmp, generate(tmp, 3, k=2), ["-k", 2, "--seed", 2], [(4, 1)], "3 rows")
