@@ -632,6 +632,18 @@ int kseg_cmd_cluster(int argc, char **argv)
        (each rank holds its own rows' share, plus a per-cluster part of its own). */
     if (distributed)
         result.bounds_memory = kseg_kmeans_algorithm_memory(planned, n, (size_t)k, d);
+    /* The cluster sizes of the profile count every rank's rows (a collective sum); they are
+       counted before the result is written, so that no failure comes after the commit. */
+    if (!(cluster_sizes = calloc((size_t)k, sizeof *cluster_sizes)))
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+    if (cluster_stop(step, &exit_code))
+        goto done;
+    for (size_t i = 0; i < result.n_rows; i++)
+        cluster_sizes[result.labels[i]]++;
+    if (distributed && rows.ops->allreduce_sum_i64(&rows, cluster_sizes, (size_t)k))
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "MPI failed summing the cluster sizes");
+    if (cluster_stop(step, &exit_code))
+        goto done;
     double fitted = omp_get_wtime();
     if (printer && result.warnings)
         cli_warnf(command, "%s", result.warning_message);
@@ -660,17 +672,6 @@ int kseg_cmd_cluster(int argc, char **argv)
         step = cli_fail(command, &error);
     else if (committed)
         step = KSEG_EXIT_FAILURE;
-    if (cluster_stop(step, &exit_code))
-        goto done;
-    /* The cluster sizes of the profile count every rank's rows (a collective sum). */
-    if (!(cluster_sizes = calloc((size_t)k, sizeof *cluster_sizes)))
-        step = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
-    if (cluster_stop(step, &exit_code))
-        goto done;
-    for (size_t i = 0; i < result.n_rows; i++)
-        cluster_sizes[result.labels[i]]++;
-    if (distributed && rows.ops->allreduce_sum_i64(&rows, cluster_sizes, (size_t)k))
-        step = cli_failf(command, KSEG_EXIT_FAILURE, "MPI failed summing the cluster sizes");
     if (cluster_stop(step, &exit_code))
         goto done;
     double finished = omp_get_wtime();
