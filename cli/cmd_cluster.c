@@ -80,7 +80,11 @@ static const char *const cluster_usage =
     "                        difference. FILE is left in place after the run\n"
     "      --log-json FILE   append one JSON object per iteration and a final summary\n"
     "  -q, --quiet           no progress lines and no summary\n"
-    "  -h, --help            show this help\n";
+    "  -h, --help            show this help\n"
+    "\n"
+    "Distributed: 'mpirun -n R kseg cluster ...' with the MPI build (cmake --preset mpi) splits\n"
+    "the rows between the ranks, each reading its own with MPI-IO; every rank must get the same\n"
+    "arguments, and the result is bitwise the one of a single process (README: Distributed runs).\n";
 
 typedef struct progress_state {
     FILE *log;
@@ -181,11 +185,15 @@ static void format_options(char *buffer, size_t size, int64_t k,
 }
 
 /* Writes the result file; everything goes to a temporary file that only commit renames. */
+/* n_global is the rows of every rank together; this rank's labels are rows [row_offset,
+ * row_offset + result->n_rows). A distributed writer takes the model from rank 0 and each
+ * rank's labels from that rank (kseg_h5_writer_open_distributed). */
 static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result,
                         const kseg_table *table, const kseg_kmeans_options *options,
-                        const char *options_json, kseg_error *error)
+                        const char *options_json, size_t n_global, size_t row_offset,
+                        int distributed, kseg_error *error)
 {
-    size_t k = result->n_clusters, d = result->n_features, n = result->n_rows;
+    size_t k = result->n_clusters, d = result->n_features, n = n_global;
     size_t centroid_dims[2] = {k, d};
     int status;
     if ((status = kseg_h5_write_dataset(writer, "/model/centroids", KSEG_STORE_FLOAT64, 2,
@@ -279,40 +287,52 @@ static int write_result(kseg_h5_writer *writer, const kseg_kmeans_result *result
 
     size_t label_dims[1] = {n};
     size_t chunk = n < 65536 ? n : 65536;
+    /* One process writes the labels with the dataset (the writer compresses the chunks on all
+       threads then); ranks create the dataset with the global shape and write their rows. */
+    if (!distributed) {
+        if ((status = kseg_h5_write_dataset(writer, "/labels/cluster", KSEG_STORE_INT32, 1,
+                                            label_dims, result->labels, chunk, 4, error)))
+            return status;
+        if (table->ids &&
+            (status = kseg_h5_write_dataset(writer, "/labels/id", KSEG_STORE_INT64, 1, label_dims,
+                                            table->ids, chunk, 4, error)))
+            return status;
+        return 0;
+    }
     if ((status = kseg_h5_write_dataset(writer, "/labels/cluster", KSEG_STORE_INT32, 1,
-                                        label_dims, result->labels, chunk, 4, error)))
+                                        label_dims, NULL, chunk, 4, error)) ||
+        (status = kseg_h5_write_rows(writer, "/labels/cluster", row_offset, result->n_rows,
+                                     result->labels, error)))
         return status;
     if (table->ids &&
-        (status = kseg_h5_write_dataset(writer, "/labels/id", KSEG_STORE_INT64, 1, label_dims,
-                                        table->ids, chunk, 4, error)))
+        ((status = kseg_h5_write_dataset(writer, "/labels/id", KSEG_STORE_INT64, 1, label_dims,
+                                         NULL, chunk, 4, error)) ||
+         (status = kseg_h5_write_rows(writer, "/labels/id", row_offset, result->n_rows,
+                                      table->ids, error))))
         return status;
     return 0;
 }
 
 /* Prints one line per cluster: size, share of rows, and the centroid in the input's units, so the
  * clusters can be read at a glance. Wide inputs show their first columns only. */
-static void print_profile(const kseg_kmeans_result *result, const kseg_table *table)
+static void print_profile(const kseg_kmeans_result *result, const kseg_table *table,
+                          const int64_t *sizes, size_t n)
 {
     enum { shown_columns_max = 9 };
-    size_t k = result->n_clusters, d = result->n_features, n = result->n_rows;
+    size_t k = result->n_clusters, d = result->n_features;
     size_t shown = d < shown_columns_max ? d : shown_columns_max;
-    size_t *sizes = calloc(k, sizeof *sizes);
-    if (!sizes)
-        return;
-    for (size_t i = 0; i < n; i++)
-        sizes[result->labels[i]]++;
     printf("\n  %7s %10s %6s", "cluster", "rows", "share");
     for (size_t j = 0; j < shown; j++)
         printf(" %12.12s", table->column_names[j]);
     printf("%s\n", shown < d ? "  ..." : "");
     for (size_t c = 0; c < k; c++) {
-        printf("  %7zu %10zu %5.1f%%", c, sizes[c], 100.0 * (double)sizes[c] / (double)n);
+        printf("  %7zu %10lld %5.1f%%", c, (long long)sizes[c],
+               100.0 * (double)sizes[c] / (double)n);
         for (size_t j = 0; j < shown; j++)
             printf(" %12.4g", result->centroids[c * d + j]);
         printf("\n");
     }
     printf("\n");
-    free(sizes);
 }
 
 /* Reads the initial centers [k, d] from "FILE.h5:/path". */
@@ -400,37 +420,85 @@ static int read_rows(const char *file, const char *path, const kseg_read_options
     kseg_matrix shape;
     int has_ids = 0;
     int status = kseg_h5_table_shape(file, path, read_options, &shape, &has_ids, error);
-    if (status)
-        return status;
-    uint64_t bounds = 0;
+    /* Every rank takes the same path below (a collective read, or each its own mapping), so
+       they agree first on whether all could look at the file. */
+    if (cli_any_failed(status != 0))
+        return status ? status : kseg_error_set(error, KSEG_EIO, "another rank failed reading %s",
+                                                file);
+    /* On several ranks each rank's share is what must fit, and what is mapped: the reader's own
+       split (kseg_comm_split_rows over the file's rows), mapped independently. The decision
+       between reading and mapping is taken for the largest share, so that it is the same on
+       every rank. A rank without rows maps the first row, for the names and the type, and
+       then holds none of it. */
+    kseg_read_options map_options = *read_options;
+    size_t local_rows = shape.rows, largest_rows = shape.rows;
+    if (read_options->comm) {
+        const kseg_comm *comm = read_options->comm;
+        largest_rows = 0;
+        for (int rank = 0; rank < comm->size; rank++) {
+            size_t offset, count;
+            kseg_comm_split_rows(shape.rows, comm->size, rank, &offset, &count);
+            if (count > largest_rows)
+                largest_rows = count;
+            if (rank == comm->rank) {
+                local_rows = count;
+                map_options.row_offset = count ? offset : 0;
+                map_options.row_count = count ? count : 1;
+            }
+        }
+        map_options.comm = NULL;
+    }
+    uint64_t bounds = 0, largest_bounds = 0;
     if (k > 0 && options->algorithm != KSEG_ALGORITHM_LLOYD &&
-        options->algorithm != KSEG_ALGORITHM_MINIBATCH)
-        bounds = kseg_kmeans_algorithm_memory(options->algorithm == KSEG_ALGORITHM_AUTO
-                                                  ? KSEG_ALGORITHM_ELKAN
-                                                  : options->algorithm,
-                                              shape.rows, (size_t)k, shape.cols);
-    *workspace = fit_workspace(shape.rows, has_ids, options, weighted, bounds);
-    info->bytes = kseg_memory_multiply(kseg_memory_multiply(shape.rows, shape.cols),
-                                       kseg_dtype_size(shape.dtype));
-    if (kseg_memory_add(info->bytes, *workspace) <= memory_limit)
+        options->algorithm != KSEG_ALGORITHM_MINIBATCH) {
+        kseg_kmeans_algorithm largest = options->algorithm == KSEG_ALGORITHM_AUTO
+                                            ? KSEG_ALGORITHM_ELKAN
+                                            : options->algorithm;
+        bounds = kseg_kmeans_algorithm_memory(largest, local_rows, (size_t)k, shape.cols);
+        largest_bounds = kseg_kmeans_algorithm_memory(largest, largest_rows, (size_t)k, shape.cols);
+    }
+    *workspace = fit_workspace(local_rows, has_ids, options, weighted, bounds);
+    uint64_t largest_workspace = fit_workspace(largest_rows, has_ids, options, weighted,
+                                               largest_bounds);
+    size_t element = kseg_dtype_size(shape.dtype);
+    info->bytes = kseg_memory_multiply(kseg_memory_multiply(local_rows, shape.cols), element);
+    uint64_t largest_bytes =
+        kseg_memory_multiply(kseg_memory_multiply(largest_rows, shape.cols), element);
+    if (kseg_memory_add(largest_bytes, largest_workspace) <= memory_limit)
         return kseg_h5_read_table(file, path, read_options, table, error);
-    if (*workspace > memory_limit) {
+    if (largest_workspace > memory_limit) {
         char workspace_size[32], limit_size[32];
         return kseg_error_set(error, KSEG_ETOOBIG,
                               "--memory-limit %s is less than the fit's workspace of %s (labels, "
                               "ids, weights and bounds, besides the rows)",
                               kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
-                              kseg_memory_format(*workspace, workspace_size,
+                              kseg_memory_format(largest_workspace, workspace_size,
                                                  sizeof workspace_size));
     }
     /* Mapped rows are not scanned while reading: kseg_kmeans_fit checks every value for NaN and
        infinity before it starts, and a second scan would be one more pass through the file. */
-    kseg_read_options map_options = *read_options;
     map_options.check_finite = 0;
     uint64_t read_bytes = memory_limit / 4 < ((uint64_t)64 << 20) ? memory_limit / 4
                                                                   : (uint64_t)64 << 20;
-    return kseg_h5_map_table(file, path, &map_options, rows_scratch_dir(scratch_dir, output),
-                             read_bytes ? read_bytes : 1, table, info, error);
+    status = kseg_h5_map_table(file, path, &map_options, rows_scratch_dir(scratch_dir, output),
+                               read_bytes ? read_bytes : 1, table, info, error);
+    if (!status && local_rows == 0) {
+        table->matrix.rows = 0;
+        info->bytes = 0;
+    }
+    return status;
+}
+
+/* The agreement that ends each step of a run: every rank passes its outcome (a KSEG_EXIT_*
+ * code, 0 = fine) and all learn whether any rank failed. Then *exit_code is this rank's code,
+ * or KSEG_EXIT_FAILURE on a rank that was fine itself, and the caller stops. In one process it
+ * is simply whether step failed. */
+static int cluster_stop(int step, int *exit_code)
+{
+    if (!cli_any_failed(step != KSEG_EXIT_OK))
+        return 0;
+    *exit_code = step != KSEG_EXIT_OK ? step : KSEG_EXIT_FAILURE;
+    return 1;
 }
 
 int kseg_cmd_cluster(int argc, char **argv)
@@ -623,12 +691,13 @@ int kseg_cmd_cluster(int argc, char **argv)
                              init);
     }
 
-    int exit_code = KSEG_EXIT_FAILURE;
+    int exit_code = KSEG_EXIT_FAILURE, step = KSEG_EXIT_OK;
     kseg_error error;
     kseg_error_clear(&error);
     char *input_file = NULL, *input_path = NULL, **column_list = NULL;
     size_t column_count = 0;
     double *init_centers = NULL, *weights = NULL;
+    int64_t *cluster_sizes = NULL;
     FILE *log = NULL;
     kseg_h5_writer *writer = NULL;
     kseg_table table;
@@ -639,6 +708,17 @@ int kseg_cmd_cluster(int argc, char **argv)
     char *checkpoint_path = NULL;
     struct sigaction saved_actions[2];
     int routed = 0;
+    kseg_map_info rows_info;
+    memset(&rows_info, 0, sizeof rows_info);
+    uint64_t rows_workspace = 0;
+    /* A distributed run (mpirun with the MPI build, more than one rank): every rank reads and
+       clusters its own rows and all write the one result file together. ranks is the
+       communicator of the reads (its row split is the reader's); rows the one of the fit. */
+    const int distributed = cli_size() > 1, printer = cli_rank() == 0;
+    kseg_comm ranks, rows;
+    size_t no_rows;
+    cli_comm_for_rows(&ranks, 0, &no_rows);
+
     if (checkpoint_option) {
         checkpoint_path = strdup(checkpoint_option);
     } else if ((checkpoint_path = malloc(strlen(output) + sizeof ".checkpoint.h5"))) {
@@ -649,83 +729,78 @@ int kseg_cmd_cluster(int argc, char **argv)
             checkpoint_path[length - 3] = '\0';
         strcat(checkpoint_path, ".checkpoint.h5");
     }
-    if (!checkpoint_path) {
-        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
-        goto done;
-    }
-
-    if (kseg_split_location(argv[optind], &input_file, &input_path, &error)) {
-        exit_code = cli_fail(command, &error);
-        goto done;
-    }
-    if (kseg_same_file(input_file, checkpoint_path)) {
-        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                              "checkpoint %s is the input file: refusing to overwrite the input",
-                              checkpoint_path);
-        goto done;
-    }
+    if (!checkpoint_path)
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+    if (!step && kseg_split_location(argv[optind], &input_file, &input_path, &error))
+        step = cli_fail(command, &error);
+    if (!step && kseg_same_file(input_file, checkpoint_path))
+        step = cli_failf(command, KSEG_EXIT_FAILURE,
+                         "checkpoint %s is the input file: refusing to overwrite the input",
+                         checkpoint_path);
     /* A checkpoint that cannot be read fails before any data is loaded. */
-    if (resume_path && kseg_checkpoint_read(resume_path, &resume, NULL, NULL, &error)) {
-        exit_code = cli_fail(command, &error);
-        goto done;
-    }
+    if (!step && resume_path && kseg_checkpoint_read(resume_path, &resume, NULL, NULL, &error))
+        step = cli_fail(command, &error);
     options.resume = resume;
-    if (kseg_same_file(input_file, output)) {
-        exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                              "output %s is the input file: refusing to overwrite the input",
-                              output);
-        goto done;
-    }
+    if (!step && kseg_same_file(input_file, output))
+        step = cli_failf(command, KSEG_EXIT_FAILURE,
+                         "output %s is the input file: refusing to overwrite the input", output);
     /* The weights and initial centers are inputs too: never replace them with the result. */
     const char *other_inputs[2] = {weights_location,
                                    options.init == KSEG_INIT_GIVEN ? init : NULL};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && !step; i++) {
         char *other_file = NULL, *other_path = NULL;
         if (!other_inputs[i])
             continue;
         if (kseg_split_location(other_inputs[i], &other_file, &other_path, &error)) {
-            exit_code = cli_fail(command, &error);
-            goto done;
+            step = cli_fail(command, &error);
+            break;
         }
         int same = kseg_same_file(other_file, output);
         free(other_file);
         free(other_path);
-        if (same) {
-            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                                  "output %s is the %s file: refusing to overwrite an input",
-                                  output, i == 0 ? "--weights" : "--init");
-            goto done;
-        }
+        if (same)
+            step = cli_failf(command, KSEG_EXIT_FAILURE,
+                             "output %s is the %s file: refusing to overwrite an input", output,
+                             i == 0 ? "--weights" : "--init");
     }
-    if (columns) {
-        if (cli_split_list(command, "--columns", columns, &column_list, &column_count)) {
-            exit_code = KSEG_EXIT_USAGE;
-            goto done;
-        }
+    if (!step && columns) {
+        if (cli_split_list(command, "--columns", columns, &column_list, &column_count))
+            step = KSEG_EXIT_USAGE;
         read_options.columns = (const char *const *)column_list;
         read_options.n_columns = column_count;
     }
-    /* Open the output first: an unwritable destination fails before any expensive work. */
-    if (kseg_h5_writer_open(&writer, output, &error)) {
-        exit_code = cli_fail(command, &error);
+    /* Every step below ends where all ranks agree whether any of them failed (the one that
+       did has printed why): no rank may go on into a collective call the others never make. */
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
+    /* Open the output first: an unwritable destination fails before any expensive work. */
+#ifdef KSEG_WITH_MPI
+    if (distributed ? kseg_h5_writer_open_distributed(&writer, output, &ranks, &error)
+                    : kseg_h5_writer_open(&writer, output, &error))
+#else
+    if (kseg_h5_writer_open(&writer, output, &error))
+#endif
+        step = cli_fail(command, &error);
+    if (cluster_stop(step, &exit_code))
+        goto done;
     /* --threads covers the load too: a gzip-compressed input is inflated on the OpenMP threads. */
     if (options.n_threads > 0)
         omp_set_num_threads(options.n_threads);
     double started = omp_get_wtime();
-    kseg_map_info rows_info;
-    uint64_t rows_workspace = 0;
+    /* Each rank reads only its rows, collectively through MPI-IO (kseg_read_options.comm);
+       with --memory-limit, rows that do not fit are mapped or staged instead (each rank its
+       own share). */
+    read_options.comm = distributed ? &ranks : NULL;
     if (read_rows(input_file, input_path, &read_options, memory_limit, scratch_dir, output,
                   &options, k, weights_location != NULL, &table, &rows_info, &rows_workspace,
-                  &error)) {
-        exit_code = cli_fail(command, &error);
+                  &error))
+        step = cli_fail(command, &error);
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
-    if (rows_info.mode != KSEG_ROWS_MEMORY && !quiet) {
+    if (printer && rows_info.mode != KSEG_ROWS_MEMORY && !quiet) {
         char rows_size[32], limit_size[32], workspace_size[32];
         printf("kseg cluster: rows: %s (besides %s of workspace) exceed --memory-limit %s; %s "
-               "%s%s%s (%s)\n",
+               "%s%s%s (%s)%s\n",
                kseg_memory_format(rows_info.bytes, rows_size, sizeof rows_size),
                kseg_memory_format(rows_workspace, workspace_size, sizeof workspace_size),
                kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
@@ -733,18 +808,21 @@ int kseg_cmd_cluster(int argc, char **argv)
                rows_info.mode == KSEG_ROWS_MAPPED ? input_file : rows_scratch_dir(scratch_dir, output),
                rows_info.mode == KSEG_ROWS_MAPPED && input_path ? ":" : "",
                rows_info.mode == KSEG_ROWS_MAPPED && input_path ? input_path : "",
-               rows_info.reason);
+               rows_info.reason, distributed ? " (rank 0's share)" : "");
         fflush(stdout);
     }
     double loaded = omp_get_wtime();
-    size_t n = table.matrix.rows, d = table.matrix.cols;
+    size_t n = table.total_rows, d = table.matrix.cols, local_rows;
+    cli_comm_for_rows(&rows, n, &local_rows);
+    if (distributed)
+        options.comm = &rows;
     if (options.init == KSEG_INIT_GIVEN) {
-        if (read_init_centers(init, d, &k, &init_centers, &error)) {
-            exit_code = cli_fail(command, &error);
-            goto done;
-        }
+        if (read_init_centers(init, d, &k, &init_centers, &error))
+            step = cli_fail(command, &error);
         options.init_centers = init_centers;
     }
+    if (cluster_stop(step, &exit_code))
+        goto done;
     options.n_clusters = k;
     if (weights_location) {
         char *weights_file = NULL, *weights_path = NULL;
@@ -754,33 +832,43 @@ int kseg_cmd_cluster(int argc, char **argv)
             status = kseg_error_set(&error, KSEG_EINVAL,
                                     "--weights: expected FILE.h5:/path, got '%s'",
                                     weights_location);
-        if (!status)
-            status = kseg_h5_read_vector(weights_file, weights_path, n, &weights, &length, &error);
+        /* Every rank knows whether the location is valid before the collective read. */
+        if (cli_any_failed(status != 0)) {
+            if (status)
+                step = cli_fail(command, &error);
+        } else {
+            status = distributed ? kseg_h5_read_vector_split(weights_file, weights_path, n,
+                                                             &ranks, &weights, &length, &error)
+                                 : kseg_h5_read_vector(weights_file, weights_path, n, &weights,
+                                                       &length, &error);
+            if (status)
+                step = cli_fail(command, &error);
+        }
         free(weights_file);
         free(weights_path);
-        if (status) {
-            exit_code = cli_fail(command, &error);
-            goto done;
-        }
         options.sample_weight = weights;
     }
-    if (log_path && !(log = fopen(log_path, "a"))) {
-        exit_code = cli_failf(command, KSEG_EXIT_FAILURE, "cannot open log file %s for appending",
-                              log_path);
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
-    progress_state progress = {log, !quiet && cli_stderr_is_terminal()};
+    /* Only rank 0 logs and shows progress: the statistics are global, alike on every rank. */
+    if (printer && log_path && !(log = fopen(log_path, "a")))
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "cannot open log file %s for appending",
+                         log_path);
+    if (cluster_stop(step, &exit_code))
+        goto done;
+    progress_state progress = {log, printer && !quiet && cli_stderr_is_terminal()};
     if (progress.log || progress.show) {
         options.progress = report_progress;
         options.progress_data = &progress;
     }
-    /* The bound algorithms' extra memory is stated before the fit starts. */
-    kseg_kmeans_algorithm planned;
-    uint64_t bounds_memory;
-    if (kseg_kmeans_plan(&table.matrix, &options, &planned, &bounds_memory, &error)) {
-        exit_code = cli_fail(command, &error);
+    /* The bound algorithms' extra memory is stated before the fit starts. On several ranks the
+       choice is collective (engine/kmeans.c), so every rank runs the same algorithm. */
+    kseg_kmeans_algorithm planned = KSEG_ALGORITHM_LLOYD;
+    uint64_t bounds_memory = 0;
+    if (kseg_kmeans_plan(&table.matrix, &options, &planned, &bounds_memory, &error))
+        step = cli_fail(command, &error);
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
     if (memory_limit) {
         /* The exact workspace, now that the algorithm and k are known; rows read into memory
            count too. */
@@ -790,28 +878,31 @@ int kseg_cmd_cluster(int argc, char **argv)
                                                        ? rows_info.bytes : 0);
         if (held > memory_limit) {
             char workspace_size[32], limit_size[32];
-            exit_code = cli_failf(command, KSEG_EXIT_FAILURE,
-                                  "--memory-limit %s is less than the fit's workspace of %s "
-                                  "(labels, ids, weights and bounds; the rows are %s)",
-                                  kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
-                                  kseg_memory_format(held, workspace_size, sizeof workspace_size),
-                                  rows_info.mode == KSEG_ROWS_MEMORY ? "in memory and included"
-                                                                     : "mapped, not included");
-            goto done;
+            step = cli_failf(command, KSEG_EXIT_FAILURE,
+                             "--memory-limit %s is less than the fit's workspace of %s "
+                             "(labels, ids, weights and bounds; the rows are %s)",
+                             kseg_memory_format(memory_limit, limit_size, sizeof limit_size),
+                             kseg_memory_format(held, workspace_size, sizeof workspace_size),
+                             rows_info.mode == KSEG_ROWS_MEMORY ? "in memory and included"
+                                                                : "mapped, not included");
         }
     }
+    if (cluster_stop(step, &exit_code))
+        goto done;
     int bound_requested = options.algorithm == KSEG_ALGORITHM_HAMERLY ||
                           options.algorithm == KSEG_ALGORITHM_ELKAN ||
                           options.algorithm == KSEG_ALGORITHM_YINYANG;
-    if (bound_requested && planned != options.algorithm)
+    if (printer && bound_requested && planned != options.algorithm)
         cli_warnf(command, "--algorithm %s needs a direct-difference kernel; kernel '%s' is "
                   "expanded-form, so lloyd runs instead",
                   kseg_kmeans_algorithm_name(options.algorithm), options.kernel);
-    if (!quiet && planned != KSEG_ALGORITHM_LLOYD && planned != KSEG_ALGORITHM_MINIBATCH) {
+    if (printer && !quiet && planned != KSEG_ALGORITHM_LLOYD &&
+        planned != KSEG_ALGORITHM_MINIBATCH) {
         char size[32];
-        printf("kseg cluster: algorithm %s, %s of extra memory for its bounds\n",
+        printf("kseg cluster: algorithm %s, %s of extra memory for its bounds%s\n",
                kseg_kmeans_algorithm_name(planned),
-               kseg_memory_format(bounds_memory, size, sizeof size));
+               kseg_memory_format(bounds_memory, size, sizeof size),
+               distributed ? " (on this rank)" : "");
         fflush(stdout);
     }
     stop_requested = 0;
@@ -828,16 +919,15 @@ int kseg_cmd_cluster(int argc, char **argv)
         char checkpoint_options[1024];
         format_options(checkpoint_options, sizeof checkpoint_options, k, &options,
                        checkpoint->n_init, weights != NULL, table.matrix.dtype);
-        int failed = cli_rank() == 0 &&
-                     kseg_checkpoint_write(checkpoint_path, checkpoint, argv[optind],
-                                           checkpoint_options, &error) != 0;
+        int failed = printer && kseg_checkpoint_write(checkpoint_path, checkpoint, argv[optind],
+                                                      checkpoint_options, &error) != 0;
         if (failed)
             cli_fail(command, &error);
         if (cli_any_failed(failed)) {
             exit_code = KSEG_EXIT_FAILURE;
             goto done;
         }
-        if (cli_rank() == 0)
+        if (printer)
             fprintf(stderr,
                     "kseg cluster: interrupted at iteration %d of run %d; checkpoint written to "
                     "%s (resume with --resume %s)\n",
@@ -847,27 +937,47 @@ int kseg_cmd_cluster(int argc, char **argv)
     }
     route_stop_signals(0, saved_actions);
     routed = 0;
-    if (fitted_status) {
-        exit_code = cli_fail(command, &error);
+    if (fitted_status)
+        step = cli_fail(command, &error);
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
+    /* The model records the bounds' memory of the whole data set, the figure of a serial run
+       (each rank holds its own rows' share, plus a per-cluster part of its own). */
+    if (distributed)
+        result.bounds_memory = kseg_kmeans_algorithm_memory(planned, n, (size_t)k, d);
+    /* The cluster sizes of the profile count every rank's rows (a collective sum); they are
+       counted before the result is written, so that no failure comes after the commit. */
+    if (!(cluster_sizes = calloc((size_t)k, sizeof *cluster_sizes)))
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+    if (cluster_stop(step, &exit_code))
+        goto done;
+    for (size_t i = 0; i < result.n_rows; i++)
+        cluster_sizes[result.labels[i]]++;
+    if (distributed && rows.ops->allreduce_sum_i64(&rows, cluster_sizes, (size_t)k))
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "MPI failed summing the cluster sizes");
+    if (cluster_stop(step, &exit_code))
+        goto done;
     double fitted = omp_get_wtime();
-    if (result.warnings)
+    if (printer && result.warnings)
         cli_warnf(command, "%s", result.warning_message);
 
     char options_json[1024];
     format_options(options_json, sizeof options_json, k, &options, result.n_init,
                    weights != NULL, table.matrix.dtype);
-    if (write_result(writer, &result, &table, &options, options_json, &error)) {
-        exit_code = cli_fail(command, &error); /* the writer is aborted at done */
+    if (write_result(writer, &result, &table, &options, options_json, n, rows.row_offset,
+                     distributed, &error))
+        step = cli_fail(command, &error); /* the writer is aborted at done */
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
     int committed = kseg_h5_writer_commit(writer, &error);
     writer = NULL; /* commit frees the writer, whether or not it succeeded */
-    if (committed) {
-        exit_code = cli_fail(command, &error);
+    /* Every rank learns the outcome of the commit; rank 0 speaks for a failed rename. */
+    if (committed && (printer || !distributed))
+        step = cli_fail(command, &error);
+    else if (committed)
+        step = KSEG_EXIT_FAILURE;
+    if (cluster_stop(step, &exit_code))
         goto done;
-    }
     double finished = omp_get_wtime();
     if (log)
         fprintf(log,
@@ -881,9 +991,11 @@ int kseg_cmd_cluster(int argc, char **argv)
                 rows_info.mode == KSEG_ROWS_MAPPED   ? "mapped"
                 : rows_info.mode == KSEG_ROWS_STAGED ? "staged"
                                                      : "memory");
-    if (!quiet) {
+    if (printer && !quiet) {
         printf("kseg cluster: %zu rows x %zu columns (%s) -> %lld clusters\n", n, d,
                table.matrix.dtype == KSEG_FLOAT32 ? "float32" : "float64", (long long)k);
+        if (distributed)
+            printf("  distributed over %d ranks (MPI)\n", cli_size());
         printf("  inertia %.9g after %d iterations (%s, run %d of the best inertia)\n",
                result.inertia, result.n_iter, convergence_name(result.convergence),
                result.best_init + 1);
@@ -898,7 +1010,7 @@ int kseg_cmd_cluster(int argc, char **argv)
                result.algorithm, result.kernel, (long long)computed, (long long)skipped,
                computed + skipped > 0 ? 100.0 * (double)skipped / (double)(computed + skipped)
                                       : 0.0);
-        print_profile(&result, &table);
+        print_profile(&result, &table, cluster_sizes, n);
         printf("  written to %s\n", output);
     }
     exit_code = KSEG_EXIT_OK;
@@ -915,6 +1027,7 @@ done:
     cli_free_list(column_list, column_count);
     free(init_centers);
     free(weights);
+    free(cluster_sizes);
     free(input_file);
     free(input_path);
     return exit_code;

@@ -96,6 +96,17 @@ void cli_comm_for_rows(kseg_comm *comm, size_t n_global, size_t *row_count);
  * collective call that a failed rank will never make. */
 int cli_any_failed(int failed);
 
+/* MPI start and end (main.c): the MPI build initializes MPI (MPI_THREAD_FUNNELED) and finalizes
+ * it; the serial build does nothing. Start returns -1 (having printed why) when MPI fails. */
+int cli_distributed_start(int *argc, char ***argv);
+void cli_distributed_finish(void);
+
+/* Every rank of a distributed run must be started with the same arguments: compares them
+ * across ranks and, when they differ, rank 0 prints which rank differs from it and in which
+ * argument ("rank 1 was started with '--clusters 5', rank 0 with '--clusters 4'"); then every
+ * rank gets -1. 0 in the serial build and on one rank. */
+int cli_check_same_arguments(int argc, char **argv);
+
 /* Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGPIPE that remove kseg's open temporary
  * files and then die of the same signal, so the exit status still tells the shell why. */
 void cli_install_signal_cleanup(void);

@@ -23,24 +23,40 @@ void cli_set_step(const char *parent, const char *section)
     step_section = section;
 }
 
-/* "kseg COMMAND: " or, inside a step, "kseg PARENT: " (the user typed PARENT, not COMMAND). */
-static void print_prefix(const char *command)
+/* Prints one error or warning line: "kseg COMMAND: [rank R: ][warning: ]<message>", inside a
+ * step "kseg PARENT: ... (config section 'SECTION')". The line is composed first and written
+ * with one call, so that the lines of several ranks sharing a terminal do not interleave. */
+static void print_line(const char *command, const char *kind, const char *format,
+                       va_list arguments)
 {
-    fprintf(stderr, "kseg %s: ", step_parent ? step_parent : command);
+    char line[8192];
+    int length = snprintf(line, sizeof line, "kseg %s: ", step_parent ? step_parent : command);
+    /* In a distributed run, error lines say which rank they come from. */
+    if (cli_size() > 1 && length >= 0 && (size_t)length < sizeof line)
+        length += snprintf(line + length, sizeof line - (size_t)length, "rank %d: ", cli_rank());
+    if (length >= 0 && (size_t)length < sizeof line)
+        length += snprintf(line + length, sizeof line - (size_t)length, "%s", kind);
+    if (length >= 0 && (size_t)length < sizeof line)
+        length += vsnprintf(line + length, sizeof line - (size_t)length, format, arguments);
+    if (step_parent && length >= 0 && (size_t)length < sizeof line)
+        snprintf(line + length, sizeof line - (size_t)length, " (config section '%s')",
+                 step_section);
+    fprintf(stderr, "%s\n", line);
 }
 
-static void print_suffix(void)
+static void print_text(const char *command, const char *kind, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static void print_text(const char *command, const char *kind, const char *format, ...)
 {
-    if (step_parent)
-        fprintf(stderr, " (config section '%s')", step_section);
-    fputc('\n', stderr);
+    va_list arguments;
+    va_start(arguments, format);
+    print_line(command, kind, format, arguments);
+    va_end(arguments);
 }
 
 int cli_fail(const char *command, const kseg_error *error)
 {
-    print_prefix(command);
-    fputs(error->message[0] ? error->message : kseg_strerror(error->code), stderr);
-    print_suffix();
+    print_text(command, "", "%s", error->message[0] ? error->message : kseg_strerror(error->code));
     return KSEG_EXIT_FAILURE;
 }
 
@@ -48,9 +64,7 @@ int cli_failf(const char *command, int exit_code, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    print_prefix(command);
-    vfprintf(stderr, format, arguments);
-    print_suffix();
+    print_line(command, "", format, arguments);
     va_end(arguments);
     return exit_code;
 }
@@ -59,10 +73,7 @@ void cli_warnf(const char *command, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
-    print_prefix(command);
-    fputs("warning: ", stderr);
-    vfprintf(stderr, format, arguments);
-    print_suffix();
+    print_line(command, "warning: ", format, arguments);
     va_end(arguments);
 }
 

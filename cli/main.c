@@ -98,11 +98,30 @@ static void start_without_blas_thread_pool(char **argv)
     execv("/proc/self/exe", argv);
 }
 
+/* The commands, after MPI has started (the MPI build) and before it ends. */
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+    /* The re-execution comes first: MPI must be initialized by the process that stays. */
     start_without_blas_thread_pool(argv);
+    if (cli_distributed_start(&argc, &argv)) {
+        cli_distributed_finish();
+        return KSEG_EXIT_FAILURE;
+    }
+    int exit_code = run_command(argc, argv);
+    cli_distributed_finish();
+    return exit_code;
+}
+
+static int run_command(int argc, char **argv)
+{
     kseg_io_skip_exit_cleanup();
     cli_install_signal_cleanup();
+    /* Ranks of one run that were started differently would split at the first collective call
+       and wait for each other forever: they are refused together instead. */
+    if (cli_check_same_arguments(argc, argv))
+        return KSEG_EXIT_USAGE;
     if (argc < 2) {
         print_help(stderr);
         return KSEG_EXIT_USAGE;

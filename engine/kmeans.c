@@ -197,10 +197,14 @@ static size_t auto_preference(const kseg_assign_kernel *kernel, size_t n, size_t
  * way to reproduce Lloyd, and needs no bounds. A requested bound algorithm whose memory exceeds
  * options->bounds_memory_limit is refused; AUTO takes the first of its preferences whose memory
  * fits in that limit and in half of what kseg_memory_available() reports (the rest is for the
- * data and Lloyd's workspace). */
+ * data and Lloyd's workspace). n is this rank's rows: on several ranks the decision is
+ * collective (every rank takes the first preference that fits on every rank, and a requested
+ * algorithm that does not fit on one rank is refused on all), since ranks running different
+ * algorithms would make different collective calls. AUTO's preference order is taken from the
+ * global row count, so that it is the serial run's. */
 static int plan_algorithm(const kseg_kmeans_options *options, const kseg_assign_kernel *kernel,
-                          size_t n, size_t k, size_t d, kseg_kmeans_algorithm *algorithm,
-                          uint64_t *bytes, kseg_error *error)
+                          const kseg_comm *comm, size_t n, size_t k, size_t d,
+                          kseg_kmeans_algorithm *algorithm, uint64_t *bytes, kseg_error *error)
 {
     uint64_t limit = options->bounds_memory_limit ? options->bounds_memory_limit : UINT64_MAX;
     kseg_kmeans_algorithm chosen = options->algorithm;
@@ -210,18 +214,29 @@ static int plan_algorithm(const kseg_kmeans_options *options, const kseg_assign_
         chosen = KSEG_ALGORITHM_LLOYD;
     } else if (chosen == KSEG_ALGORITHM_AUTO) {
         kseg_kmeans_algorithm order[4];
-        size_t count = auto_preference(kernel, n, k, d, order);
+        size_t count = auto_preference(kernel, comm->n_global, k, d, order);
         uint64_t available = kseg_memory_available();
         if (available / 2 < limit)
             limit = available / 2;
+        /* too_big[i] != 0 when preference i does not fit on some rank (always 4 values, so that
+           every rank makes the same call whatever its count). */
+        int64_t too_big[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < count && i < 4; i++)
+            too_big[i] = kseg_kmeans_algorithm_memory(order[i], n, k, d) > limit;
+        if (comm->size > 1 && comm->ops->allreduce_max_i64(comm, too_big, 4))
+            return kseg_error_set(error, KSEG_EIO, "communicator failed choosing the algorithm");
         chosen = KSEG_ALGORITHM_LLOYD;
-        for (size_t i = 0; i < count; i++)
-            if (kseg_kmeans_algorithm_memory(order[i], n, k, d) <= limit) {
+        for (size_t i = 0; i < count && i < 4; i++)
+            if (!too_big[i]) {
                 chosen = order[i];
                 break;
             }
-    } else if (chosen != KSEG_ALGORITHM_LLOYD &&
-               kseg_kmeans_algorithm_memory(chosen, n, k, d) > limit) {
+    } else if (chosen != KSEG_ALGORITHM_LLOYD) {
+        int64_t too_big = kseg_kmeans_algorithm_memory(chosen, n, k, d) > limit;
+        if (comm->size > 1 && comm->ops->allreduce_max_i64(comm, &too_big, 1))
+            return kseg_error_set(error, KSEG_EIO, "communicator failed choosing the algorithm");
+        if (!too_big)
+            goto planned;
         char need[32], have[32];
         return kseg_error_set(error, KSEG_ETOOBIG,
                               "the %s bounds need %s of extra memory (n = %zu rows, k = %zu) "
@@ -232,6 +247,7 @@ static int plan_algorithm(const kseg_kmeans_options *options, const kseg_assign_
                                                  need, sizeof need),
                               n, k, kseg_memory_format(limit, have, sizeof have));
     }
+planned:
     *algorithm = chosen;
     *bytes = kseg_kmeans_algorithm_memory(chosen, n, k, d);
     return 0;
@@ -283,8 +299,8 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
     *algorithm = KSEG_ALGORITHM_LLOYD;
     *bounds_memory = 0;
     if (kernel) {
-        int status = plan_algorithm(options, kernel, (size_t)n, (size_t)k, (size_t)d, algorithm,
-                                    bounds_memory, error);
+        int status = plan_algorithm(options, kernel, comm, (size_t)n, (size_t)k, (size_t)d,
+                                    algorithm, bounds_memory, error);
         if (status)
             return status;
         bytes = kseg_memory_add(bytes, *bounds_memory);

@@ -64,14 +64,34 @@ void kseg_io_h5_reason(char *buffer, size_t size)
 
 int kseg_io_h5_open_read(const char *file, hid_t *file_id, kseg_error *error)
 {
-    struct stat info;
-    *file_id = H5I_INVALID_HID;
-    if (!file || !*file)
-        return kseg_error_set(error, KSEG_EINVAL, "no input file given (expected FILE.h5)");
-    kseg_io_h5_silence();
+    return kseg_io_h5_open_read_comm(file, NULL, file_id, error);
+}
 
-    /* Check the file system first: HDF5's own failure for a missing or unreadable file is a
-       generic "unable to open file", while stat/access give the precise reason. */
+hid_t kseg_io_h5_transfer_list(const kseg_comm *comm)
+{
+#ifdef KSEG_WITH_MPI
+    if (kseg_comm_mpi_handle(comm) != MPI_COMM_NULL) {
+        hid_t list = H5Pcreate(H5P_DATASET_XFER);
+        if (list < 0)
+            return list;
+        if (H5Pset_dxpl_mpio(list, H5FD_MPIO_COLLECTIVE) < 0) {
+            H5Pclose(list);
+            return H5I_INVALID_HID;
+        }
+        return list;
+    }
+#else
+    (void)comm;
+#endif
+    return H5P_DEFAULT;
+}
+
+/* The file system's view of file, checked before HDF5 opens it: HDF5's own failure for a
+   missing or unreadable file is a generic "unable to open file", while stat/access give the
+   precise reason. */
+static int check_readable(const char *file, kseg_error *error)
+{
+    struct stat info;
     if (stat(file, &info) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return kseg_error_set(error, KSEG_ENOENT, "cannot open %s: no such file", file);
@@ -87,7 +107,60 @@ int kseg_io_h5_open_read(const char *file, hid_t *file_id, kseg_error *error)
                               "cannot open %s: not an HDF5 file (expected HDF5, e.g. written by "
                               "kseg, h5py or pandas)",
                               file);
-    hid_t id = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    return 0;
+}
+
+int kseg_io_h5_open_read_comm(const char *file, const kseg_comm *comm, hid_t *file_id,
+                              kseg_error *error)
+{
+    *file_id = H5I_INVALID_HID;
+    if (!file || !*file)
+        return kseg_error_set(error, KSEG_EINVAL, "no input file given (expected FILE.h5)");
+    kseg_io_h5_silence();
+    int status = check_readable(file, error);
+#ifdef KSEG_WITH_MPI
+    /* The MPI-IO open is collective: a rank that cannot see the file (a node without the file
+       system mounted) must not leave the others waiting in it, so all agree first. */
+    if (kseg_comm_mpi_handle(comm) != MPI_COMM_NULL) {
+        int failed = status != 0, any = 1;
+        if (MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, kseg_comm_mpi_handle(comm)) !=
+                MPI_SUCCESS ||
+            any)
+            return status ? status
+                          : kseg_error_set(error, KSEG_EIO,
+                                           "cannot open %s: another rank cannot (its message says "
+                                           "why)", file);
+    }
+#endif
+    if (status)
+        return status;
+    hid_t id;
+#ifdef KSEG_WITH_MPI
+    MPI_Comm mpi_comm = kseg_comm_mpi_handle(comm);
+    if (mpi_comm != MPI_COMM_NULL) {
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl < 0 || H5Pset_fapl_mpio(fapl, mpi_comm, MPI_INFO_NULL) < 0) {
+            if (fapl >= 0)
+                H5Pclose(fapl);
+            return kseg_error_set(error, KSEG_EIO, "cannot open %s: cannot set up MPI-IO", file);
+        }
+        id = H5Fopen(file, H5F_ACC_RDONLY, fapl);
+        H5Pclose(fapl);
+        if (id < 0) {
+            char reason[256];
+            kseg_io_h5_reason(reason, sizeof reason);
+            return kseg_error_set(error, KSEG_EIO,
+                                  "cannot open %s with MPI-IO (parallel HDF5): %s (does its file "
+                                  "system support MPI-IO?)",
+                                  file, reason);
+        }
+        *file_id = id;
+        return 0;
+    }
+#else
+    (void)comm;
+#endif
+    id = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) {
         char reason[256];
         kseg_io_h5_reason(reason, sizeof reason);

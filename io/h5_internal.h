@@ -8,6 +8,7 @@
 
 #include <hdf5.h>
 
+#include "kseg/comm.h"
 #include "kseg/error.h"
 
 /* Turns off HDF5's automatic printing of its error stack: the library never prints, so every
@@ -21,6 +22,16 @@ void kseg_io_h5_reason(char *buffer, size_t size);
 /* Opens file read-only. Fails with KSEG_ENOENT ("cannot open FILE: no such file"), KSEG_EFORMAT
  * (not an HDF5 file), KSEG_EINVAL (a directory) or KSEG_EIO (permissions, I/O). */
 int kseg_io_h5_open_read(const char *file, hid_t *file_id, kseg_error *error);
+
+/* As kseg_io_h5_open_read; with an MPI communicator (MPI build) the file is opened with the
+ * MPI-IO driver by every rank of comm (collective), and a failure there says so. */
+int kseg_io_h5_open_read_comm(const char *file, const kseg_comm *comm, hid_t *file_id,
+                              kseg_error *error);
+
+/* A dataset transfer property list for collective MPI-IO transfers when comm is an MPI
+ * communicator, else H5P_DEFAULT (0). Close a non-default one with H5Pclose. Negative on an
+ * HDF5 failure. */
+hid_t kseg_io_h5_transfer_list(const kseg_comm *comm);
 
 /* 1 when every component of the absolute path exists as a link in file (H5Lexists alone fails
  * when an intermediate group is missing), 0 when not, negative on an HDF5 failure. "/" exists. */

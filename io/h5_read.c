@@ -428,6 +428,11 @@ typedef struct reader {
     int narrowed;      /* float32 buffer, some source column wider than float32 */
     int checked;       /* the finiteness check was done while reading */
     char reason[256];
+    /* A distributed read (kseg_read_options.comm): the transfer property list (collective under
+       MPI-IO, else H5P_DEFAULT) and whether the reads are collective, in which case every rank
+       makes exactly one H5Dread per dataset, whatever its row count. */
+    hid_t transfer;
+    int collective;
 } reader;
 
 static int reader_hdf5_failure(reader *r, const char *what)
@@ -470,6 +475,11 @@ static int row_range(reader *r, size_t total, const kseg_read_options *options, 
                               options->row_offset + (options->row_count ? options->row_count
                                                                         : total - options->row_offset),
                               total);
+    if (options->comm) {
+        /* A rank of a distributed read may have no rows; it still joins the collective reads. */
+        kseg_comm_split_rows(total, options->comm->size, options->comm->rank, first, count);
+        return 0;
+    }
     *first = options->row_offset;
     *count = options->row_count > 0 ? options->row_count : total - options->row_offset;
     if (*count == 0)
@@ -628,7 +638,7 @@ static int read_ids(reader *r, const char *id_path, size_t total, size_t first, 
                                 r->file, id_path, (size_t)dims[0], r->path, total);
         goto done;
     }
-    table->ids = malloc(count * sizeof *table->ids);
+    table->ids = malloc((count ? count : 1) * sizeof *table->ids);
     if (!table->ids) {
         status = kseg_error_set(r->error, KSEG_ENOMEM, "%s:%s: out of memory for %zu ids", r->file,
                                 id_path, count);
@@ -636,8 +646,11 @@ static int read_ids(reader *r, const char *id_path, size_t total, size_t first, 
     }
     hsize_t start = first, block = count;
     memory = H5Screate_simple(1, &block, NULL);
-    if (memory < 0 || H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, NULL, &block, NULL) < 0 ||
-        H5Dread(dataset, H5T_NATIVE_INT64, memory, space, H5P_DEFAULT, table->ids) < 0) {
+    if (memory < 0 ||
+        (count ? H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, NULL, &block, NULL)
+               : H5Sselect_none(space)) < 0 ||
+        (!count && H5Sselect_none(memory) < 0) ||
+        H5Dread(dataset, H5T_NATIVE_INT64, memory, space, r->transfer, table->ids) < 0) {
         kseg_io_h5_reason(r->reason, sizeof r->reason);
         status = kseg_error_set(r->error, KSEG_EIO, "%s:%s: cannot read ids: %s", r->file, id_path,
                                 r->reason);
@@ -676,7 +689,8 @@ static int allocate_matrix(reader *r, kseg_table *table, size_t rows, size_t col
     int status = kseg_memory_check((uint64_t)rows * cols * element, what, r->error);
     if (status)
         return status;
-    table->data = aligned_buffer(rows * cols * element);
+    /* A rank of a distributed read may have no rows: it still gets a (one-element) buffer. */
+    table->data = aligned_buffer(rows ? rows * cols * element : element);
     if (!table->data)
         return kseg_error_set(r->error, KSEG_ENOMEM,
                               "%s:%s: out of memory for %zu x %zu values (%zu MiB)", r->file,
@@ -704,6 +718,8 @@ static int select_rows(hid_t space, size_t first, size_t count, const size_t *so
 {
     if (H5Sselect_none(space) < 0)
         return -1;
+    if (count == 0)
+        return 0;
     for (size_t q = 0; q < cols;) {
         size_t run = 1;
         while (q + run < cols && sorted[q + run] == sorted[q] + run)
@@ -873,7 +889,8 @@ static int read_matrix_dataset(reader *r, const kseg_read_options *options, kseg
        chunk is read and decompressed once, however many columns are selected. */
     hsize_t memory_dims[2] = {count, cols};
     memory = H5Screate_simple(2, memory_dims, NULL);
-    if (memory < 0 || select_rows(space, first, count, sorted, cols) < 0) {
+    if (memory < 0 || select_rows(space, first, count, sorted, cols) < 0 ||
+        (!count && H5Sselect_none(memory) < 0)) {
         status = reader_hdf5_failure(r, "cannot select columns");
         goto done;
     }
@@ -882,11 +899,15 @@ static int read_matrix_dataset(reader *r, const kseg_read_options *options, kseg
        stands between the file and the buffer; anything else is HDF5's single-threaded read. */
     char where[1100];
     snprintf(where, sizeof where, "%s:%s", r->file, r->path);
-    status = kseg_io_h5_read_deflated(r->object, memory_type, where, first, count, sorted, cols,
-                                      table->data, cols, r->error);
+    /* Under MPI-IO every rank makes one collective H5Dread: the threaded gzip path reads chunks
+       one by one and the slab loop makes a row-count-dependent number of calls. */
+    status = r->collective ? 0
+                           : kseg_io_h5_read_deflated(r->object, memory_type, where, first, count,
+                                                      sorted, cols, table->data, cols, r->error);
     if (status < 0)
         goto done;
-    if (status == 0 && options->check_finite && !reordered && is_contiguous(r->object)) {
+    if (status == 0 && !r->collective && options->check_finite && !reordered &&
+        is_contiguous(r->object)) {
         /* A contiguous dataset is read in slabs of about 4 MiB, each checked for NaN and
            infinity right away while it is still in the cache: a check after the whole read would
            be a second pass through memory, a fifth of the time of the read itself. */
@@ -911,7 +932,7 @@ static int read_matrix_dataset(reader *r, const kseg_read_options *options, kseg
         }
         r->checked = 1;
     } else if (status == 0 &&
-               H5Dread(r->object, memory_type, memory, space, H5P_DEFAULT, table->data) < 0) {
+               H5Dread(r->object, memory_type, memory, space, r->transfer, table->data) < 0) {
         status = reader_hdf5_failure(r, "cannot read the data");
         goto done;
     }
@@ -1155,9 +1176,11 @@ static int read_column_group(reader *r, const kseg_read_options *options, kseg_t
         /* A gzip-compressed column is inflated on all threads (see read_matrix_dataset). */
         char where[1400];
         snprintf(where, sizeof where, "%s:%s/%s", r->file, r->path, names[p]);
-        status = kseg_io_h5_read_deflated(r->columns[p], memory_type, where, first, count,
-                                          &file_column, 1, (char *)table->data + p * element, cols,
-                                          r->error);
+        status = r->collective
+                     ? 0
+                     : kseg_io_h5_read_deflated(r->columns[p], memory_type, where, first, count,
+                                                &file_column, 1, (char *)table->data + p * element,
+                                                cols, r->error);
         if (status < 0)
             goto done;
         if (status == 1) {
@@ -1168,11 +1191,13 @@ static int read_column_group(reader *r, const kseg_read_options *options, kseg_t
         hsize_t memory_start[2] = {0, p}, memory_block[2] = {count, 1};
         file_space = H5Dget_space(r->columns[p]);
         if (file_space < 0 ||
-            H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &file_start, NULL, &file_count, NULL) <
-                0 ||
-            H5Sselect_hyperslab(memory, H5S_SELECT_SET, memory_start, NULL, memory_block, NULL) <
-                0 ||
-            H5Dread(r->columns[p], memory_type, memory, file_space, H5P_DEFAULT, table->data) <
+            (count ? H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &file_start, NULL,
+                                         &file_count, NULL)
+                   : H5Sselect_none(file_space)) < 0 ||
+            (count ? H5Sselect_hyperslab(memory, H5S_SELECT_SET, memory_start, NULL, memory_block,
+                                         NULL)
+                   : H5Sselect_none(memory)) < 0 ||
+            H5Dread(r->columns[p], memory_type, memory, file_space, r->transfer, table->data) <
                 0) {
             kseg_io_h5_reason(r->reason, sizeof r->reason);
             status = kseg_error_set(r->error, KSEG_EIO, "%s:%s: cannot read column \"%s\": %s",
@@ -1195,6 +1220,9 @@ done:
 
 static void reader_close(reader *r)
 {
+    if (r->transfer > 0)
+        H5Pclose(r->transfer);
+    r->transfer = H5P_DEFAULT;
     for (size_t p = 0; p < r->n_columns_open; p++)
         H5Dclose(r->columns[p]);
     free(r->columns);
@@ -1261,11 +1289,17 @@ static int missing_object(reader *r, const char *what)
 
 /* Opens file and the object at path (normalized; NULL/"" = the default table). */
 static int reader_open(reader *r, const char *file, const char *path, int default_table,
-                       const char *what)
+                       const char *what, const kseg_comm *comm)
 {
-    int status = kseg_io_h5_open_read(file, &r->file_id, r->error);
+    int status = kseg_io_h5_open_read_comm(file, comm, &r->file_id, r->error);
     if (status)
         return status;
+    r->transfer = kseg_io_h5_transfer_list(comm);
+    if (r->transfer < 0) {
+        r->transfer = H5P_DEFAULT;
+        return reader_hdf5_failure(r, "cannot set up collective reads");
+    }
+    r->collective = r->transfer != H5P_DEFAULT;
     if (!path || !*path) {
         if (default_table)
             status = default_table_path(r->file_id, file, &r->path, r->error);
@@ -1294,7 +1328,7 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
 {
     kseg_read_options defaults;
     kseg_table result;
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
     size_t first_row = 0;
     char *id_path = NULL;
     int status;
@@ -1310,7 +1344,7 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
     if (options->columns && options->n_columns == 0)
         return kseg_error_set(error, KSEG_EINVAL, "%s: an empty column list was given", file);
 
-    status = reader_open(&r, file, path, 1, "dataset or group");
+    status = reader_open(&r, file, path, 1, "dataset or group", options->comm);
     if (status)
         goto done;
 
@@ -1363,10 +1397,10 @@ done:
 
 /* Reads a 1-D numeric dataset converted to memory_type (double or int64) into a malloc'd array. */
 static int read_vector_as(const char *file, const char *path, size_t expected_length,
-                          hid_t memory_type, size_t element_size, void **values, size_t *length,
-                          kseg_error *error)
+                          const kseg_comm *comm, hid_t memory_type, size_t element_size,
+                          void **values, size_t *length, kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID;
     void *result = NULL;
     int status;
@@ -1375,7 +1409,7 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_vector: NULL output");
     *values = NULL;
     *length = 0;
-    status = reader_open(&r, file, path, 0, "dataset");
+    status = reader_open(&r, file, path, 0, "dataset", comm);
     if (status)
         goto done;
     if (H5Iget_type(r.object) != H5I_DATASET) {
@@ -1410,6 +1444,10 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
                                 r.path, n, expected_length);
         goto done;
     }
+    /* A distributed read takes this rank's rows only (possibly none). */
+    size_t first = 0;
+    if (comm)
+        kseg_comm_split_rows(n, comm->size, comm->rank, &first, &n);
     char what[1200];
     snprintf(what, sizeof what, "%s:%s (%zu values)", file, r.path, n);
     if ((status = kseg_memory_check(kseg_memory_multiply(n, element_size), what, error)))
@@ -1420,7 +1458,22 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
                                 r.path, n);
         goto done;
     }
-    if (n > 0 && H5Dread(r.object, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, result) < 0) {
+    if (comm) {
+        hsize_t start = first, block = n;
+        hid_t memory = H5Screate_simple(1, &block, NULL);
+        int failed = memory < 0 ||
+                     (n ? H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, NULL, &block, NULL)
+                        : H5Sselect_none(space)) < 0 ||
+                     (!n && H5Sselect_none(memory) < 0) ||
+                     H5Dread(r.object, memory_type, memory, space, r.transfer, result) < 0;
+        if (failed)
+            status = reader_hdf5_failure(&r, "cannot read the data");
+        if (memory >= 0)
+            H5Sclose(memory);
+        if (failed)
+            goto done;
+    } else if (n > 0 &&
+               H5Dread(r.object, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, result) < 0) {
         status = reader_hdf5_failure(&r, "cannot read the data");
         goto done;
     }
@@ -1444,8 +1497,21 @@ int kseg_h5_read_vector(const char *file, const char *path, size_t expected_leng
     if (!values)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_vector: NULL output");
     void *result = NULL;
-    int status = read_vector_as(file, path, expected_length, H5T_NATIVE_DOUBLE, sizeof(double),
-                                &result, length, error);
+    int status = read_vector_as(file, path, expected_length, NULL, H5T_NATIVE_DOUBLE,
+                                sizeof(double), &result, length, error);
+    *values = result;
+    return status;
+}
+
+int kseg_h5_read_vector_split(const char *file, const char *path, size_t expected_length,
+                              const kseg_comm *comm, double **values, size_t *length,
+                              kseg_error *error)
+{
+    if (!values || !comm)
+        return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_vector_split: NULL argument");
+    void *result = NULL;
+    int status = read_vector_as(file, path, expected_length, comm, H5T_NATIVE_DOUBLE,
+                                sizeof(double), &result, length, error);
     *values = result;
     return status;
 }
@@ -1456,8 +1522,8 @@ int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expecte
     if (!values)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_int64_vector: NULL output");
     void *result = NULL;
-    int status = read_vector_as(file, path, expected_length, H5T_NATIVE_INT64, sizeof(int64_t),
-                                &result, length, error);
+    int status = read_vector_as(file, path, expected_length, NULL, H5T_NATIVE_INT64,
+                                sizeof(int64_t), &result, length, error);
     *values = result;
     return status;
 }
@@ -1465,12 +1531,12 @@ int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expecte
 int kseg_h5_read_strings(const char *file, const char *path, char ***values, size_t *count,
                          kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
     if (!values || !count)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_strings: NULL output");
     *values = NULL;
     *count = 0;
-    int status = reader_open(&r, file, path, 0, "dataset");
+    int status = reader_open(&r, file, path, 0, "dataset", NULL);
     if (!status && H5Iget_type(r.object) != H5I_DATASET)
         status = kseg_error_set(error, KSEG_ETYPE, "%s:%s: is a group (expected a 1-D dataset of "
                                 "strings)", file, r.path);
@@ -1492,7 +1558,7 @@ void kseg_h5_free_strings(char **values, size_t count)
 int kseg_h5_read_attribute_string(const char *file, const char *object_path, const char *name,
                                   char **value, kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, ""};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
     char **strings = NULL;
     size_t count = 0;
     int status;
@@ -1500,7 +1566,7 @@ int kseg_h5_read_attribute_string(const char *file, const char *object_path, con
     if (!value || !name)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_attribute_string: NULL argument");
     *value = NULL;
-    status = reader_open(&r, file, object_path && *object_path ? object_path : "/", 0, "object");
+    status = reader_open(&r, file, object_path && *object_path ? object_path : "/", 0, "object", NULL);
     if (status)
         goto done;
     char where[600];

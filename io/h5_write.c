@@ -27,7 +27,25 @@ struct kseg_h5_writer {
     char *temp_path;
     hid_t file;
     char reason[256];
+    /* A distributed writer (kseg_h5_writer_open_distributed): its communicator, the collective
+       transfer list, and this rank; NULL, H5P_DEFAULT and 0 otherwise. Only rank 0 owns (and
+       removes or publishes) the temporary file. */
+    const kseg_comm *comm;
+    hid_t transfer;
+    int rank;
 };
+
+/* Whether any rank of a distributed writer failed (failed != 0 here): every rank gets the same
+   answer, so that all go on to the next collective HDF5 call or none does. */
+static int any_rank_failed(const kseg_h5_writer *writer, int failed)
+{
+    if (!writer->comm)
+        return failed;
+    int64_t flag = failed != 0;
+    if (writer->comm->ops->allreduce_max_i64(writer->comm, &flag, 1))
+        return 1;
+    return flag != 0;
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -148,7 +166,69 @@ hid_t kseg_io_h5_writer_file(struct kseg_h5_writer *writer)
 
 /* ---------------------------------------------------------------- open, commit, abort */
 
+static int writer_open(kseg_h5_writer **writer_out, const char *final_path,
+                       const kseg_comm *comm, kseg_error *error);
+
 int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kseg_error *error)
+{
+    return writer_open(writer_out, final_path, NULL, error);
+}
+
+#ifdef KSEG_WITH_MPI
+int kseg_h5_writer_open_distributed(kseg_h5_writer **writer_out, const char *final_path,
+                                    const kseg_comm *comm, kseg_error *error)
+{
+    if (kseg_comm_mpi_handle(comm) == MPI_COMM_NULL)
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "kseg_h5_writer_open_distributed: not an MPI communicator");
+    return writer_open(writer_out, final_path, comm, error);
+}
+
+/* Rank 0 creates the temporary file; every rank learns its name, or that creating it failed
+   (then each rank's error says so). */
+static int share_temporary_path(kseg_h5_writer *writer, const char *final_path,
+                                kseg_error *error)
+{
+    const kseg_comm *comm = writer->comm;
+    int64_t length = -1;
+    int status = 0;
+    if (writer->rank == 0) {
+        int fd = -1;
+        status = kseg_io_temporary_create(final_path, &writer->temp_path, &fd, error);
+        if (!status) {
+            close(fd);
+            length = (int64_t)strlen(writer->temp_path);
+        }
+    }
+    if (comm->ops->broadcast(comm, &length, sizeof length, 0))
+        return kseg_error_set(error, KSEG_EIO, "cannot write %s: MPI broadcast failed", final_path);
+    if (length < 0)
+        return writer->rank == 0 ? status
+                                 : kseg_error_set(error, KSEG_EIO,
+                                                  "cannot write %s: rank 0 could not create the "
+                                                  "temporary file", final_path);
+    if (writer->rank != 0 && !(writer->temp_path = malloc((size_t)length + 1)))
+        status = KSEG_ENOMEM; /* still joins the broadcast below, with a scratch buffer */
+    char scratch[1];
+    char *target = writer->temp_path ? writer->temp_path : scratch;
+    if (comm->ops->broadcast(comm, target, writer->temp_path ? (size_t)length + 1 : 0, 0) &&
+        !status)
+        status = KSEG_EIO;
+    if (status)
+        return kseg_error_set(error, status, "cannot write %s: sharing the temporary name failed",
+                              final_path);
+    return 0;
+}
+#endif
+
+static void discard_temporary(kseg_h5_writer *writer)
+{
+    if (writer->temp_path && writer->rank == 0)
+        kseg_io_temporary_discard(writer->temp_path);
+}
+
+static int writer_open(kseg_h5_writer **writer_out, const char *final_path,
+                       const kseg_comm *comm, kseg_error *error)
 {
     kseg_h5_writer *writer = NULL;
     hid_t fapl = H5I_INVALID_HID;
@@ -167,15 +247,27 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         goto fail;
     }
     writer->file = H5I_INVALID_HID;
+    writer->transfer = H5P_DEFAULT;
+    writer->comm = comm;
+    writer->rank = comm ? comm->rank : 0;
     /* The temporary file is created (and registered for removal on a signal) by the protocol
        that text outputs share; HDF5 then truncates and writes it. */
-    int fd = -1;
-    status = kseg_io_temporary_create(final_path, &writer->temp_path, &fd, error);
-    if (status)
-        goto fail;
-    close(fd);
+#ifdef KSEG_WITH_MPI
+    if (comm) {
+        status = share_temporary_path(writer, final_path, error);
+        if (status)
+            goto fail;
+    } else
+#endif
+    {
+        int fd = -1;
+        status = kseg_io_temporary_create(final_path, &writer->temp_path, &fd, error);
+        if (status)
+            goto fail;
+        close(fd);
+    }
     if (!(writer->final_path = kseg_io_strdup(final_path))) {
-        kseg_io_temporary_discard(writer->temp_path);
+        discard_temporary(writer);
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
         goto fail;
     }
@@ -187,9 +279,25 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
         kseg_io_h5_reason(writer->reason, sizeof writer->reason);
         status = kseg_error_set(error, KSEG_EIO, "cannot write %s: %s", final_path, writer->reason);
-        kseg_io_temporary_discard(writer->temp_path);
+        discard_temporary(writer);
         goto fail;
     }
+#ifdef KSEG_WITH_MPI
+    /* A distributed writer: every rank opens the file with MPI-IO and writes collectively. */
+    if (comm) {
+        writer->transfer = kseg_io_h5_transfer_list(comm);
+        if (writer->transfer < 0 ||
+            H5Pset_fapl_mpio(fapl, kseg_comm_mpi_handle(comm), MPI_INFO_NULL) < 0) {
+            if (writer->transfer < 0)
+                writer->transfer = H5P_DEFAULT;
+            kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+            status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot set up MPI-IO: %s",
+                                    final_path, writer->reason);
+            discard_temporary(writer);
+            goto fail;
+        }
+    }
+#endif
     /* No modification times in object headers (root group here, other groups in
        create_parent_groups, datasets at creation): identical runs write identical bytes. */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -201,9 +309,11 @@ int kseg_h5_writer_open(kseg_h5_writer **writer_out, const char *final_path, kse
         H5Pclose(fcpl);
     if (writer->file < 0) {
         kseg_io_h5_reason(writer->reason, sizeof writer->reason);
-        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create %s: %s",
-                                final_path, writer->temp_path, writer->reason);
-        kseg_io_temporary_discard(writer->temp_path);
+        status = kseg_error_set(error, KSEG_EIO, "cannot write %s: cannot create %s%s: %s",
+                                final_path, writer->temp_path,
+                                comm ? " with MPI-IO (does its file system support MPI-IO?)" : "",
+                                writer->reason);
+        discard_temporary(writer);
         goto fail;
     }
     H5Pclose(fapl);
@@ -214,6 +324,8 @@ fail:
     if (fapl >= 0)
         H5Pclose(fapl);
     if (writer) {
+        if (writer->transfer > 0)
+            H5Pclose(writer->transfer);
         free(writer->final_path);
         free(writer->temp_path);
         free(writer);
@@ -231,20 +343,36 @@ int kseg_h5_writer_commit(kseg_h5_writer *writer, kseg_error *error)
     /* H5Fclose writes the metadata; only then is the file complete and worth syncing. */
     herr_t closed = H5Fclose(writer->file);
     writer->file = H5I_INVALID_HID;
-    if (closed < 0) {
+    if (writer->transfer > 0)
+        H5Pclose(writer->transfer);
+    writer->transfer = H5P_DEFAULT;
+    if (closed < 0)
         kseg_io_h5_reason(writer->reason, sizeof writer->reason);
+    if (any_rank_failed(writer, closed < 0)) {
         status = kseg_error_set(error, KSEG_EIO, "cannot write %s: closing %s failed: %s",
-                                writer->final_path, writer->temp_path, writer->reason);
+                                writer->final_path, writer->temp_path,
+                                closed < 0 ? writer->reason : "on another rank");
         goto fail;
     }
-    status = kseg_io_temporary_publish(writer->temp_path, writer->final_path, error);
+    /* Rank 0 publishes the file; then every rank learns whether that worked. */
+    if (writer->rank == 0)
+        status = kseg_io_temporary_publish(writer->temp_path, writer->final_path, error);
+    if (writer->comm) {
+        int64_t published = status;
+        if (writer->comm->ops->broadcast(writer->comm, &published, sizeof published, 0))
+            published = KSEG_EIO;
+        if (published && !status)
+            status = kseg_error_set(error, (int)published,
+                                    "cannot write %s: rank 0 could not rename %s over it",
+                                    writer->final_path, writer->temp_path);
+    }
     free(writer->final_path);
     free(writer->temp_path);
     free(writer);
     return status;
 
 fail:
-    kseg_io_temporary_discard(writer->temp_path);
+    discard_temporary(writer);
     free(writer->final_path);
     free(writer->temp_path);
     free(writer);
@@ -258,7 +386,9 @@ void kseg_h5_writer_abort(kseg_h5_writer *writer)
     kseg_io_h5_silence();
     if (writer->file >= 0)
         H5Fclose(writer->file);
-    kseg_io_temporary_discard(writer->temp_path);
+    if (writer->transfer > 0)
+        H5Pclose(writer->transfer);
+    discard_temporary(writer);
     free(writer->final_path);
     free(writer->temp_path);
     free(writer);
@@ -451,6 +581,22 @@ int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_t
     }
     /* Compressed datasets of several chunks are filtered in parallel when the memory layout is
        the file's (little-endian hosts): filtering is most of the cost of writing them. */
+    if (writer->comm && data && dims[0] > 0 && h5_dims[1] > 0) {
+        /* Distributed: the data is alike on every rank, so rank 0 writes all of it and the other
+           ranks join the collective write with nothing selected. */
+        hid_t file_space = H5Dget_space(dataset), memory = H5Scopy(space);
+        int failed = file_space < 0 || memory < 0 ||
+                     (writer->rank != 0 &&
+                      (H5Sselect_none(file_space) < 0 || H5Sselect_none(memory) < 0)) ||
+                     H5Dwrite(dataset, memory_type, memory, file_space, writer->transfer, data) < 0;
+        if (failed)
+            status = writer_hdf5_failure(writer, error, "cannot write the data", path);
+        if (file_space >= 0)
+            H5Sclose(file_space);
+        if (memory >= 0)
+            H5Sclose(memory);
+        goto done;
+    }
     if (data && dims[0] > 0 && h5_dims[1] > 0 && gzip_level > 0 && chunk_rows < dims[0] &&
         omp_get_max_threads() > 1 && H5Tequal(file_type, memory_type) > 0) {
         status = write_chunks_in_parallel(writer, dataset, path, data, dims[0], row_bytes,
@@ -485,9 +631,10 @@ int kseg_h5_write_rows(kseg_h5_writer *writer, const char *path, size_t row_offs
     int status = check_writer(writer, path, error);
     if (status)
         return status;
-    if (rows == 0)
+    /* A distributed writer's rank with no rows still joins the collective write. */
+    if (rows == 0 && !writer->comm)
         return 0;
-    if (!data)
+    if (!data && rows > 0)
         return kseg_error_set(error, KSEG_EINVAL, "%s:%s: no data to write", writer->final_path,
                               path);
     if (!object_exists(writer, path))
@@ -523,8 +670,13 @@ int kseg_h5_write_rows(kseg_h5_writer *writer, const char *path, size_t row_offs
     }
     hsize_t start[2] = {row_offset, 0}, count[2] = {rows, rank == 2 ? dims[1] : 1};
     memory = H5Screate_simple(rank, count, NULL);
-    if (memory < 0 || H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        H5Dwrite(dataset, memory_type, memory, space, H5P_DEFAULT, data) < 0) {
+    static const int64_t nothing = 0; /* a non-NULL buffer for an empty selection */
+    if (memory < 0 ||
+        (rows ? H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL)
+              : H5Sselect_none(space)) < 0 ||
+        (!rows && H5Sselect_none(memory) < 0) ||
+        H5Dwrite(dataset, memory_type, memory, space, writer->transfer, rows ? data : &nothing) <
+            0) {
         status = writer_hdf5_failure(writer, error, "cannot write rows", path);
         goto done;
     }
@@ -561,6 +713,11 @@ int kseg_h5_write_strings(kseg_h5_writer *writer, const char *path, const char *
     if (object_exists(writer, path))
         return kseg_error_set(error, KSEG_EEXIST, "%s:%s: already written", writer->final_path,
                               path);
+    /* Parallel HDF5 cannot write variable-length data. */
+    if (writer->comm)
+        return kseg_error_set(error, KSEG_ENOTSUP,
+                              "%s:%s: string datasets cannot be written by a distributed run",
+                              writer->final_path, path);
     hsize_t dims = count;
     type = utf8_string_type();
     space = H5Screate_simple(1, &dims, NULL);

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libopenblas-dev libhdf5-dev hdf5-tools
           libcriterion-dev libcsv-dev libyaml-dev libjansson-dev zlib1g-dev
           python3 python3-venv python3-pip python3-matplotlib chromium
-          clang libomp-dev libclang-rt-dev llvm valgrind util-linux)
+          clang libomp-dev libclang-rt-dev llvm valgrind util-linux
+          libopenmpi-dev openmpi-bin libhdf5-openmpi-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

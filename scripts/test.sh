@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kseg and runs the whole test suite: the release build; AddressSanitizer (leaks fail the
 # run) and UndefinedBehaviorSanitizer builds; ThreadSanitizer drivers (clang, libomp); each
-# libFuzzer target for a bounded time; and the demo under valgrind memcheck. Expects
+# libFuzzer target for a bounded time; the MPI build's distributed tests (mpirun, compared with
+# the release build); and the demo under valgrind memcheck. Expects
 # scripts/setup.sh to have run. KSEG_FUZZ_SECONDS (default 30) bounds each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,10 @@ for preset in release asan ubsan tsan; do
         ctest --preset "$preset" -j 1 -E '^oracle_' || status=1
     fi
 done
+echo "=== mpi: configure, build and the distributed tests (tests/mpi, against the release build)"
+cmake --preset mpi -DKSEG_PYTHON="$python" >/dev/null
+cmake --build --preset mpi -j "$jobs" >/dev/null
+ctest --preset mpi -j 1 -L mpi || status=1
 echo "=== fuzz: every target for ${KSEG_FUZZ_SECONDS:-30} s"
 bash scripts/fuzz.sh --seconds "${KSEG_FUZZ_SECONDS:-30}" || status=1
 echo "=== valgrind: the demo under memcheck"

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef KSEG_WITH_MPI
+#include <mpi.h>
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -71,6 +75,21 @@ KSEG_API void kseg_comm_serial(kseg_comm *comm, size_t n_rows);
  * blocks); it still joins every collective call. */
 KSEG_API void kseg_comm_split_rows(size_t n_global, int size, int rank, size_t *row_offset,
                                    size_t *row_count);
+
+#ifdef KSEG_WITH_MPI
+typedef struct kseg_error kseg_error;
+
+/* A communicator over the ranks of mpi_comm (the MPI build only) for n_global rows: fills rank,
+ * size and this rank's row offset (kseg_comm_split_rows). comm holds the handle itself (no
+ * allocation, nothing to free); mpi_comm must stay valid while comm is used.
+ * Every operation is collective over mpi_comm. Returns 0 or KSEG_EIO when MPI fails. */
+KSEG_API int kseg_comm_mpi(kseg_comm *comm, MPI_Comm mpi_comm, size_t n_global,
+                           kseg_error *error);
+
+/* The MPI communicator behind comm, or MPI_COMM_NULL when comm is not an MPI communicator
+ * (NULL, serial, simulated ranks). The readers and the writer use it to open files with MPI-IO. */
+KSEG_API MPI_Comm kseg_comm_mpi_handle(const kseg_comm *comm);
+#endif
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kseg/comm.h"
 #include "kseg/error.h"
 #include "kseg/matrix.h"
 #include "kseg/transactions.h"
@@ -45,6 +46,12 @@ typedef struct kseg_read_options {
     /* Read only global rows [row_offset, row_offset + row_count); row_count 0 = to the end. */
     size_t row_offset;
     size_t row_count;
+    /* A distributed read: non-NULL reads only this rank's rows of the file's total,
+       kseg_comm_split_rows(total, comm->size, comm->rank) (a rank may get none), instead of
+       row_offset/row_count; comm's own n_global and row_offset are not used, since the file
+       tells the total (table->total_rows). With an MPI communicator (kseg_comm_mpi) the file is
+       opened with MPI-IO and the data is read collectively: every rank of comm must call. */
+    const kseg_comm *comm;
 } kseg_read_options;
 
 KSEG_API void kseg_read_options_defaults(kseg_read_options *options);
@@ -124,6 +131,13 @@ KSEG_API int kseg_h5_map_table(const char *file, const char *path,
 KSEG_API int kseg_h5_read_vector(const char *file, const char *path, size_t expected_length,
                         double **values, size_t *length, kseg_error *error);
 
+/* As kseg_h5_read_vector, but only this rank's rows of the expected_length values,
+ * kseg_comm_split_rows(expected_length, comm->size, comm->rank); collective (MPI-IO) with an MPI
+ * communicator, as kseg_read_options.comm. */
+KSEG_API int kseg_h5_read_vector_split(const char *file, const char *path, size_t expected_length,
+                                       const kseg_comm *comm, double **values, size_t *length,
+                                       kseg_error *error);
+
 /* As kseg_h5_read_vector for an integer dataset, read exactly as int64 (customer ids). */
 KSEG_API int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expected_length,
                                        int64_t **values, size_t *length, kseg_error *error);
@@ -163,6 +177,18 @@ typedef enum kseg_store_type {
 typedef struct kseg_h5_writer kseg_h5_writer;
 
 KSEG_API int kseg_h5_writer_open(kseg_h5_writer **writer, const char *final_path, kseg_error *error);
+
+#ifdef KSEG_WITH_MPI
+/* The writer of a distributed run (MPI build): every rank of comm (an MPI communicator) calls
+ * this and then every writer function below with the same arguments, in the same order, since
+ * parallel HDF5's metadata calls are collective. The file is opened with MPI-IO under a
+ * temporary name rank 0 chooses. kseg_h5_write_dataset's data is taken from rank 0 (the others
+ * may pass anything, NULL included); kseg_h5_write_rows writes each rank's own rows (row_offset
+ * and rows may differ between ranks, and rows may be 0). Commit closes the file on every rank,
+ * then rank 0 renames it and every rank learns the outcome. */
+KSEG_API int kseg_h5_writer_open_distributed(kseg_h5_writer **writer, const char *final_path,
+                                             const kseg_comm *comm, kseg_error *error);
+#endif
 
 /* Creates dataset path (intermediate groups created) of rank 1 or 2 with dims, and writes all of
  * data (may be NULL to leave it for kseg_h5_write_rows). chunk_rows > 0 makes it chunked with
