@@ -888,6 +888,21 @@ static int dense_prepare(kseg_agg_state *state, const kseg_agg_columns *columns,
     }
     if (same_range)
         return 0;
+    if (span > KSEG_AGG_DENSE_MAX_SPAN) {
+        /* A wide table gets a sixteenth of its span of slack on either side (within
+           KSEG_AGG_DENSE_WIDE_SPAN and the int64 range): ids drawn from a fixed range usually
+           reach its ends only over several blocks, and each widening would copy the table and
+           fault in a new one. Slack that no id reaches is never touched. */
+        uint64_t slack = span / 16;
+        if (slack > (KSEG_AGG_DENSE_WIDE_SPAN - span) / 2)
+            slack = (KSEG_AGG_DENSE_WIDE_SPAN - span) / 2;
+        uint64_t below = (uint64_t)lowest - (uint64_t)INT64_MIN; /* ids below lowest */
+        uint64_t above = (uint64_t)INT64_MAX - (uint64_t)highest;
+        uint64_t low_slack = below < slack ? below : slack;
+        uint64_t high_slack = above < slack ? above : slack;
+        lowest = (int64_t)((uint64_t)lowest - low_slack);
+        span += low_slack + high_slack;
+    }
     /* Zeroed on allocation (calloc or the kernel): the pages of ids never named are never
        touched. */
     kseg_agg_dense_customer *table = dense_table_alloc((size_t)span);
