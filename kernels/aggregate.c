@@ -919,9 +919,11 @@ static int dense_prepare(kseg_agg_state *state, const kseg_agg_columns *columns,
     return 0;
 }
 
-/* Rows ahead whose customer entry is prefetched in the dense layout. */
+/* Rows ahead whose customer entry is prefetched in the dense layout. A wide table lives in
+ * memory, not cache: on the 1e7-row benchmark log (one thread, blocks in memory) 64 rows took the
+ * aggregation from 0.158-0.163 s (16 rows) to 0.138-0.142 s; 128 rows gave 0.144-0.146 s. */
 #ifndef DENSE_PREFETCH_AHEAD
-#define DENSE_PREFETCH_AHEAD 16
+#define DENSE_PREFETCH_AHEAD 64
 #endif
 
 /* One thread's pass over a block in the dense layout: adds, in row order, the rows whose customer
