@@ -155,10 +155,11 @@ typedef struct kseg_agg_state {
  * they hold at most KSEG_AGG_DENSE_IDS_PER_CUSTOMER ids per customer known (the distinct ids of
  * the deciding block, or the table's customers if more), so the table never costs more than
  * 1 KiB per customer. Such tables are mapped with transparent huge pages. On the benchmark log
- * (1e7 rows, a million ids, 169 thousand of them in the first 2^20-row block) this takes the
- * aggregation from 0.53-0.59 s to 0.20-0.27 s on one thread: one cache line per row, found
- * without hashing, no table growth, and no TLB miss. Without huge pages (the small-page 64 MiB
- * table of an earlier attempt) it took 0.30-0.34 s. */
+ * (1e7 rows, a million ids, 169 thousand of them in the first 2^20-row block), one thread,
+ * blocks in memory, this took the aggregation from 0.53-0.59 s (the partitions) to 0.20-0.27 s:
+ * one cache line per row, found without hashing, no table growth, and no TLB misses. The same
+ * table in small pages took 0.30-0.34 s (an earlier attempt with such a table was measured no
+ * faster than the partitions under heavy load; bench/RESULTS.md). */
 #define KSEG_AGG_DENSE_WIDE_SPAN ((size_t)1 << 21)
 #define KSEG_AGG_DENSE_IDS_PER_CUSTOMER 16
 
