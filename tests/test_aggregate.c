@@ -579,40 +579,53 @@ Test(aggregate, wide_dense_range_matches_brute_force)
     /* Ids over a range wider than KSEG_AGG_DENSE_MAX_SPAN but with at most
        KSEG_AGG_DENSE_IDS_PER_CUSTOMER ids per customer: a mapped dense table, the same customers
        bit for bit as one at a time; then a second part whose ids widen the range (the mapped
-       table is copied into a wider one) and stay dense enough. */
+       table is copied into a wider one) and stay dense enough. With a few keys out of order
+       the mapped table moves into the partitions in the middle of a block. */
     const size_t rows = 100000, customers = 40000;
     const uint64_t range = 250000, wider = 265000;
-    kseg_agg_record *records = make_visit_records(rows, customers, 9090, 0);
-    densify(records, rows, -77777, range);
-    size_t first_part = 70000;
-    for (size_t i = first_part; i < rows; i++)
-        if (records[i].customer_id % 3 == 0)
-            records[i].customer_id += (int64_t)(wider - range);
-    cr_assert_gt(range, KSEG_AGG_DENSE_MAX_SPAN);
-    cr_assert_leq(wider, distinct_customers(records, first_part) * KSEG_AGG_DENSE_IDS_PER_CUSTOMER,
-                  "the test data must be dense enough (%zu customers)",
-                  distinct_customers(records, first_part));
-    for (int track_keys = 0; track_keys < 2; track_keys++) {
-        kseg_agg_customer *expected;
-        int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
-        size_t n_expected = brute_force(records, rows, track_keys, 0, &expected, expected_stages);
-        for (int threads = 1; threads <= 3; threads++) {
-            char what[120];
-            snprintf(what, sizeof what, "wide dense: keys %d threads %d", track_keys, threads);
-            kseg_agg_state state;
-            cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
-            run_columns(&state, records, first_part, first_part, threads);
-            cr_assert(state.dense, "%s: the wide range was not dense", what);
-            cr_assert_gt(state.dense_span, KSEG_AGG_DENSE_MAX_SPAN);
-            run_columns(&state, records + first_part, rows - first_part, 10000, threads);
-            cr_assert(state.dense, "%s: the widened range left the dense layout", what);
-            cr_assert_gt(state.dense_span, range, "%s: the range did not widen", what);
-            assert_same(expected, n_expected, expected_stages, &state, track_keys, what);
-            kseg_agg_state_destroy(&state);
+    const size_t first_part = 70000;
+    for (unsigned out_of_order = 0; out_of_order < 2; out_of_order++) {
+        kseg_agg_record *records = make_visit_records(rows, customers, 9090, out_of_order);
+        densify(records, rows, -77777, range);
+        for (size_t i = first_part; i < rows; i++)
+            if (records[i].customer_id % 3 == 0)
+                records[i].customer_id += (int64_t)(wider - range);
+        cr_assert_gt(range, KSEG_AGG_DENSE_MAX_SPAN);
+        cr_assert_leq(wider,
+                      distinct_customers(records, first_part) * KSEG_AGG_DENSE_IDS_PER_CUSTOMER,
+                      "the test data must be dense enough (%zu customers)",
+                      distinct_customers(records, first_part));
+        for (int track_keys = 0; track_keys < 2; track_keys++) {
+            kseg_agg_customer *expected;
+            int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+            size_t n_expected =
+                brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+            const int stays_dense = !out_of_order || !track_keys;
+            for (int threads = 1; threads <= 3; threads++) {
+                char what[120];
+                snprintf(what, sizeof what, "wide dense: out of order %u%% keys %d threads %d",
+                         out_of_order, track_keys, threads);
+                kseg_agg_state state;
+                cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0),
+                             0);
+                run_columns(&state, records, first_part, first_part, threads);
+                if (stays_dense) {
+                    cr_assert(state.dense, "%s: the wide range was not dense", what);
+                    cr_assert_gt(state.dense_span, KSEG_AGG_DENSE_MAX_SPAN);
+                }
+                run_columns(&state, records + first_part, rows - first_part, 10000, threads);
+                if (stays_dense) {
+                    cr_assert(state.dense, "%s: the widened range left the dense layout", what);
+                    cr_assert_gt(state.dense_span, range, "%s: the range did not widen", what);
+                } else
+                    cr_assert(!state.dense, "%s: keys out of order stayed dense", what);
+                assert_same(expected, n_expected, expected_stages, &state, track_keys, what);
+                kseg_agg_state_destroy(&state);
+            }
+            free(expected);
         }
-        free(expected);
+        free(records);
     }
-    free(records);
 }
 
 Test(aggregate, sparse_wide_range_goes_to_the_partitions)
