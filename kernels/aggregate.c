@@ -42,7 +42,6 @@ static void dense_table_free(kseg_agg_dense_customer *table, size_t span)
         munmap(table, bytes);
 }
 
-
 int kseg_agg_state_init(kseg_agg_state *state, size_t n_partitions, int track_keys, int dedupe)
 {
     memset(state, 0, sizeof *state);
