@@ -558,3 +558,117 @@ Test(aggregate, dense_range_widens_then_gives_way_to_the_partitions)
     }
     free(records);
 }
+
+/* The distinct customer ids among records with a customer. */
+static size_t distinct_customers(const kseg_agg_record *records, size_t rows)
+{
+    int64_t *ids = malloc((rows + 1) * sizeof *ids);
+    size_t n = 0, distinct = 0;
+    for (size_t i = 0; i < rows; i++)
+        if (records[i].stage != KSEG_AGG_NO_CUSTOMER)
+            ids[n++] = records[i].customer_id;
+    qsort(ids, n, sizeof *ids, compare_int64);
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || ids[i] != ids[i - 1];
+    free(ids);
+    return distinct;
+}
+
+Test(aggregate, wide_dense_range_matches_brute_force)
+{
+    /* Ids over a range wider than KSEG_AGG_DENSE_MAX_SPAN but with at most
+       KSEG_AGG_DENSE_IDS_PER_CUSTOMER ids per customer: a mapped dense table, the same customers
+       bit for bit as one at a time; then a second part whose ids widen the range (the mapped
+       table is copied into a wider one) and stay dense enough. With a few keys out of order
+       the mapped table moves into the partitions in the middle of a block. */
+    const size_t rows = 100000, customers = 40000;
+    const uint64_t range = 250000, wider = 265000;
+    const size_t first_part = 70000;
+    for (unsigned out_of_order = 0; out_of_order < 2; out_of_order++) {
+        kseg_agg_record *records = make_visit_records(rows, customers, 9090, out_of_order);
+        densify(records, rows, -77777, range);
+        for (size_t i = first_part; i < rows; i++)
+            if (records[i].customer_id % 3 == 0)
+                records[i].customer_id += (int64_t)(wider - range);
+        cr_assert_gt(range, KSEG_AGG_DENSE_MAX_SPAN);
+        cr_assert_leq(wider,
+                      distinct_customers(records, first_part) * KSEG_AGG_DENSE_IDS_PER_CUSTOMER,
+                      "the test data must be dense enough (%zu customers)",
+                      distinct_customers(records, first_part));
+        for (int track_keys = 0; track_keys < 2; track_keys++) {
+            kseg_agg_customer *expected;
+            int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+            size_t n_expected =
+                brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+            const int stays_dense = !out_of_order || !track_keys;
+            for (int threads = 1; threads <= 3; threads++) {
+                char what[120];
+                snprintf(what, sizeof what, "wide dense: out of order %u%% keys %d threads %d",
+                         out_of_order, track_keys, threads);
+                kseg_agg_state state;
+                cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0),
+                             0);
+                run_columns(&state, records, first_part, first_part, threads);
+                if (stays_dense) {
+                    cr_assert(state.dense, "%s: the wide range was not dense", what);
+                    cr_assert_gt(state.dense_span, KSEG_AGG_DENSE_MAX_SPAN);
+                }
+                run_columns(&state, records + first_part, rows - first_part, 10000, threads);
+                if (stays_dense) {
+                    cr_assert(state.dense, "%s: the widened range left the dense layout", what);
+                    cr_assert_gt(state.dense_span, range, "%s: the range did not widen", what);
+                } else
+                    cr_assert(!state.dense, "%s: keys out of order stayed dense", what);
+                assert_same(expected, n_expected, expected_stages, &state, track_keys, what);
+                kseg_agg_state_destroy(&state);
+            }
+            free(expected);
+        }
+        free(records);
+    }
+}
+
+Test(aggregate, sparse_wide_range_goes_to_the_partitions)
+{
+    /* 500 customers over a million ids: within KSEG_AGG_DENSE_WIDE_SPAN but far more than
+       KSEG_AGG_DENSE_IDS_PER_CUSTOMER ids per customer, so the partitions take them; and a
+       dense first block followed by one that widens the range past the density limit. */
+    const size_t rows = 20000, customers = 500;
+    const uint64_t range = 1000000;
+    kseg_agg_record *records = make_visit_records(rows, customers, 3131, 0);
+    densify(records, rows, 5, range);
+    cr_assert_leq(range, KSEG_AGG_DENSE_WIDE_SPAN);
+    cr_assert_gt(range, distinct_customers(records, rows) * KSEG_AGG_DENSE_IDS_PER_CUSTOMER);
+    kseg_agg_record *narrow = malloc(rows * sizeof *narrow);
+    memcpy(narrow, records, rows * sizeof *narrow);
+    for (size_t i = 0; i < rows / 2; i++)
+        narrow[i].customer_id = 5 + narrow[i].customer_id % 1000; /* [5, 1005): dense */
+    for (int track_keys = 0; track_keys < 2; track_keys++) {
+        kseg_agg_customer *expected;
+        int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+        size_t n_expected = brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+        for (int threads = 1; threads <= 2; threads++) {
+            kseg_agg_state state;
+            cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
+            run_columns(&state, records, rows, rows, threads);
+            cr_assert(!state.dense && state.layout_decided, "a sparse wide range stayed dense");
+            assert_same(expected, n_expected, expected_stages, &state, track_keys,
+                        "sparse wide range");
+            kseg_agg_state_destroy(&state);
+        }
+        free(expected);
+        n_expected = brute_force(narrow, rows, track_keys, 0, &expected, expected_stages);
+        kseg_agg_state state;
+        cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
+        run_columns(&state, narrow, rows / 2, rows / 2, 2);
+        cr_assert(state.dense, "a narrow first block is dense");
+        run_columns(&state, narrow + rows / 2, rows - rows / 2, rows, 2);
+        cr_assert(!state.dense, "widening past the density limit leaves the dense layout");
+        assert_same(expected, n_expected, expected_stages, &state, track_keys,
+                    "dense, then too sparse");
+        kseg_agg_state_destroy(&state);
+        free(expected);
+    }
+    free(narrow);
+    free(records);
+}
