@@ -433,7 +433,27 @@ typedef struct reader {
        makes exactly one H5Dread per dataset, whatever its row count. */
     hid_t transfer;
     int collective;
+    const kseg_comm *comm;
 } reader;
+
+/* Under MPI-IO, the agreement before a collective read: a rank that failed on its own (memory
+ * for its share, a NaN in its rows) must not leave the others waiting in the read or in the
+ * collective close. Returns status, or on a rank that was fine while another failed, KSEG_EIO
+ * with a message saying so; every rank then unwinds through the same collective calls. */
+static int reader_agree(reader *r, int status)
+{
+    if (!r->collective)
+        return status;
+    int64_t failed[1] = {status != 0};
+    if (r->comm->ops->allreduce_max_i64(r->comm, failed, 1) != 0 && !status)
+        return kseg_error_set(r->error, KSEG_EIO, "%s: the ranks could not agree on the read",
+                              r->file);
+    if (failed[0] && !status)
+        return kseg_error_set(r->error, KSEG_EIO,
+                              "%s: another rank failed reading its rows (it names the reason)",
+                              r->file);
+    return status;
+}
 
 static int reader_hdf5_failure(reader *r, const char *what)
 {
@@ -639,11 +659,11 @@ static int read_ids(reader *r, const char *id_path, size_t total, size_t first, 
         goto done;
     }
     table->ids = malloc((count ? count : 1) * sizeof *table->ids);
-    if (!table->ids) {
+    if (!table->ids)
         status = kseg_error_set(r->error, KSEG_ENOMEM, "%s:%s: out of memory for %zu ids", r->file,
                                 id_path, count);
+    if ((status = reader_agree(r, status)))
         goto done;
-    }
     hsize_t start = first, block = count;
     memory = H5Screate_simple(1, &block, NULL);
     if (memory < 0 ||
@@ -675,7 +695,7 @@ static kseg_dtype requested_dtype(const kseg_read_options *options, kseg_dtype n
     return native;
 }
 
-static int allocate_matrix(reader *r, kseg_table *table, size_t rows, size_t cols, kseg_dtype dtype)
+static int allocate_matrix_here(reader *r, kseg_table *table, size_t rows, size_t cols, kseg_dtype dtype)
 {
     size_t element = kseg_dtype_size(dtype);
     if (cols != 0 && rows > SIZE_MAX / cols / element)
@@ -700,6 +720,13 @@ static int allocate_matrix(reader *r, kseg_table *table, size_t rows, size_t col
     table->matrix.rows = rows;
     table->matrix.cols = cols;
     return 0;
+}
+
+/* Every rank of a collective read allocates its share here, right before the collective reads:
+ * the ranks agree on the outcome. */
+static int allocate_matrix(reader *r, kseg_table *table, size_t rows, size_t cols, kseg_dtype dtype)
+{
+    return reader_agree(r, allocate_matrix_here(r, table, rows, cols, dtype));
 }
 
 static int compare_size(const void *a, const void *b)
@@ -1300,6 +1327,7 @@ static int reader_open(reader *r, const char *file, const char *path, int defaul
         return reader_hdf5_failure(r, "cannot set up collective reads");
     }
     r->collective = r->transfer != H5P_DEFAULT;
+    r->comm = comm;
     if (!path || !*path) {
         if (default_table)
             status = default_table_path(r->file_id, file, &r->path, r->error);
@@ -1328,7 +1356,7 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
 {
     kseg_read_options defaults;
     kseg_table result;
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0, NULL};
     size_t first_row = 0;
     char *id_path = NULL;
     int status;
@@ -1350,7 +1378,9 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
 
     H5I_type_t kind = H5Iget_type(r.object);
     if (kind == H5I_DATASET) {
-        status = read_matrix_dataset(&r, options, &result, &first_row);
+        /* A rank can fail after the collective read (a scratch buffer for reordered columns):
+           the ranks agree before the collective read of the ids. */
+        status = reader_agree(&r, read_matrix_dataset(&r, options, &result, &first_row));
         if (status)
             goto done;
         /* The ids live beside a 2-D dataset: /customers/features -> /customers/id. */
@@ -1358,7 +1388,7 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
         id_path = parent ? join_path(parent, "id") : NULL;
         free(parent);
     } else if (kind == H5I_GROUP) {
-        status = read_column_group(&r, options, &result, &first_row);
+        status = reader_agree(&r, read_column_group(&r, options, &result, &first_row));
         if (status)
             goto done;
         id_path = join_path(r.path, "id");
@@ -1373,13 +1403,15 @@ int kseg_h5_read_table(const char *file, const char *path, const kseg_read_optio
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory");
         goto done;
     }
-    if (options->check_finite && !r.checked) {
-        status = check_finite(&r, &result, first_row);
+    /* The ids are read before the rows are checked: under MPI-IO their read is collective, and
+       a rank that found a NaN in its rows must still take part in it. */
+    if (strcmp(id_path, r.path) != 0 && kseg_io_h5_path_exists(r.file_id, id_path) == 1) {
+        status = read_ids(&r, id_path, result.total_rows, first_row, result.matrix.rows, &result);
         if (status)
             goto done;
     }
-    if (strcmp(id_path, r.path) != 0 && kseg_io_h5_path_exists(r.file_id, id_path) == 1) {
-        status = read_ids(&r, id_path, result.total_rows, first_row, result.matrix.rows, &result);
+    if (options->check_finite && !r.checked) {
+        status = check_finite(&r, &result, first_row);
         if (status)
             goto done;
     }
@@ -1400,7 +1432,7 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
                           const kseg_comm *comm, hid_t memory_type, size_t element_size,
                           void **values, size_t *length, kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0, NULL};
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID;
     void *result = NULL;
     int status;
@@ -1450,14 +1482,12 @@ static int read_vector_as(const char *file, const char *path, size_t expected_le
         kseg_comm_split_rows(n, comm->size, comm->rank, &first, &n);
     char what[1200];
     snprintf(what, sizeof what, "%s:%s (%zu values)", file, r.path, n);
-    if ((status = kseg_memory_check(kseg_memory_multiply(n, element_size), what, error)))
-        goto done;
-    result = malloc((n ? n : 1) * element_size);
-    if (!result) {
+    status = kseg_memory_check(kseg_memory_multiply(n, element_size), what, error);
+    if (!status && !(result = malloc((n ? n : 1) * element_size)))
         status = kseg_error_set(error, KSEG_ENOMEM, "%s:%s: out of memory for %zu values", file,
                                 r.path, n);
+    if ((status = reader_agree(&r, status)))
         goto done;
-    }
     if (comm) {
         hsize_t start = first, block = n;
         hid_t memory = H5Screate_simple(1, &block, NULL);
@@ -1531,7 +1561,7 @@ int kseg_h5_read_int64_vector(const char *file, const char *path, size_t expecte
 int kseg_h5_read_strings(const char *file, const char *path, char ***values, size_t *count,
                          kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0, NULL};
     if (!values || !count)
         return kseg_error_set(error, KSEG_EINVAL, "kseg_h5_read_strings: NULL output");
     *values = NULL;
@@ -1558,7 +1588,7 @@ void kseg_h5_free_strings(char **values, size_t count)
 int kseg_h5_read_attribute_string(const char *file, const char *object_path, const char *name,
                                   char **value, kseg_error *error)
 {
-    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0};
+    reader r = {file, NULL, H5I_INVALID_HID, H5I_INVALID_HID, NULL, 0, error, 0, 0, "", H5P_DEFAULT, 0, NULL};
     char **strings = NULL;
     size_t count = 0;
     int status;

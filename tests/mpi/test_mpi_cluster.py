@@ -138,6 +138,22 @@ def case_a_failure_on_one_rank_stops_every_rank(tmp):
     assert not leftovers, f"temporary files left: {leftovers}"
 
 
+def case_a_nan_on_one_rank_with_ids_stops_every_rank(tmp):
+    """The ids are read collectively after the rows: the rank that finds the NaN must still take
+    part in that read (before the fix, the other rank waited in it forever)."""
+    data = os.path.join(tmp, "nan.h5")
+    values = np.random.default_rng(0).random((40000, 4), dtype=np.float32)
+    values[30000, 2] = np.nan  # rank 1 of 2
+    with h5py.File(data, "w") as f:
+        f["/customers/features"] = values
+        f["/customers/id"] = np.arange(40000, dtype=np.int64)
+    out = os.path.join(tmp, "out.h5")
+    completed = mpirun(2, ["cluster", data, "-k", 4, "-o", out])
+    assert completed.returncode == 1, completed
+    assert "rank 1:" in completed.stderr and "row 30000" in completed.stderr, completed.stderr
+    assert not os.path.exists(out)
+
+
 def case_ranks_with_different_options_are_refused(tmp):
     data = generate(tmp, 10000)
     out = os.path.join(tmp, "out.h5")
