@@ -419,7 +419,11 @@ static int read_rows(const char *file, const char *path, const kseg_read_options
         return kseg_h5_read_table(file, path, read_options, table, error);
     kseg_matrix shape;
     int has_ids = 0;
-    int status = kseg_h5_table_shape(file, path, read_options, &shape, &has_ids, error);
+    /* The shape comes from a probe of one row that every rank makes on its own (with comm set,
+       the reader would read this rank's whole share). */
+    kseg_read_options shape_options = *read_options;
+    shape_options.comm = NULL;
+    int status = kseg_h5_table_shape(file, path, &shape_options, &shape, &has_ids, error);
     /* Every rank takes the same path below (a collective read, or each its own mapping), so
        they agree first on whether all could look at the file. */
     if (cli_any_failed(status != 0))
@@ -667,10 +671,6 @@ int kseg_cmd_cluster(int argc, char **argv)
         return cli_failf(command, KSEG_EXIT_USAGE, "missing -k K (number of clusters)");
     if (scratch_dir && !memory_limit)
         return cli_failf(command, KSEG_EXIT_USAGE, "--scratch-dir needs --memory-limit");
-    struct stat scratch_status;
-    if (scratch_dir && (stat(scratch_dir, &scratch_status) != 0 || !S_ISDIR(scratch_status.st_mode)))
-        return cli_failf(command, KSEG_EXIT_FAILURE, "--scratch-dir %s: not a directory",
-                         scratch_dir);
 
     kseg_read_options read_options;
     kseg_read_options_defaults(&read_options);
@@ -706,8 +706,19 @@ int kseg_cmd_cluster(int argc, char **argv)
     kseg_kmeans_result_init(&result);
     kseg_kmeans_checkpoint *resume = NULL;
     char *checkpoint_path = NULL;
-    struct sigaction saved_actions[2];
+    struct sigaction saved_actions[2], saved_usr1;
     int routed = 0;
+    /* SIGUSR1 (what a batch system sends before the time limit) is a stop request from the
+       start: one that arrives while the rows load is seen by the fit before its first run,
+       which then checkpoints at once. Its default action would kill the job with nothing saved.
+       After the fit it is ignored: the result is about to be written anyway. */
+    stop_requested = 0;
+    struct sigaction usr1_action;
+    memset(&usr1_action, 0, sizeof usr1_action);
+    usr1_action.sa_handler = request_stop;
+    sigemptyset(&usr1_action.sa_mask);
+    usr1_action.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &usr1_action, &saved_usr1);
     kseg_map_info rows_info;
     memset(&rows_info, 0, sizeof rows_info);
     uint64_t rows_workspace = 0;
@@ -731,6 +742,12 @@ int kseg_cmd_cluster(int argc, char **argv)
     }
     if (!checkpoint_path)
         step = cli_failf(command, KSEG_EXIT_FAILURE, "out of memory");
+    /* A node-local scratch directory may exist on some nodes only: a step the ranks agree on. */
+    struct stat scratch_status;
+    if (!step && scratch_dir &&
+        (stat(scratch_dir, &scratch_status) != 0 || !S_ISDIR(scratch_status.st_mode)))
+        step = cli_failf(command, KSEG_EXIT_FAILURE, "--scratch-dir %s: not a directory",
+                         scratch_dir);
     if (!step && kseg_split_location(argv[optind], &input_file, &input_path, &error))
         step = cli_fail(command, &error);
     if (!step && kseg_same_file(input_file, checkpoint_path))
@@ -905,11 +922,18 @@ int kseg_cmd_cluster(int argc, char **argv)
                distributed ? " (on this rank)" : "");
         fflush(stdout);
     }
-    stop_requested = 0;
     options.stop_request = &stop_requested;
     route_stop_signals(1, saved_actions);
     routed = 1;
     int fitted_status = kseg_kmeans_fit(&table.matrix, &options, &result, &error);
+    /* First the ranks agree whether any fit failed outright, before the interrupted ones make
+       collective calls (closing the output, the checkpoint's agreement) that a failed rank
+       would not make in the same order. The stop itself is agreed inside the fit, so either
+       every rank was interrupted or none was. */
+    if (fitted_status && fitted_status != KSEG_EINTERRUPTED)
+        step = cli_fail(command, &error);
+    if (cluster_stop(step, &exit_code))
+        goto done;
     if (fitted_status == KSEG_EINTERRUPTED) {
         /* No output from an interrupted fit: only the checkpoint, written by rank 0 (the
            checkpoint is the same on every rank), then every rank learns whether it worked. */
@@ -937,10 +961,7 @@ int kseg_cmd_cluster(int argc, char **argv)
     }
     route_stop_signals(0, saved_actions);
     routed = 0;
-    if (fitted_status)
-        step = cli_fail(command, &error);
-    if (cluster_stop(step, &exit_code))
-        goto done;
+    signal(SIGUSR1, SIG_IGN);
     /* The model records the bounds' memory of the whole data set, the figure of a serial run
        (each rank holds its own rows' share, plus a per-cluster part of its own). */
     if (distributed)
@@ -1017,6 +1038,7 @@ int kseg_cmd_cluster(int argc, char **argv)
 done:
     if (routed)
         route_stop_signals(0, saved_actions);
+    sigaction(SIGUSR1, &saved_usr1, NULL);
     kseg_h5_writer_abort(writer);
     kseg_kmeans_checkpoint_free(resume);
     free(checkpoint_path);

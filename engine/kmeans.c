@@ -289,6 +289,23 @@ static int check_workspace(const kseg_matrix *data, const kseg_kmeans_options *o
     uint64_t bytes = kseg_memory_multiply(doubles, sizeof(double));
     /* An unknown kernel name is reported by select_kernel; here it only leaves out its share. */
     const kseg_assign_kernel *kernel = choose_kernel(data->dtype, (size_t)k, (size_t)d, options);
+    /* Every rank must run the same kernel: the labels, and the collective plan below, depend on
+       it, and nodes with different CPU features could choose differently. The ranks compare a
+       digest of its name (the smallest and largest agree) before anything depends on it. */
+    if (comm->size > 1) {
+        uint64_t digest = 14695981039346656037ull;
+        for (const char *c = kernel ? kernel->name : ""; *c; c++)
+            digest = (digest ^ (unsigned char)*c) * 1099511628211ull;
+        int64_t extremes[2] = {(int64_t)(digest >> 1), -(int64_t)(digest >> 1)};
+        if (comm->ops->allreduce_max_i64(comm, extremes, 2))
+            return kseg_error_set(error, KSEG_EIO, "communicator failed comparing kernels");
+        if (extremes[0] != -extremes[1])
+            return kseg_error_set(error, KSEG_ENOTSUP,
+                                  "the ranks chose different assignment kernels (this rank: %s): "
+                                  "their CPUs differ; pass --kernel with one that every node "
+                                  "supports ('reference' runs everywhere)",
+                                  kernel ? kernel->name : "none");
+    }
     if (kernel) {
         bytes = kseg_memory_add(bytes, kernel->packed_size((size_t)k, (size_t)d));
         bytes = kseg_memory_add(bytes, kseg_memory_multiply(

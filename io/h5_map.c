@@ -32,6 +32,8 @@ int kseg_h5_table_shape(const char *file, const char *path, const kseg_read_opti
     /* One row carries every check of a full read (object, columns, types, ids) but its size. */
     probe_options.check_finite = 0;
     probe_options.row_count = 1;
+    /* A probe is one rank's own read, never a collective one of its whole share. */
+    probe_options.comm = NULL;
     kseg_table probe;
     kseg_table_init(&probe);
     int status = kseg_h5_read_table(file, path, &probe_options, &probe, error);
@@ -145,6 +147,7 @@ static int inspect_source(const char *file, const char *path, const kseg_read_op
             all.n_columns = 0;
             all.check_finite = 0;
             all.row_count = 1;
+            all.comm = NULL;
             kseg_table every;
             kseg_table_init(&every);
             status = kseg_h5_read_table(file, path, &all, &every, error);
@@ -380,6 +383,8 @@ int kseg_h5_map_table(const char *file, const char *path, const kseg_read_option
         kseg_read_options_defaults(&probe_options);
     probe_options.check_finite = 0;
     probe_options.row_count = 1;
+    /* A probe is one rank's own read, never a collective one of its whole share. */
+    probe_options.comm = NULL;
     kseg_table probe;
     kseg_table_init(&probe);
     map_source source = {NULL, 0, 0, 0};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "blocks.h"
+#include "kernels.h"
 #include "comm_threads.h"
 #include "kmeans_test_support.h"
 #include "kseg/kseg.h"
@@ -251,4 +252,53 @@ Test(comm, a_bad_weight_on_one_rank_fails_every_rank)
     }
     free(data);
     free(weights);
+}
+
+/* Ranks whose CPUs lead them to different kernels (simulated by naming different kernels) are
+   refused on every rank before any collective step depends on the kernel, instead of diverging
+   or leaving a rank waiting. */
+typedef struct kernel_fit {
+    const double *data;
+    const char *kernel;
+    int status;
+    char message[KSEG_ERROR_MESSAGE_MAX];
+} kernel_fit;
+
+static void kernel_body(const kseg_comm *comm, size_t rows, void *argument)
+{
+    kernel_fit *fit = argument;
+    kseg_matrix local = view(fit->data + comm->row_offset * 4, KSEG_FLOAT64, rows, 4);
+    kseg_kmeans_options options;
+    kseg_kmeans_options_defaults(&options);
+    options.n_clusters = 3;
+    options.n_threads = 1;
+    options.comm = comm;
+    options.kernel = fit->kernel;
+    options.algorithm = KSEG_ALGORITHM_AUTO;
+    kseg_kmeans_result result;
+    kseg_kmeans_result_init(&result);
+    kseg_error error;
+    kseg_error_clear(&error);
+    fit->status = kseg_kmeans_fit(&local, &options, &result, &error);
+    snprintf(fit->message, sizeof fit->message, "%s", error.message);
+    kseg_kmeans_result_destroy(&result);
+}
+
+Test(comm, ranks_with_different_kernels_are_refused_on_every_rank)
+{
+    if (!kseg_assign_kernel_select(KSEG_FLOAT64, 3, 4, "avx2"))
+        cr_skip("this CPU has no AVX2 kernel to differ from the reference");
+    size_t n = 2 * 8192;
+    double *data = malloc(n * 4 * sizeof *data);
+    for (size_t i = 0; i < n * 4; i++)
+        data[i] = (double)(i % 13);
+    kernel_fit fits[2] = {{data, "reference", 0, ""}, {data, "avx2", 0, ""}};
+    void *arguments[2] = {&fits[0], &fits[1]};
+    cr_assert_eq(thread_comm_run(2, n, kernel_body, arguments), 0);
+    for (int r = 0; r < 2; r++) {
+        cr_assert_eq(fits[r].status, KSEG_ENOTSUP, "rank %d: %s", r, fits[r].message);
+        cr_assert(strstr(fits[r].message, "different assignment kernels") != NULL, "%s",
+                  fits[r].message);
+    }
+    free(data);
 }
