@@ -13,7 +13,7 @@
 #include "h5_internal.h"
 
 /* A read is cut into pieces of at most this many bytes, so that a block of a few chunks still
-   keeps every thread busy; 1 MiB is large enough that a piece costs far more than its scheduling. */
+   keeps every thread busy; a 1 MiB piece costs far more than its scheduling. */
 #define PIECE_BYTES ((size_t)1 << 20)
 
 struct kseg_io_direct {
@@ -224,7 +224,8 @@ int kseg_io_direct_read(const kseg_io_direct_request *requests, size_t n_request
     int failed_errno = 0;
     if (threads < 1)
         threads = 1;
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && n_pieces > 1)
+    const int parallel = threads > 1 && n_pieces > 1;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
     for (size_t i = 0; i < n_pieces; i++) {
         int code = read_piece(&pieces[i]);
         if (code) {
@@ -243,8 +244,8 @@ int kseg_io_direct_read(const kseg_io_direct_request *requests, size_t n_request
                      (size_t)(p->destination - (unsigned char *)request->destination) /
                          request->plan->element_size;
         status = kseg_error_set(error, KSEG_EIO,
-                                "%s: cannot read rows from %zu at file offset %llu: %s", request->where,
-                                row, (unsigned long long)p->offset,
+                                "%s: cannot read rows from %zu at file offset %llu: %s",
+                                request->where, row, (unsigned long long)p->offset,
                                 failed_errno == EIO ? "the file ends early (a truncated copy?)"
                                                     : strerror(failed_errno));
     }

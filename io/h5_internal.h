@@ -83,9 +83,9 @@ typedef struct kseg_io_direct kseg_io_direct;
 
 /* Builds *plan for dataset when its rows can be read straight from the file: chunked (every chunk
  * allocated, none filtered) or contiguous storage, file type equal to memory_type (byte order
- * included), no external storage, read through the sec2 driver with no user block. Returns 1 with
- * *plan set, 0 when the dataset does not qualify (read it with H5Dread), or a negative KSEG_E*
- * code. Call it on the thread that owns HDF5; the plan is valid while the dataset's file is open. */
+ * included), no external storage, read through the sec2 driver with no user block. Returns 1
+ * with *plan set, 0 when the dataset does not qualify (read it with H5Dread), or a negative
+ * KSEG_E* code. Call it on the thread that owns HDF5; the plan is valid while the file is open. */
 int kseg_io_direct_open(hid_t dataset, hid_t memory_type, kseg_io_direct **plan,
                         kseg_error *error);
 void kseg_io_direct_free(kseg_io_direct *plan);

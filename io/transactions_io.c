@@ -1,6 +1,7 @@
 /* Transaction files (layout in kseg/transactions.h): the writer the CSV importer and the
  * synthetic generator share, built on the atomic HDF5 writer, and the block reader the RFM stage
- * uses, which checks the layout up front and converts any integer or float width on the way in. */
+ * uses, which checks the layout up front, converts any integer or float width on the way in and
+ * reads unfiltered columns that need no conversion with pread on several threads (h5_direct.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

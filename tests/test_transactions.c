@@ -288,7 +288,8 @@ static read_bytes copy_block(const kseg_transactions *block)
     read_bytes r = {0};
     const void *sources[9] = {block->customer_id, block->customer_valid, block->time,
                               block->amount,      block->quantity,       block->price,
-                              block->invoice,     block->cancelled,      block->categories[0].codes};
+                              block->invoice,     block->cancelled,
+                              block->categories[0].codes};
     const size_t sizes[9] = {8, 1, 8, 8, 8, 8, 8, 1, 4};
     for (int c = 0; c < 9; c++) {
         cr_assert_not_null(sources[c], "column %d not read", c);
