@@ -77,6 +77,39 @@ int kseg_io_h5_read_deflated(hid_t dataset, hid_t memory_type, const char *where
                              size_t count, const size_t *columns, size_t n_columns,
                              void *destination, size_t destination_columns, kseg_error *error);
 
+/* Where the rows of an unfiltered 1-D dataset lie in the file (io/h5_direct.c), for reading them
+ * with pread on several threads outside HDF5. */
+typedef struct kseg_io_direct kseg_io_direct;
+
+/* Builds *plan for dataset when its rows can be read straight from the file: chunked (every chunk
+ * allocated, none filtered) or contiguous storage, file type equal to memory_type (byte order
+ * included), no external storage, read through the sec2 driver with no user block. Returns 1
+ * with *plan set, 0 when the dataset does not qualify (read it with H5Dread), or a negative
+ * KSEG_E* code. Call it on the thread that owns HDF5; the plan is valid while the file is open. */
+int kseg_io_direct_open(hid_t dataset, hid_t memory_type, kseg_io_direct **plan,
+                        kseg_error *error);
+void kseg_io_direct_free(kseg_io_direct *plan);
+
+/* Rows [first, first + count) of plan's dataset into destination; where ("FILE:/path") names it
+ * in messages. */
+typedef struct kseg_io_direct_request {
+    const kseg_io_direct *plan;
+    size_t first, count;
+    void *destination;
+    const char *where;
+} kseg_io_direct_request;
+
+/* Reads every request with pread on up to threads OpenMP threads (no HDF5 call). A failed or short
+ * read is KSEG_EIO naming the first failing request in order and its row. */
+int kseg_io_direct_read(const kseg_io_direct_request *requests, size_t n_requests, int threads,
+                        kseg_error *error);
+
+/* Tests only: whether the transaction reader may read directly (1, the default) or always goes
+ * through H5Dread (0), and how many of its datasets its last read took directly. */
+struct kseg_transaction_reader;
+void kseg_io_transaction_reader_set_direct(struct kseg_transaction_reader *reader, int enabled);
+size_t kseg_io_transaction_reader_direct_count(const struct kseg_transaction_reader *reader);
+
 /* The normalized path of the table kseg_h5_read_table reads for path (NULL or "" = the default
  * table: /customers/features, else the only 2-D numeric dataset), malloc'd into *resolved. */
 int kseg_io_h5_table_path(hid_t file_id, const char *file, const char *path, char **resolved,

@@ -1,12 +1,15 @@
 /* Transaction files (layout in kseg/transactions.h): the writer the CSV importer and the
  * synthetic generator share, built on the atomic HDF5 writer, and the block reader the RFM stage
- * uses, which checks the layout up front and converts any integer or float width on the way in. */
+ * uses, which checks the layout up front, converts any integer or float width on the way in and
+ * reads unfiltered columns that need no conversion with pread on several threads (h5_direct.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <omp.h>
 
 #include "kseg/import.h"
 #include "kseg/io.h"
@@ -456,6 +459,8 @@ typedef struct column {
     const char *name;  /* dataset name in the group */
     hid_t dataset;     /* H5I_INVALID_HID when absent */
     void *buffer;      /* reader-owned, capacity rows */
+    kseg_io_direct *direct; /* where its rows lie in the file, when they can be read directly */
+    int direct_checked;     /* whether direct was looked for (on the first read) */
 } column;
 
 enum {
@@ -492,7 +497,12 @@ typedef struct category {
     char **names;      /* the dictionary */
     size_t n_names;
     int32_t *codes;    /* buffer */
+    kseg_io_direct *direct;
+    int direct_checked;
 } category;
+
+/* Room for "FILE:/group/name" in a direct read's messages (longer names are cut). */
+#define WHERE_SIZE 512
 
 struct kseg_transaction_reader {
     char *file_name;
@@ -507,6 +517,11 @@ struct kseg_transaction_reader {
     kseg_category_column *category_views;
     size_t capacity;        /* rows the buffers hold */
     unsigned selected;      /* KSEG_TX_* bits: the columns reads load */
+    int threads;            /* OpenMP threads of direct reads: the opening thread's count */
+    int direct_disabled;    /* tests: every read goes through H5Dread */
+    size_t direct_count;    /* datasets the last read took directly */
+    kseg_io_direct_request *requests; /* [N_COLUMNS + n_categories] scratch of a read */
+    char (*where)[WHERE_SIZE]; /* scratch: "FILE:/group/name" of each request */
     char reason[256];
 };
 
@@ -729,6 +744,9 @@ int kseg_transaction_reader_open(kseg_transaction_reader **reader_out, const cha
         return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
     reader->file = reader->group = H5I_INVALID_HID;
     reader->selected = KSEG_TX_ALL;
+    /* Direct reads use the thread count of the thread that opens the reader (the CLI's --threads),
+       not that of the thread that reads, which may be a helper thread with the default count. */
+    reader->threads = omp_get_max_threads();
     for (int c = 0; c < N_COLUMNS; c++) {
         reader->columns[c].name = column_specs[c].name;
         reader->columns[c].dataset = H5I_INVALID_HID;
@@ -926,6 +944,48 @@ static int read_block(kseg_transaction_reader *reader, hid_t dataset, const char
     return status;
 }
 
+/* Looks once, on the first read of a dataset, for where its rows lie in the file. */
+static int find_direct(kseg_transaction_reader *reader, hid_t dataset, hid_t memory_type,
+                       kseg_io_direct **direct, int *checked, kseg_error *error)
+{
+    if (*checked)
+        return 0;
+    if (!reader->requests) {
+        size_t most = N_COLUMNS + reader->n_categories;
+        reader->requests = calloc(most, sizeof *reader->requests);
+        reader->where = calloc(most, sizeof *reader->where);
+        if (!reader->requests || !reader->where)
+            return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    }
+    int found = kseg_io_direct_open(dataset, memory_type, direct, error);
+    if (found < 0)
+        return found;
+    *checked = 1;
+    return 0;
+}
+
+static void add_request(kseg_transaction_reader *reader, size_t index,
+                        const kseg_io_direct *direct, const char *name, size_t offset,
+                        size_t count, void *buffer)
+{
+    snprintf(reader->where[index], WHERE_SIZE, "%s:%s/%s", reader->file_name, reader->group_path,
+             name);
+    reader->requests[index] = (kseg_io_direct_request){
+        .plan = direct, .first = offset, .count = count, .destination = buffer,
+        .where = reader->where[index]};
+}
+
+void kseg_io_transaction_reader_set_direct(struct kseg_transaction_reader *reader, int enabled)
+{
+    if (reader)
+        reader->direct_disabled = !enabled;
+}
+
+size_t kseg_io_transaction_reader_direct_count(const struct kseg_transaction_reader *reader)
+{
+    return reader ? reader->direct_count : 0;
+}
+
 /* Floor division, so that negative times before the epoch round down like positive ones. */
 static int64_t floor_divide(int64_t value, int64_t divisor)
 {
@@ -948,18 +1008,45 @@ int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
     int status = reserve(reader, count > 0 ? count : 1, error);
     if (status)
         return status;
+    reader->direct_count = 0;
     if (count > 0) {
+        /* Datasets that qualify are read with pread on several threads, after the others (read
+           here by HDF5): no HDF5 call runs while those threads do. */
+        size_t n_requests = 0;
         for (int c = 0; c < N_COLUMNS; c++) {
             if (reader->columns[c].dataset < 0 || !column_selected(reader, c))
                 continue;
             hid_t memory_type = column_specs[c].element_size == 1 ? H5T_NATIVE_UINT8
                                 : column_specs[c].kind == KIND_NUMBER ? H5T_NATIVE_DOUBLE
                                                                       : H5T_NATIVE_INT64;
-            if ((status = read_block(reader, reader->columns[c].dataset, column_specs[c].name,
-                                     memory_type, offset, count, reader->columns[c].buffer,
-                                     error)))
+            if ((status = find_direct(reader, reader->columns[c].dataset, memory_type,
+                                      &reader->columns[c].direct,
+                                      &reader->columns[c].direct_checked, error)))
+                return status;
+            if (reader->columns[c].direct && !reader->direct_disabled)
+                add_request(reader, n_requests++, reader->columns[c].direct, column_specs[c].name,
+                            offset, count, reader->columns[c].buffer);
+            else if ((status = read_block(reader, reader->columns[c].dataset,
+                                          column_specs[c].name, memory_type, offset, count,
+                                          reader->columns[c].buffer, error)))
                 return status;
         }
+        for (size_t k = 0; categories_selected(reader) && k < reader->n_categories; k++) {
+            category *cat = &reader->categories[k];
+            if ((status = find_direct(reader, cat->dataset, H5T_NATIVE_INT32, &cat->direct,
+                                      &cat->direct_checked, error)))
+                return status;
+            if (cat->direct && !reader->direct_disabled)
+                add_request(reader, n_requests++, cat->direct, cat->name, offset, count,
+                            cat->codes);
+            else if ((status = read_block(reader, cat->dataset, cat->name, H5T_NATIVE_INT32,
+                                          offset, count, cat->codes, error)))
+                return status;
+        }
+        if (n_requests > 0 &&
+            (status = kseg_io_direct_read(reader->requests, n_requests, reader->threads, error)))
+            return status;
+        reader->direct_count = n_requests;
         if (reader->time_divisor != 1 && column_selected(reader, COL_TIME)) {
             int64_t *time = reader->columns[COL_TIME].buffer;
             for (size_t i = 0; i < count; i++)
@@ -967,9 +1054,6 @@ int kseg_transaction_reader_read(kseg_transaction_reader *reader, size_t offset,
         }
         for (size_t k = 0; categories_selected(reader) && k < reader->n_categories; k++) {
             category *cat = &reader->categories[k];
-            if ((status = read_block(reader, cat->dataset, cat->name, H5T_NATIVE_INT32, offset,
-                                     count, cat->codes, error)))
-                return status;
             /* A code outside the dictionary would index past its names in every consumer. */
             for (size_t i = 0; i < count; i++)
                 if (cat->codes[i] < 0 || (size_t)cat->codes[i] >= cat->n_names)
@@ -1028,6 +1112,7 @@ void kseg_transaction_reader_close(kseg_transaction_reader *reader)
         if (reader->columns[c].dataset >= 0)
             H5Dclose(reader->columns[c].dataset);
         free(reader->columns[c].buffer);
+        kseg_io_direct_free(reader->columns[c].direct);
     }
     for (size_t k = 0; k < reader->n_categories; k++) {
         category *cat = &reader->categories[k];
@@ -1036,9 +1121,12 @@ void kseg_transaction_reader_close(kseg_transaction_reader *reader)
         free(cat->name);
         kseg_io_free_strings(cat->names, cat->n_names);
         free(cat->codes);
+        kseg_io_direct_free(cat->direct);
     }
     free(reader->categories);
     free(reader->category_views);
+    free(reader->requests);
+    free(reader->where);
     if (reader->group >= 0)
         H5Gclose(reader->group);
     if (reader->file >= 0)
