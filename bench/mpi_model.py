@@ -5,7 +5,8 @@ kseg_reduce_vector): each rank merges its threads' canonical dyadic-tree nodes (
 each, plus a 16-byte header) into the canonical decomposition of its block range; the ranks then
 reduce these node lists to rank 0 along a binomial tree in rank order (log2(R) rounds, one message
 per pair and round, each list merged as it arrives), rank 0 combines them, and two broadcasts (a
-status, then the k*d + k + 4 sums) bring the result to every rank. Compute time per node comes from
+status, then the k*d + k + 4 sums) bring the result to every rank; one 8-byte maximum per
+iteration agrees on the checkpoint stop flag. Compute time per node comes from
 a measured single-node speed; network and memory figures are stated parameters. For comparison it
 also projects the design the issue sketches (one allreduce of k*d doubles and k counts), which
 would need order-independent (exact) sums to stay bitwise reproducible."""
@@ -66,7 +67,9 @@ def project(args, nodes, node_speedup):
     # Each round: one message, then the receiver adds the merged payloads (memory-bound).
     tree = sum(latency + m * node_bytes / bandwidth + m * node_bytes / memory for m in rounds)
     broadcasts = math.ceil(math.log2(nodes)) * (2 * latency + 8 * width / bandwidth)
-    current = tree + broadcasts
+    # The stop-request flag (checkpointing): one 8-byte maximum per iteration.
+    stop_flag = 2 * math.ceil(math.log2(nodes)) * latency
+    current = tree + broadcasts + stop_flag
     alternative = 2 * math.log2(nodes) * (latency + 8 * (args.k * args.d + args.k) / bandwidth)
     return {
         "nodes": nodes, "rows_per_node": args.n / nodes, "compute_s": compute,
