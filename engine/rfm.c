@@ -965,6 +965,23 @@ static int score_table(kseg_rfm_table *table, const kseg_rfm_options *options, i
     return 0;
 }
 
+/* The result columns of an RFM table of n customers (the caller's destroy frees whatever was
+ * allocated). Returns non-zero when any allocation failed. */
+static int allocate_table_columns(kseg_rfm_table *table, size_t n, int32_t bins)
+{
+    table->customer_id = malloc(n * sizeof *table->customer_id);
+    table->recency = malloc(n * sizeof *table->recency);
+    table->frequency = malloc(n * sizeof *table->frequency);
+    table->monetary = malloc(n * sizeof *table->monetary);
+    table->tenure = malloc(n * sizeof *table->tenure);
+    table->rows = malloc(n * sizeof *table->rows);
+    table->scores = malloc(3 * n * sizeof *table->scores);
+    table->segment = malloc(n * sizeof *table->segment);
+    table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
+    return !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
+           !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts;
+}
+
 int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *table,
                                kseg_error *error)
 {
@@ -1103,18 +1120,9 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     scratch_order = malloc(n * sizeof *scratch_order);
     histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
     ascending = malloc(3 * n * sizeof *ascending);
-    table->customer_id = malloc(n * sizeof *table->customer_id);
-    table->recency = malloc(n * sizeof *table->recency);
-    table->frequency = malloc(n * sizeof *table->frequency);
-    table->monetary = malloc(n * sizeof *table->monetary);
-    table->tenure = malloc(n * sizeof *table->tenure);
-    table->rows = malloc(n * sizeof *table->rows);
-    table->scores = malloc(3 * n * sizeof *table->scores);
-    table->segment = malloc(n * sizeof *table->segment);
-    table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
+    int columns_missing = allocate_table_columns(table, n, bins);
     if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
-        !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
-        !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts)
+        columns_missing)
         goto out_of_memory;
     if (copy_map(&table->map, &aggregator->map))
         goto out_of_memory;
@@ -1356,19 +1364,9 @@ int kseg_rfm_table_from_records(const kseg_rfm_aggregator *aggregator,
     int32_t *ascending = malloc(3 * n * sizeof *ascending);
     table->bins = bins;
     table->reference_time = options->reference_time;
-    table->customer_id = malloc(n * sizeof *table->customer_id);
-    table->recency = malloc(n * sizeof *table->recency);
-    table->frequency = malloc(n * sizeof *table->frequency);
-    table->monetary = malloc(n * sizeof *table->monetary);
-    table->tenure = malloc(n * sizeof *table->tenure);
-    table->rows = malloc(n * sizeof *table->rows);
-    table->scores = malloc(3 * n * sizeof *table->scores);
-    table->segment = malloc(n * sizeof *table->segment);
-    table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
+    int columns_missing = allocate_table_columns(table, n, bins);
     if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
-        !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
-        !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts ||
-        copy_map(&table->map, &aggregator->map)) {
+        columns_missing || copy_map(&table->map, &aggregator->map)) {
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory building the RFM table");
         goto done;
     }
