@@ -26,8 +26,8 @@ MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CO
 TIMEOUT = 120
 
 
-def mpirun(ranks, args, threads=1):
-    env = dict(MPI_ENV, OMP_NUM_THREADS=str(threads))
+def mpirun(ranks, args, threads=1, **extra_env):
+    env = dict(MPI_ENV, OMP_NUM_THREADS=str(threads), **extra_env)
     return subprocess.run([MPIEXEC, "-n", str(ranks), KSEG, *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=TIMEOUT)
 
@@ -152,6 +152,19 @@ def case_a_nan_on_one_rank_with_ids_stops_every_rank(tmp):
     assert completed.returncode == 1, completed
     assert "rank 1:" in completed.stderr and "row 30000" in completed.stderr, completed.stderr
     assert not os.path.exists(out)
+
+
+def case_a_file_system_without_mpi_io_is_a_clear_error(tmp):
+    """With every MPI-IO component of OpenMPI excluded, MPI_File_open fails as it does on a file
+    system without MPI-IO support: every rank stops with one line saying so, nothing is left."""
+    data = generate(tmp, 20000)
+    out = os.path.join(tmp, "out.h5")
+    completed = mpirun(2, ["cluster", data, "-k", 4, "-o", out], OMPI_MCA_io="^ompio,romio321")
+    assert completed.returncode == 1, completed
+    assert "with MPI-IO (does its file system support MPI-IO?)" in completed.stderr, completed.stderr
+    assert not os.path.exists(out)
+    leftovers = [name for name in os.listdir(tmp) if ".tmp" in name]
+    assert not leftovers, f"temporary files left: {leftovers}"
 
 
 def case_ranks_with_different_options_are_refused(tmp):
