@@ -2,7 +2,7 @@
 # Builds kseg and runs the whole test suite: the release build; AddressSanitizer (leaks fail the
 # run) and UndefinedBehaviorSanitizer builds; ThreadSanitizer drivers (clang, libomp); each
 # libFuzzer target for a bounded time; the MPI build's distributed tests (mpirun, compared with
-# the release build); and the demo under valgrind memcheck. Expects
+# the release build), also under ASan + UBSan; and the demo under valgrind memcheck. Expects
 # scripts/setup.sh to have run. KSEG_FUZZ_SECONDS (default 30) bounds each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,11 @@ echo "=== mpi: configure, build and the distributed tests (tests/mpi, against th
 cmake --preset mpi -DKSEG_PYTHON="$python" >/dev/null
 cmake --build --preset mpi -j "$jobs" >/dev/null
 ctest --preset mpi -j 1 -L mpi || status=1
+echo "=== mpi-asan: the distributed tests again, under AddressSanitizer + UndefinedBehaviorSanitizer"
+# Leak checking is off there: OpenMPI keeps allocations until exit by design.
+cmake --preset mpi-asan -DKSEG_PYTHON="$python" >/dev/null
+cmake --build --preset mpi-asan -j "$jobs" >/dev/null
+ctest --preset mpi-asan -j 1 -L mpi || status=1
 echo "=== fuzz: every target for ${KSEG_FUZZ_SECONDS:-30} s"
 bash scripts/fuzz.sh --seconds "${KSEG_FUZZ_SECONDS:-30}" || status=1
 echo "=== valgrind: the demo under memcheck"
