@@ -138,7 +138,8 @@ static const char *convergence_name(kseg_convergence convergence)
     }
 }
 
-/* Set by SIGUSR1 and SIGTERM during the fit; the engine reads it at each iteration boundary. */
+/* Set by SIGUSR1 (from the command's start until the fit ends) and SIGTERM (during the fit); the
+ * engine reads it at each run start and iteration boundary. */
 static volatile sig_atomic_t stop_requested;
 
 static void request_stop(int signal_number)

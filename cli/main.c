@@ -51,8 +51,9 @@ static void print_help(FILE *out)
             "             needs more is refused before it allocates, with both amounts named.\n"
             "             OPENBLAS_NUM_THREADS is set to 1 (kseg re-executes itself once to do so).\n"
             "signals:     SIGINT, SIGTERM, SIGHUP remove the temporary files of unfinished outputs;\n"
-            "             existing outputs are replaced only by complete new ones. During the fit\n"
-            "             of 'kseg cluster', SIGUSR1 and SIGTERM write a checkpoint instead (85).\n");
+            "             existing outputs are replaced only by complete new ones. 'kseg cluster'\n"
+            "             writes a checkpoint instead (exit 85) on SIGTERM during the fit and on\n"
+            "             SIGUSR1 before the fit ends (SIGUSR1 is ignored while it writes).\n");
 }
 
 /* Whether /proc/self/exe is the file this code was loaded from. It is not when kseg was started
