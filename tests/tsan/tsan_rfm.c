@@ -2,7 +2,8 @@
  * path (the dense table for the generated ids, and the partitions it moves into when rows arrive
  * out of key order; frequency by invoices, lines and days) and the dedupe record path, with
  * where, min-price and netted-returns filters, rank and value scoring, the scoring entry point on
- * its own, and the parallel compression of the result file, at 1, 2 and 4 threads; every table
+ * its own, the distributed driver on one rank (kseg_rfm_distributed: gathering and scoring the
+ * records), and the parallel compression of the result file, at 1, 2 and 4 threads; every table
  * (and file) must equal the 1-thread one bit for bit. */
 #include <math.h>
 #include <stdio.h>
@@ -144,6 +145,47 @@ static void rfm(const transaction_log *log, const kseg_rfm_options *given, int t
     kseg_rfm_table_init(table);
     TSAN_OK(kseg_rfm_aggregator_finish(aggregator, table, &error), &error);
     kseg_rfm_aggregator_destroy(aggregator);
+}
+
+static void compare_tables(const kseg_rfm_table *a, const kseg_rfm_table *b, int threads,
+                           const char *what);
+
+/* The distributed driver's reader on one (serial) rank: row ranges of the log. */
+static int read_log_rows(void *context, size_t offset, size_t rows, kseg_transactions *block,
+                         kseg_error *error)
+{
+    (void)error;
+    static kseg_category_column categories[MAX_CATEGORIES];
+    *block = block_of(context, offset, rows, categories);
+    return 0;
+}
+
+/* kseg_rfm_distributed on the single-process communicator: its exchange is a copy, but its
+ * aggregation, gathering and scoring of the records (kseg_rfm_table_from_records) run on the
+ * OpenMP threads; every table must equal the 1-thread serial aggregator's. */
+static void check_distributed_path(const transaction_log *log, const kseg_rfm_options *given)
+{
+    kseg_rfm_table reference;
+    rfm(log, given, 1, &reference);
+    for (int t = 0; t < TSAN_THREAD_COUNTS; t++) {
+        int threads = tsan_thread_counts[t];
+        kseg_rfm_options options = *given;
+        options.n_threads = threads;
+        tsan_set_threads(threads);
+        kseg_comm serial;
+        kseg_comm_serial(&serial, ROWS);
+        kseg_rfm_table table;
+        kseg_rfm_table_init(&table);
+        kseg_error error = {0};
+        TSAN_OK(kseg_rfm_distributed(&serial, ROWS, &options, read_log_rows, (void *)log, &table,
+                                     &error),
+                &error);
+        compare_tables(&reference, &table, threads, "distributed path");
+        kseg_rfm_table_destroy(&table);
+    }
+    kseg_rfm_table_destroy(&reference);
+    printf("%s: RFM, distributed path on one rank: identical at 1, 2 and 4 threads\n",
+           tsan_driver_name);
 }
 
 static void compare_tables(const kseg_rfm_table *a, const kseg_rfm_table *b, int threads,
@@ -358,6 +400,7 @@ int main(void)
     dedupe.frequency = KSEG_FREQUENCY_LINES;
     dedupe.frequency_explicit = 1;
     check_rfm(&log, &dedupe, "dedupe (record path), lines");
+    check_distributed_path(&log, &options);
 
     shuffle_rows(&log);
     check_rfm(&log, &options, "rows out of key order (key set)");
