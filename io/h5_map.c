@@ -21,22 +21,29 @@
    vanish, small enough to sit beside any workspace. */
 #define DEFAULT_READ_BYTES ((uint64_t)64 << 20)
 
+/* Reads one row at options' row_offset (or 0) into probe: one row carries every check of a full
+ * read (object, columns, types, ids) but its size. A probe is one rank's own read, never a
+ * collective one of its whole share. probe_options gets the options the probe used. */
+static int read_probe(const char *file, const char *path, const kseg_read_options *options,
+                      kseg_read_options *probe_options, kseg_table *probe, kseg_error *error)
+{
+    if (options)
+        *probe_options = *options;
+    else
+        kseg_read_options_defaults(probe_options);
+    probe_options->check_finite = 0;
+    probe_options->row_count = 1;
+    probe_options->comm = NULL;
+    kseg_table_init(probe);
+    return kseg_h5_read_table(file, path, probe_options, probe, error);
+}
+
 int kseg_h5_table_shape(const char *file, const char *path, const kseg_read_options *options,
                         kseg_matrix *shape, int *has_ids, kseg_error *error)
 {
     kseg_read_options probe_options;
-    if (options)
-        probe_options = *options;
-    else
-        kseg_read_options_defaults(&probe_options);
-    /* One row carries every check of a full read (object, columns, types, ids) but its size. */
-    probe_options.check_finite = 0;
-    probe_options.row_count = 1;
-    /* A probe is one rank's own read, never a collective one of its whole share. */
-    probe_options.comm = NULL;
     kseg_table probe;
-    kseg_table_init(&probe);
-    int status = kseg_h5_read_table(file, path, &probe_options, &probe, error);
+    int status = read_probe(file, path, options, &probe_options, &probe, error);
     if (status)
         return status;
     const size_t total = probe.total_rows;
@@ -377,18 +384,9 @@ int kseg_h5_map_table(const char *file, const char *path, const kseg_read_option
     kseg_table_init(table);
 
     kseg_read_options probe_options;
-    if (options)
-        probe_options = *options;
-    else
-        kseg_read_options_defaults(&probe_options);
-    probe_options.check_finite = 0;
-    probe_options.row_count = 1;
-    /* A probe is one rank's own read, never a collective one of its whole share. */
-    probe_options.comm = NULL;
     kseg_table probe;
-    kseg_table_init(&probe);
     map_source source = {NULL, 0, 0, 0};
-    int status = kseg_h5_read_table(file, path, &probe_options, &probe, error);
+    int status = read_probe(file, path, options, &probe_options, &probe, error);
     if (status)
         return status;
     const size_t total = probe.total_rows, first = probe_options.row_offset;
