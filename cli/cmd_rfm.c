@@ -517,7 +517,7 @@ static void rounded_shares(const double *values, const size_t *order, size_t cou
 }
 
 static void print_summary(const kseg_rfm_table *table, const kseg_rfm_options *options,
-                          const segment_totals *totals, double seconds_read,
+                          const segment_totals *totals, double seconds_read, int read_twice,
                           double seconds_finish, double seconds_write)
 {
     char reference[48];
@@ -588,7 +588,9 @@ static void print_summary(const kseg_rfm_table *table, const kseg_rfm_options *o
     }
     printf("  %-22s %10zu %6.1f%% %16.2f %6.1f%%\n", "total", table->n_customers, 100.0,
            total_revenue, 100.0);
-    printf("\n  time: read and aggregate %.3f s, score %.3f s, write %.3f s\n", seconds_read,
+    printf("\n  time: read and aggregate %.3f s%s, score %.3f s, write %.3f s\n", seconds_read,
+           read_twice ? " (read twice: some customer's invoices or days are out of order)"
+                      : "",
            seconds_finish, seconds_write);
 done:
     free(order);
@@ -828,6 +830,9 @@ int kseg_cmd_rfm(int argc, char **argv)
     /* Under mpirun every rank opens the input; all stop if any failed (cli_any_failed), so no
        rank waits in a collective call the others never make. Only rank 0 writes and prints. */
     const int distributed = cli_size() > 1;
+    /* The serial path can read the file again, so the aggregator may count keys the fast way and
+       ask for a second pass if the log is not in time order (kseg_rfm_aggregator_add). */
+    options.restartable = !distributed;
     const int root = cli_rank() == 0;
     int failed = kseg_rfm_aggregator_create(&aggregator, &options, &error) ||
                  kseg_transaction_reader_open(&reader, input_file, input_group, &error);
@@ -896,12 +901,12 @@ int kseg_cmd_rfm(int argc, char **argv)
         }
     }
     int show_progress = !quiet && !distributed && cli_stderr_is_terminal();
+    int read_twice = 0;
     /* Block k + 1 is read (into the other reader's buffers) while block k is aggregated; the
        blocks are still added in file order, so the results are those of reading in turn. */
     if (total_rows > 0 && !distributed)
         read_job_start(&jobs[0], 0, total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
-    for (size_t offset = 0, k = 0; !distributed && offset < total_rows;
-         offset += READ_BLOCK_ROWS, k++) {
+    for (size_t offset = 0, k = 0; !distributed && offset < total_rows;) {
         read_job *job = &jobs[k % 2];
         if (read_job_finish(job)) {
             if (show_progress)
@@ -914,7 +919,20 @@ int kseg_cmd_rfm(int argc, char **argv)
             read_job_start(&jobs[(k + 1) % 2], next,
                            total_rows - next < READ_BLOCK_ROWS ? total_rows - next
                                                                : READ_BLOCK_ROWS);
-        if (kseg_rfm_aggregator_add(aggregator, &job->block, &error)) {
+        int added = kseg_rfm_aggregator_add(aggregator, &job->block, &error);
+        if (added == KSEG_ERESTART) {
+            /* The log is not in time order: the aggregator has reset itself, and the file is
+               read again from its first row (the block read ahead is dropped). */
+            if (next < total_rows)
+                (void)read_job_finish(&jobs[(k + 1) % 2]);
+            offset = 0;
+            k = 0;
+            read_twice = 1;
+            read_job_start(&jobs[0], 0,
+                           total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
+            continue;
+        }
+        if (added) {
             if (show_progress)
                 fputc('\n', stderr);
             if (error.code == KSEG_ENONFINITE)
@@ -927,6 +945,8 @@ int kseg_cmd_rfm(int argc, char **argv)
         }
         if (show_progress)
             fprintf(stderr, "\rkseg rfm: %zu of %zu rows", offset + job->count, total_rows);
+        offset += READ_BLOCK_ROWS;
+        k++;
     }
     if (show_progress)
         fputc('\n', stderr);
@@ -997,8 +1017,8 @@ int kseg_cmd_rfm(int argc, char **argv)
        fsync. */
     double written = omp_get_wtime();
     if (!quiet) {
-        print_summary(&table, &options, &totals, aggregated - started, finished - aggregated,
-                      written - finished);
+        print_summary(&table, &options, &totals, aggregated - started, read_twice,
+                      finished - aggregated, written - finished);
         printf("  written to %s%s%s\n", output, csv_path ? " and " : "", csv_path ? csv_path : "");
     }
     exit_code = KSEG_EXIT_OK;

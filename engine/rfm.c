@@ -49,6 +49,7 @@ void kseg_rfm_options_defaults(kseg_rfm_options *options)
     options->best = KSEG_BEST_HIGH;
     options->map = NULL;
     options->n_threads = 0;
+    options->restartable = 0;
 }
 
 void kseg_rfm_table_init(kseg_rfm_table *table)
@@ -513,6 +514,7 @@ static int configure(kseg_rfm_aggregator *aggregator, const kseg_transactions *b
                             aggregator->frequency != KSEG_FREQUENCY_LINES,
                             aggregator->options.dedupe))
         return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+    aggregator->state.restartable = aggregator->options.restartable && !aggregator->options.dedupe;
     aggregator->columns_known = 1;
     return 0;
 }
@@ -691,6 +693,22 @@ static int64_t classify_columns(kseg_rfm_aggregator *aggregator, const kseg_tran
     return first_bad == INT64_MAX ? -1 : first_bad;
 }
 
+/* A restartable aggregator whose kernel asked for a restart: back to its state before the first
+ * block, not restartable any more, so that the caller's second pass keeps the key log. */
+static int restart_with_key_log(kseg_rfm_aggregator *aggregator, kseg_error *error)
+{
+    kseg_agg_state_destroy(&aggregator->state); /* which zeroes it */
+    aggregator->options.restartable = 0;
+    aggregator->columns_known = 0;
+    aggregator->rows_read = 0;
+    aggregator->rows_without_customer = 0;
+    aggregator->amount_blocks = 0.0;
+    aggregator->amount_block = 0.0;
+    return kseg_error_set(error, KSEG_ERESTART,
+                          "RFM aggregation: a customer's frequency keys are not in increasing "
+                          "order; add every block again from the first");
+}
+
 int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transactions *block,
                             kseg_error *error)
 {
@@ -762,7 +780,11 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
                    : aggregator->frequency == KSEG_FREQUENCY_DAYS   ? aggregator->day_keys
                                                                     : NULL,
             .stage = aggregator->stages};
-        if (kseg_agg_add_columns(&aggregator->state, &columns, rows, aggregator->n_threads)) {
+        int added = kseg_agg_add_columns(&aggregator->state, &columns, rows,
+                                         aggregator->n_threads);
+        if (added == KSEG_AGG_RESTART)
+            return restart_with_key_log(aggregator, error);
+        if (added) {
             status = kseg_error_set(error, KSEG_ENOMEM,
                                     "out of memory growing the customer table (%zu customers)",
                                     kseg_agg_customer_count(&aggregator->state));

@@ -255,8 +255,11 @@ int kseg_rfm_distributed(const kseg_comm *comm, size_t n_rows, const kseg_rfm_op
     int status = 0;
     if (!send_bytes || !recv_bytes || !cursors || !lengths || !reports || !destinations)
         status = kseg_error_set(error, KSEG_ENOMEM, "out of memory for the RFM exchange");
+    /* An owner's rows arrive round by round and cannot be asked for again. */
+    kseg_rfm_options single_pass = *options;
+    single_pass.restartable = 0;
     if (!status)
-        status = kseg_rfm_aggregator_create(&aggregator, options, error);
+        status = kseg_rfm_aggregator_create(&aggregator, &single_pass, error);
     kseg_transactions schema = {0};
     if (!status)
         status = read(context, 0, 0, &schema, error);

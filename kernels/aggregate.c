@@ -415,8 +415,9 @@ int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, si
                        int n_threads, kseg_agg_record *partitioned, size_t *histograms,
                        size_t *offsets)
 {
-    if (kseg_agg_to_partitions(state))
-        return -1;
+    int moved = kseg_agg_to_partitions(state);
+    if (moved)
+        return moved;
     const size_t n_partitions = state->n_partitions;
     if (n_threads < 1)
         n_threads = 1;
@@ -471,8 +472,9 @@ int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, si
 int kseg_agg_add_block_reference(kseg_agg_state *state, const kseg_agg_record *records,
                                  size_t rows)
 {
-    if (kseg_agg_to_partitions(state))
-        return -1;
+    int moved = kseg_agg_to_partitions(state);
+    if (moved)
+        return moved;
     for (size_t i = 0; i < rows; i++) {
         if (records[i].stage == KSEG_AGG_NO_CUSTOMER)
             continue;
@@ -740,6 +742,9 @@ int kseg_agg_to_partitions(kseg_agg_state *state)
     state->layout_decided = 1;
     if (!state->dense)
         return 0;
+    /* Without the key log the partitions could not tell a known pair from a new one. */
+    if (state->restartable && state->track_keys && state->dense_customers)
+        return KSEG_AGG_RESTART;
     /* From here on the state is in the partitions, also if this fails: destroy frees both. */
     state->dense = 0;
     const size_t n_partitions = state->n_partitions;
@@ -854,7 +859,8 @@ static int dense_span_fits(const kseg_agg_state *state, const kseg_agg_columns *
 
 /* Chooses the layout for a block whose customer ids (of rows with a customer) lie in
  * [lowest, highest]: starts or widens the dense table while the range fits (dense_span_fits),
- * and otherwise moves the state into the partitions. Returns 0 or -1. */
+ * and otherwise moves the state into the partitions. Returns 0, -1, or KSEG_AGG_RESTART
+ * (kseg_agg_to_partitions). */
 static int dense_prepare(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
                          int64_t lowest, int64_t highest, int n_threads)
 {
@@ -926,7 +932,8 @@ static int dense_prepare(kseg_agg_state *state, const kseg_agg_columns *columns,
 #endif
 
 /* One thread's pass over a block in the dense layout: adds, in row order, the rows whose customer
- * sits at dense offsets [first, end). Stops before the first purchase whose key is below its
+ * sits at dense offsets [first, end), and appends each new (customer, key) pair to log unless log
+ * is NULL (a restartable state). Stops before the first purchase whose key is below its
  * customer's largest (only a set can tell whether it is new) and returns that row; returns rows
  * when every owned row was added, and sets *failed when the key log could not grow. */
 static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_columns *columns,
@@ -1001,6 +1008,10 @@ static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_colu
             customer->last_time = time;
         if (!new_key)
             continue;
+        customer->distinct_keys++;
+        customer->max_key = key;
+        if (!log)
+            continue;
         if (log->n_keys == log->capacity) {
             size_t capacity = log->capacity ? 2 * log->capacity : 4096;
             kseg_agg_dense_key *grown = realloc(log->keys, capacity * sizeof *grown);
@@ -1015,8 +1026,6 @@ static size_t add_columns_dense_range(kseg_agg_state *state, const kseg_agg_colu
         log->keys[log->n_keys].key = key;
         log->keys[log->n_keys].customer_id = (int64_t)(offset_base + offset);
         log->n_keys++;
-        customer->distinct_keys++;
-        customer->max_key = key;
     }
     for (size_t s = 0; s < KSEG_AGG_STAGE_COUNT; s++)
         stage_rows_out[s] += stage_rows[s];
@@ -1059,8 +1068,9 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
             }
         if (customer_rows == 0)
             return 0; /* nothing to add, and nothing to decide the layout by */
-        if (dense_prepare(state, columns, rows, lowest, highest, n_threads))
-            return -1;
+        int prepared = dense_prepare(state, columns, rows, lowest, highest, n_threads);
+        if (prepared)
+            return prepared;
     }
     if (!state->dense)
         return add_columns_partitioned(state, columns, rows, n_threads);
@@ -1081,7 +1091,8 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
         thread_failed[thread] = 0;
         stops[thread] = add_columns_dense_range(
             state, columns, rows, dense_split(span, thread, team),
-            dense_split(span, thread + 1, team), &state->dense_logs[thread], stage_rows[thread],
+            dense_split(span, thread + 1, team),
+            state->restartable ? NULL : &state->dense_logs[thread], stage_rows[thread],
             &new_customers[thread], &thread_failed[thread]);
     }
     int failed = 0, stopped = 0;
@@ -1096,6 +1107,8 @@ int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns,
         return -1;
     if (!stopped)
         return 0;
+    if (state->restartable)
+        return KSEG_AGG_RESTART;
     /* Some thread met a key below its customer's largest: the partitions take over, and add
        each thread's rows from the one it stopped at, in row order, so every customer's rows are
        still added in row order. The other rows are masked as "no customer" for that pass. */

@@ -137,6 +137,12 @@ typedef struct kseg_agg_state {
     int dedupe;     /* remove rows whose row_hash was seen before */
     kseg_agg_partition *partitions;
 
+    /* 0 (as kseg_agg_state_init leaves it): with keys on, the dense layout logs every new
+       (customer, key) pair, so that it can move into the partitions at any row. 1: the caller can
+       add every block again from the first, so the dense layout logs nothing (on the 1e7-row
+       benchmark log the 3.1 million pairs cost a quarter of the dense pass); where the log would
+       be needed, the kernel returns KSEG_AGG_RESTART instead (see kseg_agg_add_columns). */
+    int restartable;
     int dense;            /* customers live in dense_table, the partitions are empty */
     int layout_decided;   /* the first block with a customer has chosen the layout */
     int64_t dense_base;   /* customer id of dense_table[0] */
@@ -201,10 +207,18 @@ size_t kseg_agg_customer_count(const kseg_agg_state *state);
 /* Rows per stage over the whole state (either layout). */
 void kseg_agg_stage_rows(const kseg_agg_state *state, int64_t stage_rows[KSEG_AGG_STAGE_COUNT]);
 
+/* Returned by the kernels of a restartable state (kseg_agg_state.restartable) whose dense layout
+ * would need the key log it did not keep: a purchase whose key is below its customer's largest,
+ * or a move into the partitions after keys were counted. The state then holds part of the rows
+ * and is unusable except for destroy; the caller starts again from its first block with a state
+ * that is not restartable. */
+#define KSEG_AGG_RESTART 1
+
 /* Moves a dense state into the partitions (customers inserted in id order, the key logs into the
  * partitions' logs) and keeps it there for the rest of the run; a state already in the
- * partitions is left alone. For callers that read the partitions directly. Returns 0, or -1 when
- * out of memory (the state is then unusable except for destroy). */
+ * partitions is left alone. For callers that read the partitions directly. Returns 0, -1 when
+ * out of memory, or KSEG_AGG_RESTART (a restartable state with keys counted); in both failures
+ * the state is then unusable except for destroy. */
 int kseg_agg_to_partitions(kseg_agg_state *state);
 
 /* Bytes held by the tables (customers, indexes, keys and key logs, row hashes). */
@@ -222,8 +236,9 @@ size_t kseg_agg_state_bytes(const kseg_agg_state *state);
  * Parallel version: records are first copied, stable by partition, into partitioned[rows]; each
  * thread then processes whole partitions. Caller memory: partitioned[rows],
  * histograms[n_threads * n_partitions], offsets[n_partitions + 1]. The only allocation is table
- * growth between batches of KSEG_AGG_RESERVE_BATCH rows. Returns 0, or -1 when a table could not
- * grow (the state is then unusable except for destroy). */
+ * growth between batches of KSEG_AGG_RESERVE_BATCH rows. Returns 0, -1 when a table could not
+ * grow, or KSEG_AGG_RESTART when a restartable dense state with keys cannot move into the
+ * partitions (in both failures the state is then unusable except for destroy). */
 int kseg_agg_add_block(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
                        int n_threads, kseg_agg_record *partitioned, size_t *histograms,
                        size_t *offsets);
@@ -251,8 +266,11 @@ typedef struct kseg_agg_columns {
  * consecutive rows of the same customer reuse its table entry, and a purchase row with the same
  * customer and key as the previous one skips the key set (the pair is known to be there); see
  * kseg_agg_partition for the key log used while keys arrive in increasing order. Tables grow
- * when an insertion would make them more than half full. Returns 0, or -1 when a table could
- * not grow (the state is then unusable except for destroy) or the state has dedupe on. */
+ * when an insertion would make them more than half full. A restartable state keeps no key log
+ * in the dense layout, and where the rows above would need it (a key below its customer's
+ * largest, or a later block whose ids move the state into the partitions) returns
+ * KSEG_AGG_RESTART instead. Returns 0, KSEG_AGG_RESTART, or -1 when a table could not grow or
+ * the state has dedupe on (after a failure the state is unusable except for destroy). */
 int kseg_agg_add_columns(kseg_agg_state *state, const kseg_agg_columns *columns, size_t rows,
                          int n_threads);
 

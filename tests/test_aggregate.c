@@ -309,6 +309,7 @@ static kseg_agg_record *make_visit_records(size_t rows, size_t customers, uint64
 {
     kseg_agg_record *records = make_records(rows, customers, seed);
     rng_state = seed ^ 0x5bd1e995u;
+    records[0].key = 0; /* below every later key, which are i / 2 and copies */
     for (size_t i = 1; i < rows; i++) {
         kseg_agg_record *record = &records[i];
         if (next_random() % 100 < 65) {
@@ -322,9 +323,10 @@ static kseg_agg_record *make_visit_records(size_t rows, size_t customers, uint64
     return records;
 }
 
-/* Adds records as columns in blocks of block_rows with kseg_agg_add_columns. */
-static void run_columns(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
-                        size_t block_rows, int threads)
+/* Adds records as columns in blocks of block_rows with kseg_agg_add_columns; returns the first
+ * status that is not 0 (and adds no block after it), or 0. */
+static int add_columns_in_blocks(kseg_agg_state *state, const kseg_agg_record *records,
+                                 size_t rows, size_t block_rows, int threads)
 {
     int64_t *customer_id = malloc(rows * sizeof *customer_id);
     int64_t *time = malloc(rows * sizeof *time);
@@ -338,17 +340,25 @@ static void run_columns(kseg_agg_state *state, const kseg_agg_record *records, s
         key[i] = records[i].key;
         stage[i] = (uint8_t)records[i].stage;
     }
-    for (size_t begin = 0; begin < rows; begin += block_rows) {
+    int status = 0;
+    for (size_t begin = 0; begin < rows && !status; begin += block_rows) {
         size_t count = rows - begin < block_rows ? rows - begin : block_rows;
         kseg_agg_columns columns = {customer_id + begin, time + begin, amount + begin,
                                     state->track_keys ? key + begin : NULL, stage + begin};
-        cr_assert_eq(kseg_agg_add_columns(state, &columns, count, threads), 0);
+        status = kseg_agg_add_columns(state, &columns, count, threads);
     }
     free(customer_id);
     free(time);
     free(amount);
     free(key);
     free(stage);
+    return status;
+}
+
+static void run_columns(kseg_agg_state *state, const kseg_agg_record *records, size_t rows,
+                        size_t block_rows, int threads)
+{
+    cr_assert_eq(add_columns_in_blocks(state, records, rows, block_rows, threads), 0);
 }
 
 Test(aggregate, columns_match_brute_force_for_every_split)
@@ -556,6 +566,82 @@ Test(aggregate, dense_range_widens_then_gives_way_to_the_partitions)
         }
         free(expected);
     }
+    free(records);
+}
+
+Test(aggregate, restartable_state_asks_for_a_restart_only_where_it_needs_the_key_log)
+{
+    /* A restartable state keeps no key log in the dense layout. Keys in order (or no keys) give
+       the same customers as one at a time; a key below its customer's largest, or a far-away id
+       after keys were counted, returns KSEG_AGG_RESTART instead of moving into the partitions. */
+    const size_t rows = 12000, customers = 300;
+    for (unsigned out_of_order = 0; out_of_order <= 100; out_of_order += 100) {
+        kseg_agg_record *records = make_visit_records(rows, customers, 515 + out_of_order,
+                                                      out_of_order);
+        densify(records, rows, -40, 400);
+        for (int track_keys = 0; track_keys < 2; track_keys++) {
+            kseg_agg_customer *expected;
+            int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+            size_t n_expected =
+                brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+            for (int threads = 1; threads <= 3; threads++) {
+                char what[120];
+                snprintf(what, sizeof what, "restartable: out of order %u%% keys %d threads %d",
+                         out_of_order, track_keys, threads);
+                kseg_agg_state state;
+                cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
+                state.restartable = 1;
+                int status = add_columns_in_blocks(&state, records, rows, 1000, threads);
+                if (out_of_order && track_keys)
+                    cr_assert_eq(status, KSEG_AGG_RESTART, "%s: status %d", what, status);
+                else {
+                    cr_assert_eq(status, 0, "%s", what);
+                    cr_assert(state.dense, "%s: the dense layout was not used", what);
+                    for (size_t t = 0; t < state.n_dense_logs; t++)
+                        cr_assert_eq(state.dense_logs[t].n_keys, 0, "%s: a key was logged", what);
+                    /* assert_same reads the customers through the partitions; the key sets it
+                       does not read are what the restartable state left out. */
+                    state.restartable = 0;
+                    assert_same(expected, n_expected, expected_stages, &state, track_keys, what);
+                }
+                kseg_agg_state_destroy(&state);
+            }
+            free(expected);
+        }
+        free(records);
+    }
+
+    /* Dense blocks, then a block with a far-away id: only a state with keys needs the log. */
+    kseg_agg_record *records = make_visit_records(rows, customers, 616, 0);
+    densify(records, rows, 1000, 400);
+    records[rows - 10].customer_id = INT64_MAX;
+    records[rows - 10].stage = KSEG_AGG_KEPT_PURCHASE;
+    for (int track_keys = 0; track_keys < 2; track_keys++) {
+        kseg_agg_customer *expected;
+        int64_t expected_stages[KSEG_AGG_STAGE_COUNT];
+        size_t n_expected = brute_force(records, rows, track_keys, 0, &expected, expected_stages);
+        kseg_agg_state state;
+        cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, track_keys, 0), 0);
+        state.restartable = 1;
+        int status = add_columns_in_blocks(&state, records, rows, 4000, 2);
+        if (track_keys)
+            cr_assert_eq(status, KSEG_AGG_RESTART, "a far-away id after keys: status %d", status);
+        else {
+            cr_assert_eq(status, 0);
+            cr_assert(!state.dense, "a far-away id leaves the dense layout");
+            assert_same(expected, n_expected, expected_stages, &state, 0, "restartable, no keys");
+        }
+        kseg_agg_state_destroy(&state);
+        free(expected);
+    }
+    /* kseg_agg_to_partitions says the same to a caller that asks for the partitions. */
+    kseg_agg_state state;
+    cr_assert_eq(kseg_agg_state_init(&state, KSEG_AGG_PARTITIONS, 1, 0), 0);
+    state.restartable = 1;
+    run_columns(&state, records, 1000, 1000, 1);
+    cr_assert(state.dense);
+    cr_assert_eq(kseg_agg_to_partitions(&state), KSEG_AGG_RESTART);
+    kseg_agg_state_destroy(&state);
     free(records);
 }
 

@@ -134,22 +134,39 @@ static kseg_transactions block_of(const test_log *log, size_t begin, size_t rows
                                .n_categories = 2};
 }
 
-/* Runs the engine over the log in blocks of block_rows. */
-static int run_engine(const test_log *log, const kseg_rfm_options *options, size_t block_rows,
-                      int has_invoice, kseg_rfm_table *table, kseg_error *error)
+/* Runs the engine over the log in blocks of block_rows. When the aggregator asks for the blocks
+ * again (KSEG_ERESTART, options->restartable), adds them again from the first, as `kseg rfm`
+ * does, and counts that in *restarts (when not NULL). */
+static int run_engine_counting(const test_log *log, const kseg_rfm_options *options,
+                               size_t block_rows, int has_invoice, kseg_rfm_table *table,
+                               kseg_error *error, int *restarts)
 {
     kseg_rfm_aggregator *aggregator = NULL;
     int status = kseg_rfm_aggregator_create(&aggregator, options, error);
+    int restarted = 0;
     for (size_t begin = 0; !status && begin < log->rows; begin += block_rows) {
         kseg_category_column categories[2];
         size_t rows = log->rows - begin < block_rows ? log->rows - begin : block_rows;
         kseg_transactions block = block_of(log, begin, rows, has_invoice, categories);
         status = kseg_rfm_aggregator_add(aggregator, &block, error);
+        if (status == KSEG_ERESTART && restarted < 2) { /* a third pass would be a bug */
+            restarted++;
+            status = 0;
+            begin = 0 - block_rows; /* the loop's step wraps it to 0 */
+        }
     }
+    if (restarts)
+        *restarts = restarted;
     if (!status)
         status = kseg_rfm_aggregator_finish(aggregator, table, error);
     kseg_rfm_aggregator_destroy(aggregator);
     return status;
+}
+
+static int run_engine(const test_log *log, const kseg_rfm_options *options, size_t block_rows,
+                      int has_invoice, kseg_rfm_table *table, kseg_error *error)
+{
+    return run_engine_counting(log, options, block_rows, has_invoice, table, error, NULL);
 }
 
 /* ---------------------------------------------------------------- the brute force */
@@ -312,9 +329,18 @@ static void brute_force(const test_log *log, const kseg_rfm_options *options, in
     id_row *sorted = malloc(rows * sizeof *sorted);
     int64_t *keys = malloc(rows * sizeof *keys);
     size_t n_sorted = 0;
+    /* The total as the engine documents it: summed in row order within each block of 8192 rows
+       (KSEG_BLOCK_ROWS), and the block sums in block order. */
+    double block_sum = 0.0;
+    for (size_t i = 0; i < rows; i++) {
+        block_sum += log->amount[i];
+        if ((i + 1) % 8192 == 0 || i + 1 == rows) {
+            table->total_amount += block_sum;
+            block_sum = 0.0;
+        }
+    }
     for (size_t i = 0; i < rows; i++) {
         stage[i] = row_stage(log, i, options);
-        table->total_amount += log->amount[i];
         if (stage[i] != 0)
             sorted[n_sorted++] = (id_row){log->customer_id[i], i};
         else
@@ -691,6 +717,103 @@ Test(rfm, results_are_bitwise_identical_for_1_2_4_threads)
             kseg_rfm_table_destroy(&tables[t]);
     }
     free_log(&log);
+}
+
+/* make_log's rows with customer ids packed into [20000, 20000 + span) (the engine's table indexed
+ * by id) and, with in_time_order, sorted by time with invoice numbers that grow with the hour, so
+ * that every customer's invoices and days arrive in increasing order. */
+static test_log make_dense_log(size_t rows, size_t customers, uint64_t seed, int64_t span,
+                               int in_time_order)
+{
+    test_log log = make_log(rows, customers, start_2023, 300, seed);
+    for (size_t i = 0; i < rows; i++)
+        if (log.valid[i])
+            log.customer_id[i] = 20000 + ((log.customer_id[i] % span) + span) % span;
+    if (!in_time_order)
+        return log;
+    /* A counting sort by hour, stable, keeps duplicate rows duplicates. */
+    size_t hours = 300 * 24;
+    size_t *starts = calloc(hours + 1, sizeof *starts);
+    size_t *order = malloc(rows * sizeof *order);
+    for (size_t i = 0; i < rows; i++)
+        starts[(size_t)(log.time[i] - start_2023) / 3600 + 1]++;
+    for (size_t h = 0; h < hours; h++)
+        starts[h + 1] += starts[h];
+    for (size_t i = 0; i < rows; i++)
+        order[starts[(size_t)(log.time[i] - start_2023) / 3600]++] = i;
+    test_log sorted = make_log(rows, customers, start_2023, 300, seed); /* same sizes */
+    for (size_t k = 0; k < rows; k++) {
+        size_t i = order[k];
+        sorted.customer_id[k] = log.customer_id[i];
+        sorted.valid[k] = log.valid[i];
+        sorted.time[k] = log.time[i];
+        sorted.amount[k] = log.amount[i];
+        sorted.quantity[k] = log.quantity[i];
+        sorted.price[k] = log.price[i];
+        sorted.cancelled[k] = log.cancelled[i];
+        sorted.country[k] = log.country[i];
+        sorted.channel[k] = log.channel[i];
+        sorted.invoice[k] = (log.time[i] - start_2023) / 3600 * 100000 + log.customer_id[i] % 1000;
+    }
+    free(starts);
+    free(order);
+    free_log(&log);
+    return sorted;
+}
+
+Test(rfm, restartable_aggregation_reads_twice_only_when_keys_are_out_of_order)
+{
+    /* With restartable on, an aggregator over ids in a dense range assumes each customer's
+       invoices and days arrive in increasing order and keeps no record of them; a log in time
+       order needs one pass, a shuffled one asks for a second (KSEG_ERESTART) exactly once, and
+       both give the brute force's table, bit for bit the table without restartable. */
+    for (int in_time_order = 1; in_time_order >= 0; in_time_order--) {
+        test_log log = make_dense_log(30000, 2000, 77, 2500, in_time_order);
+        for (int variant = 0; variant < 4; variant++) {
+            kseg_rfm_options options;
+            kseg_rfm_options_defaults(&options);
+            options.frequency_explicit = variant > 0;
+            options.frequency = variant == 1   ? KSEG_FREQUENCY_DAYS
+                                : variant == 2 ? KSEG_FREQUENCY_LINES
+                                               : KSEG_FREQUENCY_INVOICES;
+            options.returns = variant == 1 ? KSEG_RETURNS_NET : KSEG_RETURNS_DROP;
+            options.dedupe = variant == 3;
+            const char *names[] = {"invoices", "days, net", "lines", "dedupe"};
+            /* Lines count no keys and dedupe never uses the dense table: never a restart. */
+            const int expected_restarts = !in_time_order && variant <= 1;
+            expected_table expected;
+            brute_force(&log, &options, 1, &expected);
+            for (int threads = 1; threads <= 3; threads += 2)
+                for (size_t block_rows = 777; block_rows <= 30000; block_rows += 30000 - 777) {
+                    char what[160];
+                    snprintf(what, sizeof what, "%s, %s, %d threads, blocks of %zu",
+                             in_time_order ? "time order" : "shuffled", names[variant], threads,
+                             block_rows);
+                    options.n_threads = threads;
+                    kseg_rfm_table single, restartable;
+                    kseg_rfm_table_init(&single);
+                    kseg_rfm_table_init(&restartable);
+                    kseg_error error = {0};
+                    int restarts = -1;
+                    options.restartable = 0;
+                    cr_assert_eq(run_engine_counting(&log, &options, block_rows, 1, &single,
+                                                     &error, &restarts),
+                                 0, "%s: %s", what, error.message);
+                    cr_assert_eq(restarts, 0, "%s: a restart without restartable", what);
+                    options.restartable = 1;
+                    cr_assert_eq(run_engine_counting(&log, &options, block_rows, 1, &restartable,
+                                                     &error, &restarts),
+                                 0, "%s: %s", what, error.message);
+                    cr_assert_eq(restarts, expected_restarts, "%s: %d restarts", what, restarts);
+                    assert_table(&restartable, &expected, what);
+                    assert_bitwise_equal(&single, &restartable, what);
+                    kseg_rfm_table_destroy(&single);
+                    kseg_rfm_table_destroy(&restartable);
+                }
+            free_expected(&expected);
+        }
+        free_log(&log);
+    }
 }
 
 /* ---------------------------------------------------------------- bad input */

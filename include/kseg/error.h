@@ -30,7 +30,8 @@ extern "C" {
     X(ETOOBIG, -13, "size exceeds the limits")                                    \
     X(EINTERNAL, -14, "internal error")                                          \
     X(EINTERRUPTED, -15, "interrupted; a checkpoint was taken")                   \
-    X(EMISMATCH, -16, "the checkpoint belongs to other data or options")
+    X(EMISMATCH, -16, "the checkpoint belongs to other data or options")          \
+    X(ERESTART, -17, "add the input again from its first block")
 
 enum kseg_error_code {
     KSEG_OK = 0,

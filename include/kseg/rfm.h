@@ -97,6 +97,9 @@ typedef struct kseg_rfm_options {
     kseg_best_mode best;            /* Default KSEG_BEST_HIGH. */
     const kseg_rfm_map *map;        /* NULL = kseg_rfm_map_default(bins). */
     int32_t n_threads;              /* 0 = OpenMP default. */
+    int restartable;                /* The caller can add every block again from the first:
+                                       see kseg_rfm_aggregator_add. Ignored with dedupe and by
+                                       kseg_rfm_distributed. Default 0. */
 } kseg_rfm_options;
 
 KSEG_API void kseg_rfm_options_defaults(kseg_rfm_options *options);
@@ -143,7 +146,15 @@ typedef struct kseg_rfm_aggregator kseg_rfm_aggregator;
 KSEG_API int kseg_rfm_aggregator_create(kseg_rfm_aggregator **aggregator,
                                         const kseg_rfm_options *options, kseg_error *error);
 /* Adds a block of transactions; blocks must come in file order (sums are then identical however
- * the work is split among threads). */
+ * the work is split among threads).
+ *
+ * With options.restartable the aggregator first assumes that each customer's frequency keys
+ * (invoices or days) never decrease, and keeps no record of the keys it has counted; that makes
+ * the common case, a log in time order, faster. When a block breaks the assumption (or its
+ * customer ids leave the range the fast table covers, after keys were counted), the call returns
+ * KSEG_ERESTART: the aggregator has then reset itself to its state before the first block, with
+ * the assumption off, and the caller adds every block again from the first. That happens at
+ * most once per aggregator, and the result is bitwise the same as without restartable. */
 KSEG_API int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator,
                                      const kseg_transactions *block, kseg_error *error);
 /* Computes features, scores and segments into table. Fails with KSEG_EEMPTY when no customer is

@@ -10,6 +10,7 @@ behaviour: one line on stderr, exit status 1 (2 for usage), and no output file.
 The dataset must be present (shared/datasets beside the repository): a missing file is a failure,
 never a skip."""
 import functools
+import gzip
 import json
 import operator
 import os
@@ -50,9 +51,9 @@ def grid_name(r, f, bins):
     return GRID[5 - level_r][level_f - 1]
 
 
-def load_csv():
+def load_csv(path=RETAIL):
     """The CSV as pandas reads it: exact doubles (round_trip), times as UTC seconds."""
-    df = pd.read_csv(RETAIL, dtype={"InvoiceNo": str, "StockCode": str, "Description": str,
+    df = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str, "Description": str,
                                     "Country": str},
                      keep_default_na=False, na_values={"CustomerID": [""]}, **EXACT_FLOATS)
     times = pd.to_datetime(df["InvoiceDate"], format="%Y-%m-%d %H:%M:%S")
@@ -336,7 +337,39 @@ def main():
             assert round(sum(revenue_shares), 6) == 100.0, revenue_shares
             revenues = [float(line.split()[-2]) for line in table]
             assert revenues == sorted(revenues, reverse=True), revenues
+            assert "read twice" not in result.stdout, "a log in time order was read twice"
         cases.run("summary: shares add up to 100%, sorted by revenue", summary_adds_up)
+
+        # The same lines in a fixed random order: every customer's invoices and days now come
+        # out of order, so `kseg rfm` reads the file twice (the first pass assumes time order);
+        # pandas reads the shuffled CSV and sums each customer's amounts in its row order.
+        shuffled_csv = os.path.join(tmp, "shuffled.csv.gz")
+        with gzip.open(RETAIL, "rt", newline="") as source:
+            lines = source.readlines()
+        body = lines[1:]
+        order = np.random.default_rng(20261124).permutation(len(body))
+        with gzip.open(shuffled_csv, "wt", newline="") as target:
+            target.write(lines[0])
+            target.writelines(body[i] for i in order)
+        shuffled_tx = os.path.join(tmp, "shuffled.h5")
+        run_kseg("import", "transactions", shuffled_csv, "-o", shuffled_tx, "--quiet",
+                 *IMPORT_ARGS)
+        shuffled = load_csv(shuffled_csv)
+        assert not shuffled["InvoiceNo"].equals(df["InvoiceNo"]), "the lines were not shuffled"
+        cases.run("shuffled lines: defaults", compare, shuffled_tx, shuffled, tmp,
+                  "shuffled_defaults", {})
+        cases.run("shuffled lines: days, returns netted, value ties", compare, shuffled_tx,
+                  shuffled, tmp, "shuffled_days", {"frequency": "days", "returns": "net",
+                                                   "ties": "value"})
+
+        def shuffled_is_read_twice():
+            for threads in ("1", "2"):
+                result = run_kseg("rfm", shuffled_tx, "-o", os.path.join(tmp, "twice.h5"),
+                                  "--threads", threads)
+                assert "(read twice: some customer's invoices or days are out of order)" in \
+                    result.stdout, result.stdout
+        cases.run("shuffled lines: the summary says the file was read twice",
+                  shuffled_is_read_twice)
     cases.finish()
 
 
