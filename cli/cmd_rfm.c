@@ -95,15 +95,17 @@ static const char *const rfm_usage =
  * about half the time of level 4, for a file about 5% larger. */
 #define RESULT_GZIP_LEVEL 1
 
-/* One block read on a thread of its own while the previous block is aggregated. Each job has its
- * own reader (a block's buffers belong to its reader), and only the job's thread calls HDF5 while
- * it runs (the library is not thread-safe; the aggregation makes no HDF5 call). */
+/* One block read, on a thread of its own while the previous block is aggregated (background) or
+ * at once. Each job has its own reader (a block's buffers belong to its reader), and only the
+ * job's thread calls HDF5 while it runs (the library is not thread-safe; the aggregation makes no
+ * HDF5 call). */
 typedef struct read_job {
     kseg_transaction_reader *reader;
     size_t offset, count;
     kseg_transactions block;
     kseg_error error;
     int status;
+    int background;
     pthread_t thread;
     int running;
 } read_job;
@@ -117,12 +119,18 @@ static void *read_job_run(void *argument)
     return NULL;
 }
 
-/* Starts reading [offset, offset + count) on a thread; reads it here when no thread starts. */
+/* Starts reading [offset, offset + count) on a thread; reads it here when the job is not in the
+ * background or no thread starts. */
 static void read_job_start(read_job *job, size_t offset, size_t count)
 {
     job->offset = offset;
     job->count = count;
     kseg_error_clear(&job->error);
+    job->running = 0;
+    if (!job->background) {
+        read_job_run(job);
+        return;
+    }
     /* The reader thread starts with the termination signals blocked (it inherits the mask), so
        their handler, which removes temporary files, runs on this thread, never concurrently
        with a reader that is inside HDF5. */
@@ -855,8 +863,13 @@ int kseg_cmd_rfm(int argc, char **argv)
         columns |= KSEG_TX_CATEGORIES;
     if (options.dedupe)
         columns = KSEG_TX_ALL;
-    /* The second reader, for the block read while the first one's is aggregated. */
+    /* The second reader, for the block read while the first one's is aggregated. That overlap
+       pays only where the read's threads (as many as the aggregation's) find cores of their
+       own: with --threads 2 on 2 cores, the 1e7-row benchmark took 0.232 s to read, aggregate
+       and score with the reads in the background and 0.204 s with them in turn (medians of 11,
+       file in the page cache); with --threads 1 the background reads save about a quarter. */
     jobs[0].reader = reader;
+    jobs[0].background = jobs[1].background = 2 * omp_get_max_threads() <= omp_get_num_procs();
     failed = (!distributed &&
               kseg_transaction_reader_open(&jobs[1].reader, input_file, input_group, &error)) ||
              kseg_transaction_reader_select(reader, columns, &error) ||
@@ -902,8 +915,9 @@ int kseg_cmd_rfm(int argc, char **argv)
     }
     int show_progress = !quiet && !distributed && cli_stderr_is_terminal();
     int read_twice = 0;
-    /* Block k + 1 is read (into the other reader's buffers) while block k is aggregated; the
-       blocks are still added in file order, so the results are those of reading in turn. */
+    /* Block k + 1 is read (into the other reader's buffers) before block k is aggregated, in the
+       background where there are cores for it; the blocks are still added in file order, so the
+       results are those of reading in turn. */
     if (total_rows > 0 && !distributed)
         read_job_start(&jobs[0], 0, total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
     for (size_t offset = 0, k = 0; !distributed && offset < total_rows;) {

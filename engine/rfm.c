@@ -278,6 +278,8 @@ struct kseg_rfm_aggregator {
        split among ranks at block boundaries (engine/rfm_distributed.c). */
     double amount_blocks; /* the completed blocks */
     double amount_block;  /* the block in progress */
+    double *piece_sums;   /* [piece_capacity]: one add's sums per block piece */
+    size_t piece_capacity;
     int failed; /* an add failed: the sums are incomplete, so finish refuses */
 };
 
@@ -417,6 +419,7 @@ void kseg_rfm_aggregator_destroy(kseg_rfm_aggregator *aggregator)
     free(aggregator->partitioned);
     free(aggregator->histograms);
     free(aggregator->offsets);
+    free(aggregator->piece_sums);
     free(aggregator);
 }
 
@@ -729,17 +732,52 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
         if (!block->categories[c].codes)
             return kseg_error_set(error, KSEG_EINVAL,
                                   "RFM aggregation: category column %zu has no codes", c);
-    /* A time outside years 0..9999 (a damaged file: the importer never writes one) would make
-       the reference day and the recency and tenure subtractions overflow int64. */
-    for (size_t i = 0; i < block->rows; i++)
-        if (block->time[i] < KSEG_TIME_MIN || block->time[i] > KSEG_TIME_MAX) {
-            aggregator->failed = 1;
-            return kseg_error_set(error, KSEG_EINVAL,
-                                  "transaction row %lld: time %lld is outside years 0 to 9999 "
-                                  "(seconds since 1970-01-01 UTC expected)",
-                                  (long long)(aggregator->rows_read + (int64_t)i),
-                                  (long long)block->time[i]);
+    /* One parallel pass over the block's pieces (the rows up to each KSEG_BLOCK_ROWS boundary,
+       counted from the first row) checks the times and sums each piece's amounts in row order;
+       the piece sums are added in order after the aggregation. */
+    const size_t rows_before = (size_t)aggregator->rows_read;
+    const size_t first_end = KSEG_BLOCK_ROWS - rows_before % KSEG_BLOCK_ROWS;
+    const size_t n_pieces =
+        block->rows <= first_end ? 1 : 1 + (block->rows - first_end + KSEG_BLOCK_ROWS - 1) /
+                                               KSEG_BLOCK_ROWS;
+    if (n_pieces > aggregator->piece_capacity) {
+        double *grown = realloc(aggregator->piece_sums, n_pieces * sizeof *grown);
+        if (!grown)
+            return kseg_error_set(error, KSEG_ENOMEM, "out of memory");
+        aggregator->piece_sums = grown;
+        aggregator->piece_capacity = n_pieces;
+    }
+    double *piece_sums = aggregator->piece_sums;
+    const double carried = aggregator->amount_block;
+    int64_t first_bad_time = INT64_MAX;
+#pragma omp parallel for schedule(static) num_threads(aggregator->n_threads) \
+    reduction(min : first_bad_time)
+    for (size_t piece = 0; piece < n_pieces; piece++) {
+        size_t begin = piece == 0 ? 0 : first_end + (piece - 1) * KSEG_BLOCK_ROWS;
+        size_t end = piece == 0 ? first_end : begin + KSEG_BLOCK_ROWS;
+        if (end > block->rows)
+            end = block->rows;
+        /* The first piece continues the block the previous call left open. */
+        double sum = piece == 0 ? carried : 0.0;
+        for (size_t i = begin; i < end; i++) {
+            sum += block->amount[i];
+            /* A time outside years 0..9999 (a damaged file: the importer never writes one)
+               would make the reference day and the recency and tenure subtractions overflow
+               int64. */
+            if ((block->time[i] < KSEG_TIME_MIN || block->time[i] > KSEG_TIME_MAX) &&
+                (int64_t)i < first_bad_time)
+                first_bad_time = (int64_t)i;
         }
+        piece_sums[piece] = sum;
+    }
+    if (first_bad_time != INT64_MAX) {
+        aggregator->failed = 1;
+        return kseg_error_set(error, KSEG_EINVAL,
+                              "transaction row %lld: time %lld is outside years 0 to 9999 "
+                              "(seconds since 1970-01-01 UTC expected)",
+                              (long long)(aggregator->rows_read + first_bad_time),
+                              (long long)block->time[first_bad_time]);
+    }
     int status;
     if (!aggregator->columns_known) {
         if ((status = configure(aggregator, block, error)))
@@ -812,21 +850,16 @@ int kseg_rfm_aggregator_add(kseg_rfm_aggregator *aggregator, const kseg_transact
             goto fail;
         }
     }
-    /* The total is summed on one thread, in row order within each block of KSEG_BLOCK_ROWS
-       rows: it is cheap next to the aggregation, and gives the same bits for any thread count
-       and (summing the block sums in block order) for any rank count. */
-    for (size_t i = 0; i < block->rows;) {
-        size_t end = i + (KSEG_BLOCK_ROWS - ((size_t)aggregator->rows_read + i) % KSEG_BLOCK_ROWS);
-        if (end > block->rows)
-            end = block->rows;
-        double sum = aggregator->amount_block;
-        for (; i < end; i++)
-            sum += block->amount[i];
-        if (((size_t)aggregator->rows_read + end) % KSEG_BLOCK_ROWS == 0) {
-            aggregator->amount_blocks += sum; /* the block is complete */
+    /* The total: each piece's sum was taken in row order, and the completed blocks' sums are
+       added in block order, which gives the same bits for any thread count and (the ranks'
+       rows split at block boundaries) for any rank count. */
+    for (size_t piece = 0; piece < n_pieces; piece++) {
+        size_t end = first_end + piece * KSEG_BLOCK_ROWS; /* rows of the block up to here */
+        if (end <= block->rows) {
+            aggregator->amount_blocks += piece_sums[piece]; /* the block is complete */
             aggregator->amount_block = 0.0;
         } else
-            aggregator->amount_block = sum;
+            aggregator->amount_block = piece_sums[piece];
     }
     aggregator->rows_read += (int64_t)block->rows;
     return 0;
