@@ -863,17 +863,18 @@ int kseg_cmd_rfm(int argc, char **argv)
         columns |= KSEG_TX_CATEGORIES;
     if (options.dedupe)
         columns = KSEG_TX_ALL;
-    /* The second reader, for the block read while the first one's is aggregated. That overlap
-       pays only where the read's threads (as many as the aggregation's) find cores of their
-       own: with --threads 2 on 2 cores, the 1e7-row benchmark took 0.232 s to read, aggregate
-       and score with the reads in the background and 0.204 s with them in turn (medians of 11,
-       file in the page cache); with --threads 1 the background reads save about a quarter. */
+    /* Blocks are read ahead, in the background into a second reader, only where the read's
+       threads (as many as the aggregation's) find cores of their own: with --threads 2 on 2
+       cores, the 1e7-row benchmark took 0.232 s to read, aggregate and score with the reads in
+       the background and 0.204 s with them in turn (medians of 11, file in the page cache);
+       with --threads 1 the background reads save about a quarter. */
     jobs[0].reader = reader;
-    jobs[0].background = jobs[1].background = 2 * omp_get_max_threads() <= omp_get_num_procs();
-    failed = (!distributed &&
+    const int read_ahead = !distributed && 2 * omp_get_max_threads() <= omp_get_num_procs();
+    jobs[0].background = jobs[1].background = read_ahead;
+    failed = (read_ahead &&
               kseg_transaction_reader_open(&jobs[1].reader, input_file, input_group, &error)) ||
              kseg_transaction_reader_select(reader, columns, &error) ||
-             (!distributed && kseg_transaction_reader_select(jobs[1].reader, columns, &error));
+             (read_ahead && kseg_transaction_reader_select(jobs[1].reader, columns, &error));
     /* Open the output before the expensive work: an unwritable destination fails at once. */
     if (!failed && root)
         failed = kseg_h5_writer_open(&writer, output, &error) != 0;
@@ -915,13 +916,17 @@ int kseg_cmd_rfm(int argc, char **argv)
     }
     int show_progress = !quiet && !distributed && cli_stderr_is_terminal();
     int read_twice = 0;
-    /* Block k + 1 is read (into the other reader's buffers) before block k is aggregated, in the
-       background where there are cores for it; the blocks are still added in file order, so the
-       results are those of reading in turn. */
-    if (total_rows > 0 && !distributed)
+    /* Reading ahead, block k + 1 is read (into the other reader's buffers) while block k is
+       aggregated; the blocks are still added in file order, so the results are those of reading
+       in turn, which is what happens otherwise (one reader, each block read when it is due). */
+    if (total_rows > 0 && read_ahead)
         read_job_start(&jobs[0], 0, total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
     for (size_t offset = 0, k = 0; !distributed && offset < total_rows;) {
-        read_job *job = &jobs[k % 2];
+        read_job *job = &jobs[read_ahead ? k % 2 : 0];
+        if (!read_ahead)
+            read_job_start(job, offset,
+                           total_rows - offset < READ_BLOCK_ROWS ? total_rows - offset
+                                                                 : READ_BLOCK_ROWS);
         if (read_job_finish(job)) {
             if (show_progress)
                 fputc('\n', stderr);
@@ -929,7 +934,7 @@ int kseg_cmd_rfm(int argc, char **argv)
             goto cleanup;
         }
         size_t next = offset + READ_BLOCK_ROWS;
-        if (next < total_rows)
+        if (read_ahead && next < total_rows)
             read_job_start(&jobs[(k + 1) % 2], next,
                            total_rows - next < READ_BLOCK_ROWS ? total_rows - next
                                                                : READ_BLOCK_ROWS);
@@ -937,13 +942,14 @@ int kseg_cmd_rfm(int argc, char **argv)
         if (added == KSEG_ERESTART) {
             /* The log is not in time order: the aggregator has reset itself, and the file is
                read again from its first row (the block read ahead is dropped). */
-            if (next < total_rows)
+            if (read_ahead && next < total_rows)
                 (void)read_job_finish(&jobs[(k + 1) % 2]);
             offset = 0;
             k = 0;
             read_twice = 1;
-            read_job_start(&jobs[0], 0,
-                           total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
+            if (read_ahead)
+                read_job_start(&jobs[0], 0,
+                               total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
             continue;
         }
         if (added) {

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "kseg/memory.h"
+#include "huge_pages.h"
 
 /* A value in kB from /proc/meminfo ("MemAvailable:   12345 kB"), or -1. */
 static int64_t meminfo_value(const char *text, const char *key)
@@ -327,4 +329,25 @@ int kseg_memory_check(uint64_t bytes, const char *what, kseg_error *error)
                           what, kseg_memory_format(bytes, needed, sizeof needed),
                           kseg_memory_format(budget.available, have, sizeof have),
                           budget.cap_binds ? " under KSEG_MEMORY_LIMIT" : "");
+}
+
+/* Measured on the 1e7-row RFM benchmark (2 threads, one process per run): the read buffers,
+   scoring scratch and result columns in huge pages took `kseg rfm`'s read and aggregate from
+   about 0.15 s to 0.12 s and its scoring from about 0.048 s to 0.035 s, nearly all of it page
+   faults of fresh memory. */
+#define HUGE_PAGE_BYTES ((uintptr_t)2 << 20)
+
+void kseg_advise_huge_pages(void *pointer, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    if (!pointer || bytes < 2 * HUGE_PAGE_BYTES)
+        return;
+    uintptr_t begin = ((uintptr_t)pointer + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
+    uintptr_t end = ((uintptr_t)pointer + bytes) & ~(HUGE_PAGE_BYTES - 1);
+    if (end > begin)
+        (void)madvise((void *)begin, end - begin, MADV_HUGEPAGE); /* a hint: failure is fine */
+#else
+    (void)pointer;
+    (void)bytes;
+#endif
 }

@@ -11,6 +11,7 @@
 #include "blocks.h"
 #include "kseg/rfm.h"
 #include "quantile.h"
+#include "huge_pages.h"
 #include "rfm_internal.h"
 
 #define SECONDS_PER_DAY ((int64_t)86400)
@@ -147,6 +148,10 @@ static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
         score_scratch_free(scratch);
         return -1;
     }
+    kseg_advise_huge_pages(scratch->keys, n * sizeof *scratch->keys);
+    kseg_advise_huge_pages(scratch->scratch_keys, n * sizeof *scratch->scratch_keys);
+    kseg_advise_huge_pages(scratch->order, n * sizeof *scratch->order);
+    kseg_advise_huge_pages(scratch->scratch_order, n * sizeof *scratch->scratch_order);
     return 0;
 }
 
@@ -1033,6 +1038,15 @@ static int allocate_table_columns(kseg_rfm_table *table, size_t n, int32_t bins)
     table->scores = malloc(3 * n * sizeof *table->scores);
     table->segment = malloc(n * sizeof *table->segment);
     table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
+    const size_t column_bytes = n * sizeof(double); /* every 8-byte column */
+    kseg_advise_huge_pages(table->customer_id, column_bytes);
+    kseg_advise_huge_pages(table->recency, column_bytes);
+    kseg_advise_huge_pages(table->frequency, column_bytes);
+    kseg_advise_huge_pages(table->monetary, column_bytes);
+    kseg_advise_huge_pages(table->tenure, column_bytes);
+    kseg_advise_huge_pages(table->rows, column_bytes);
+    kseg_advise_huge_pages(table->scores, 3 * n * sizeof *table->scores);
+    kseg_advise_huge_pages(table->segment, n * sizeof *table->segment);
     return !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
            !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts;
 }
@@ -1168,6 +1182,12 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
         if (!included_id || !included_first || !included_last || !included_rows ||
             !included_amount || !included_count)
             goto out_of_memory;
+        kseg_advise_huge_pages(included_id, n * sizeof *included_id);
+        kseg_advise_huge_pages(included_first, n * sizeof *included_first);
+        kseg_advise_huge_pages(included_last, n * sizeof *included_last);
+        kseg_advise_huge_pages(included_rows, n * sizeof *included_rows);
+        kseg_advise_huge_pages(included_amount, n * sizeof *included_amount);
+        kseg_advise_huge_pages(included_count, n * sizeof *included_count);
     }
     keys = malloc(n * sizeof *keys);
     scratch_keys = malloc(n * sizeof *scratch_keys);
@@ -1179,6 +1199,11 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
         columns_missing)
         goto out_of_memory;
+    kseg_advise_huge_pages(keys, n * sizeof *keys);
+    kseg_advise_huge_pages(scratch_keys, n * sizeof *scratch_keys);
+    kseg_advise_huge_pages(order, n * sizeof *order);
+    kseg_advise_huge_pages(scratch_order, n * sizeof *scratch_order);
+    kseg_advise_huge_pages(ascending, 3 * n * sizeof *ascending);
     if (copy_map(&table->map, &aggregator->map))
         goto out_of_memory;
 

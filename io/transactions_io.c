@@ -15,6 +15,7 @@
 #include "kseg/io.h"
 
 #include "h5_internal.h"
+#include "huge_pages.h"
 
 #define DEFAULT_GROUP "/transactions"
 #define DEFAULT_CHUNK_ROWS ((size_t)1 << 16)
@@ -910,12 +911,14 @@ static int reserve(kseg_transaction_reader *reader, size_t count, kseg_error *er
         void *buffer = realloc(reader->columns[c].buffer, count * column_specs[c].element_size);
         if (!buffer)
             goto out_of_memory;
+        kseg_advise_huge_pages(buffer, count * column_specs[c].element_size);
         reader->columns[c].buffer = buffer;
     }
     for (size_t k = 0; k < reader->n_categories; k++) {
         int32_t *codes = realloc(reader->categories[k].codes, count * sizeof *codes);
         if (!codes)
             goto out_of_memory;
+        kseg_advise_huge_pages(codes, count * sizeof *codes);
         reader->categories[k].codes = codes;
     }
     reader->capacity = count;
