@@ -1,12 +1,66 @@
 /* Tests of the memory budget (kseg/memory.h): saturating size arithmetic, the amounts in the
  * refusal message, and KSEG_MEMORY_LIMIT, whose malformed values must be reported, not taken
- * for a tiny limit. */
+ * for a tiny limit; and the huge-page hint for large buffers (engine/huge_pages.h). */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "huge_pages.h"
 #include "kseg/memory.h"
+
+/* The VmFlags line of the /proc/self/smaps mapping that holds address, into flags. */
+static int mapping_flags(uintptr_t address, char *flags, size_t size)
+{
+    FILE *smaps = fopen("/proc/self/smaps", "r");
+    if (!smaps)
+        return -1;
+    char line[512];
+    int inside = 0, found = -1;
+    while (fgets(line, sizeof line, smaps)) {
+        unsigned long begin, end;
+        if (sscanf(line, "%lx-%lx ", &begin, &end) == 2)
+            inside = address >= begin && address < end;
+        else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(flags, size, "%s", line + 8);
+            found = 0;
+            break;
+        }
+    }
+    fclose(smaps);
+    return found;
+}
+
+Test(memory, large_buffers_are_advised_huge_pages_and_stay_usable)
+{
+    /* A buffer of 16 MiB at an address that is not 2 MiB-aligned: its aligned interior is marked
+       for huge pages ("hg" in VmFlags) where the kernel has them, and every byte is still the
+       caller's. Small buffers, NULL and zero sizes are left alone without error. */
+    const size_t bytes = (size_t)16 << 20;
+    unsigned char *buffer = malloc(bytes + 4096);
+    cr_assert_not_null(buffer);
+    unsigned char *start = buffer + 4096 - ((uintptr_t)buffer % 4096) + 123;
+    kseg_advise_huge_pages(start, bytes - 4096);
+    memset(start, 0x5a, bytes - 4096);
+    for (size_t i = 0; i < bytes - 4096; i += 4093)
+        cr_assert_eq(start[i], 0x5a);
+    uintptr_t interior = ((uintptr_t)start + ((uintptr_t)2 << 20) - 1) & ~(((uintptr_t)2 << 20) - 1);
+    char flags[512];
+    cr_assert_eq(mapping_flags(interior, flags, sizeof flags), 0, "no mapping holds the buffer");
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0)
+        cr_assert(strstr(flags, " hg") != NULL, "no huge-page advice on the buffer: VmFlags%s",
+                  flags);
+    free(buffer);
+
+    unsigned char small[64];
+    kseg_advise_huge_pages(small, sizeof small);
+    kseg_advise_huge_pages(NULL, bytes);
+    kseg_advise_huge_pages(small, 0);
+    memset(small, 1, sizeof small);
+    cr_assert_eq(small[63], 1);
+}
 
 Test(memory, saturating_arithmetic)
 {
