@@ -118,6 +118,9 @@ typedef struct kseg_agg_dense_log {
     kseg_agg_dense_key *keys;
     size_t n_keys;
     size_t capacity;
+    /* The thread's scratch for one block: the rows whose customer it owns, in row order. */
+    uint32_t *owned_rows;
+    size_t owned_capacity;
 } kseg_agg_dense_log;
 
 /* The aggregation state: n_partitions partitions (fixed for a run; results do not depend on it).
@@ -256,8 +259,8 @@ typedef struct kseg_agg_columns {
 } kseg_agg_columns;
 
 /* Adds a block given as columns with the same contract (and the same results, bit for bit) as
- * kseg_agg_add_block. In the dense layout (see kseg_agg_state) each thread scans the whole block
- * and adds the rows of a fixed contiguous range of ids; a key below its customer's largest stops
+ * kseg_agg_add_block. In the dense layout (see kseg_agg_state) each thread lists the rows of its
+ * fixed contiguous range of ids (one scan of the ids, no branch per row) and adds them in order; a key below its customer's largest stops
  * the thread at that row, the state moves into the partitions, and the rows not yet added go
  * through the partition path below. In the partitions each thread scans the whole block and
  * adds the rows of the partitions it owns (a fixed contiguous range of partitions), in row order,
