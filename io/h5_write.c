@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "kseg/io.h"
 
@@ -418,11 +418,14 @@ static void shuffle_bytes(const unsigned char *source, unsigned char *target, si
 }
 
 /* Writes a whole shuffled and deflated dataset chunk by chunk, with the chunks filtered on
- * OpenMP threads instead of one after the other inside H5Dwrite: the shuffle and deflate steps
- * of HDF5's own filters (the same zlib call and level, the edge chunk padded with the fill value
- * 0 as HDF5 pads it), then H5Dwrite_chunk from this thread only, since HDF5 is not thread-safe.
- * The stored chunks are byte for byte those H5Dwrite would have stored. Returns 0, 1 when the
- * buffers could not be allocated (the caller then writes with H5Dwrite), or a negative error. */
+ * OpenMP threads instead of one after the other inside H5Dwrite: the shuffle step of HDF5's own
+ * filter, byte for byte (the edge chunk padded with the fill value 0 as HDF5 pads it), then a
+ * zlib stream at the dataset's level from libdeflate instead of zlib, then H5Dwrite_chunk from
+ * this thread only, since HDF5 is not thread-safe. HDF5's deflate filter (any zlib inflater)
+ * reads the streams; they are not the bytes zlib would have made: at level 1 on RFM results
+ * libdeflate took 0.42 of zlib's time for a 7 % smaller output. Returns 0, 1 when the buffers or
+ * compressors could not be allocated (the caller then writes with H5Dwrite), or a negative
+ * error. */
 static int write_chunks_in_parallel(kseg_h5_writer *writer, hid_t dataset, const char *path,
                                     const unsigned char *data, size_t rows, size_t row_bytes,
                                     size_t element_size, size_t chunk_rows, int gzip_level,
@@ -432,26 +435,36 @@ static int write_chunks_in_parallel(kseg_h5_writer *writer, hid_t dataset, const
     if (chunk_bytes > PARALLEL_CHUNK_MAX_BYTES)
         return 1;
     const size_t n_chunks = (rows + chunk_rows - 1) / chunk_rows;
-    const uLong bound = compressBound((uLong)chunk_bytes);
-    size_t batch = PARALLEL_BATCH_BYTES / (size_t)bound;
+    int threads = omp_get_max_threads();
+    if ((size_t)threads > n_chunks)
+        threads = (int)n_chunks; /* a thread without a chunk would only hold scratch */
+    /* One compressor per thread: a compressor holds its own hash tables. */
+    const int n_compressors = threads;
+    struct libdeflate_compressor **compressors = calloc((size_t)n_compressors, sizeof *compressors);
+    int have_compressors = compressors != NULL;
+    for (int t = 0; have_compressors && t < n_compressors; t++)
+        have_compressors = (compressors[t] = libdeflate_alloc_compressor(gzip_level)) != NULL;
+    const size_t bound =
+        have_compressors ? libdeflate_zlib_compress_bound(compressors[0], chunk_bytes) : 1;
+    size_t batch = PARALLEL_BATCH_BYTES / bound;
     if (batch < 1)
         batch = 1;
     if (batch > PARALLEL_CHUNK_BATCH)
         batch = PARALLEL_CHUNK_BATCH;
     if (batch > n_chunks)
         batch = n_chunks;
-    unsigned char *compressed = malloc(batch * (size_t)bound);
-    uLongf *sizes = malloc(batch * sizeof *sizes);
-    int *results = malloc(batch * sizeof *results);
-    int threads = omp_get_max_threads();
     if ((size_t)threads > batch)
-        threads = (int)batch; /* a thread without a chunk would only hold scratch */
+        threads = (int)batch;
+    unsigned char *compressed = have_compressors ? malloc(batch * bound) : NULL;
+    size_t *sizes = malloc(batch * sizeof *sizes);
     unsigned char *scratch = malloc((size_t)threads * 2 * chunk_bytes);
-    if (!compressed || !sizes || !results || !scratch) {
+    if (!have_compressors || !compressed || !sizes || !scratch) {
         free(compressed);
         free(sizes);
-        free(results);
         free(scratch);
+        for (int t = 0; compressors && t < n_compressors; t++)
+            libdeflate_free_compressor(compressors[t]); /* NULL is allowed */
+        free(compressors);
         return 1;
     }
     int status = 0;
@@ -470,31 +483,29 @@ static int write_chunks_in_parallel(kseg_h5_writer *writer, hid_t dataset, const
                 source = padded;
             }
             shuffle_bytes(source, shuffled, chunk_bytes, element_size);
-            sizes[c] = bound;
-            results[c] = compress2(compressed + c * (size_t)bound, &sizes[c], shuffled,
-                                   (uLong)chunk_bytes, gzip_level);
+            /* 0 only when the stream would not fit the bound, which cannot happen. */
+            sizes[c] = libdeflate_zlib_compress(compressors[omp_get_thread_num()], shuffled,
+                                                chunk_bytes, compressed + c * bound, bound);
         }
         for (size_t c = 0; c < count && !status; c++) {
-            if (results[c] == Z_MEM_ERROR) {
-                status = kseg_error_set(error, KSEG_ENOMEM, "%s:%s: out of memory compressing "
-                                        "chunk %zu", writer->final_path, path, first + c);
-                break;
-            }
-            if (results[c] != Z_OK) {
-                status = kseg_error_set(error, KSEG_EIO, "%s:%s: chunk %zu: zlib error %d",
-                                        writer->final_path, path, first + c, results[c]);
+            if (sizes[c] == 0) {
+                status = kseg_error_set(error, KSEG_EINTERNAL,
+                                        "%s:%s: chunk %zu: the compressed chunk exceeded its "
+                                        "bound", writer->final_path, path, first + c);
                 break;
             }
             hsize_t offset[2] = {(hsize_t)((first + c) * chunk_rows), 0};
-            if (H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset, (size_t)sizes[c],
-                               compressed + c * (size_t)bound) < 0)
+            if (H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset, sizes[c],
+                               compressed + c * bound) < 0)
                 status = writer_hdf5_failure(writer, error, "cannot write the data", path);
         }
     }
     free(compressed);
     free(sizes);
-    free(results);
     free(scratch);
+    for (int t = 0; t < n_compressors; t++)
+        libdeflate_free_compressor(compressors[t]);
+    free(compressors);
     return status;
 }
 
@@ -597,8 +608,8 @@ int kseg_h5_write_dataset(kseg_h5_writer *writer, const char *path, kseg_store_t
             H5Sclose(memory);
         goto done;
     }
-    if (data && dims[0] > 0 && h5_dims[1] > 0 && gzip_level > 0 && chunk_rows < dims[0] &&
-        omp_get_max_threads() > 1 && H5Tequal(file_type, memory_type) > 0) {
+    if (data && dims[0] > 0 && h5_dims[1] > 0 && gzip_level > 0 &&
+        H5Tequal(file_type, memory_type) > 0) {
         status = write_chunks_in_parallel(writer, dataset, path, data, dims[0], row_bytes,
                                           H5Tget_size(file_type), chunk_rows, gzip_level, error);
         if (status <= 0)

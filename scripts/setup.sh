@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libopenblas-dev libhdf5-dev hdf5-tools
-          libcriterion-dev libcsv-dev libyaml-dev libjansson-dev zlib1g-dev
+          libcriterion-dev libcsv-dev libyaml-dev libjansson-dev zlib1g-dev libdeflate-dev
           python3 python3-venv python3-pip python3-matplotlib chromium
           clang libomp-dev libclang-rt-dev llvm valgrind util-linux
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev)
