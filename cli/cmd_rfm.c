@@ -101,17 +101,16 @@ static const char *const rfm_usage =
  * about half the time of level 4, for a file about 5% larger. */
 #define RESULT_GZIP_LEVEL 1
 
-/* One block read, on a thread of its own while the previous block is aggregated (background) or
- * at once. Each job has its own reader (a block's buffers belong to its reader), and only the
- * job's thread calls HDF5 while it runs (the library is not thread-safe; the aggregation makes no
- * HDF5 call). */
+/* One block read, on a thread of its own while the previous block is aggregated, or at once.
+ * Each job has its own reader (a block's buffers belong to its reader), and only the job's thread
+ * calls HDF5 while it runs (the library is not thread-safe; the aggregation makes no HDF5
+ * call). */
 typedef struct read_job {
     kseg_transaction_reader *reader;
     size_t offset, count;
     kseg_transactions block;
     kseg_error error;
     int status;
-    int background;
     pthread_t thread;
     int running;
 } read_job;
@@ -125,15 +124,15 @@ static void *read_job_run(void *argument)
     return NULL;
 }
 
-/* Starts reading [offset, offset + count) on a thread; reads it here when the job is not in the
- * background or no thread starts. */
-static void read_job_start(read_job *job, size_t offset, size_t count)
+/* Starts reading [offset, offset + count): on a thread in the background, else (or when no thread
+ * starts) here. */
+static void read_job_start(read_job *job, size_t offset, size_t count, int in_background)
 {
     job->offset = offset;
     job->count = count;
     kseg_error_clear(&job->error);
     job->running = 0;
-    if (!job->background) {
+    if (!in_background) {
         read_job_run(job);
         return;
     }
@@ -876,7 +875,6 @@ int kseg_cmd_rfm(int argc, char **argv)
        with --threads 1 the background reads save about a quarter. */
     jobs[0].reader = reader;
     const int read_ahead = !distributed && 2 * omp_get_max_threads() <= omp_get_num_procs();
-    jobs[0].background = jobs[1].background = read_ahead;
     failed = (read_ahead &&
               kseg_transaction_reader_open(&jobs[1].reader, input_file, input_group, &error)) ||
              kseg_transaction_reader_select(reader, columns, &error) ||
@@ -926,13 +924,15 @@ int kseg_cmd_rfm(int argc, char **argv)
        aggregated; the blocks are still added in file order, so the results are those of reading
        in turn, which is what happens otherwise (one reader, each block read when it is due). */
     if (total_rows > 0 && read_ahead)
-        read_job_start(&jobs[0], 0, total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
+        read_job_start(&jobs[0], 0, total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS,
+                       1);
     for (size_t offset = 0, k = 0; !distributed && offset < total_rows;) {
         read_job *job = &jobs[read_ahead ? k % 2 : 0];
         if (!read_ahead)
             read_job_start(job, offset,
                            total_rows - offset < READ_BLOCK_ROWS ? total_rows - offset
-                                                                 : READ_BLOCK_ROWS);
+                                                                 : READ_BLOCK_ROWS,
+                           0);
         if (read_job_finish(job)) {
             if (show_progress)
                 fputc('\n', stderr);
@@ -943,7 +943,8 @@ int kseg_cmd_rfm(int argc, char **argv)
         if (read_ahead && next < total_rows)
             read_job_start(&jobs[(k + 1) % 2], next,
                            total_rows - next < READ_BLOCK_ROWS ? total_rows - next
-                                                               : READ_BLOCK_ROWS);
+                                                               : READ_BLOCK_ROWS,
+                           1);
         int added = kseg_rfm_aggregator_add(aggregator, &job->block, &error);
         if (added == KSEG_ERESTART) {
             /* The log is not in time order: the aggregator has reset itself, and the file is
@@ -955,7 +956,7 @@ int kseg_cmd_rfm(int argc, char **argv)
             read_twice = 1;
             if (read_ahead)
                 read_job_start(&jobs[0], 0,
-                               total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS);
+                               total_rows < READ_BLOCK_ROWS ? total_rows : READ_BLOCK_ROWS, 1);
             continue;
         }
         if (added) {

@@ -13,4 +13,8 @@
  * buffer is written, so that its pages are faulted in as huge pages. */
 void kseg_advise_huge_pages(void *pointer, size_t bytes);
 
+/* malloc(bytes) with that advice: for buffers that are written in full soon after. NULL when out
+ * of memory; free() releases it. */
+void *kseg_malloc_huge_pages(size_t bytes);
+
 #endif

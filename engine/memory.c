@@ -351,3 +351,10 @@ void kseg_advise_huge_pages(void *pointer, size_t bytes)
     (void)bytes;
 #endif
 }
+
+void *kseg_malloc_huge_pages(size_t bytes)
+{
+    void *pointer = malloc(bytes);
+    kseg_advise_huge_pages(pointer, bytes);
+    return pointer;
+}

@@ -138,20 +138,16 @@ static int score_scratch_alloc_buckets(score_scratch *scratch)
 static int score_scratch_alloc(score_scratch *scratch, size_t n, int threads)
 {
     memset(scratch, 0, sizeof *scratch);
-    scratch->keys = malloc(n * sizeof *scratch->keys);
-    scratch->scratch_keys = malloc(n * sizeof *scratch->scratch_keys);
-    scratch->order = malloc(n * sizeof *scratch->order);
-    scratch->scratch_order = malloc(n * sizeof *scratch->scratch_order);
+    scratch->keys = kseg_malloc_huge_pages(n * sizeof *scratch->keys);
+    scratch->scratch_keys = kseg_malloc_huge_pages(n * sizeof *scratch->scratch_keys);
+    scratch->order = kseg_malloc_huge_pages(n * sizeof *scratch->order);
+    scratch->scratch_order = kseg_malloc_huge_pages(n * sizeof *scratch->scratch_order);
     scratch->histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *scratch->histograms);
     if (!scratch->keys || !scratch->scratch_keys || !scratch->order || !scratch->scratch_order ||
         !scratch->histograms || score_scratch_alloc_buckets(scratch)) {
         score_scratch_free(scratch);
         return -1;
     }
-    kseg_advise_huge_pages(scratch->keys, n * sizeof *scratch->keys);
-    kseg_advise_huge_pages(scratch->scratch_keys, n * sizeof *scratch->scratch_keys);
-    kseg_advise_huge_pages(scratch->order, n * sizeof *scratch->order);
-    kseg_advise_huge_pages(scratch->scratch_order, n * sizeof *scratch->scratch_order);
     return 0;
 }
 
@@ -1029,24 +1025,15 @@ static int score_table(kseg_rfm_table *table, const kseg_rfm_options *options, i
  * allocated). Returns non-zero when any allocation failed. */
 static int allocate_table_columns(kseg_rfm_table *table, size_t n, int32_t bins)
 {
-    table->customer_id = malloc(n * sizeof *table->customer_id);
-    table->recency = malloc(n * sizeof *table->recency);
-    table->frequency = malloc(n * sizeof *table->frequency);
-    table->monetary = malloc(n * sizeof *table->monetary);
-    table->tenure = malloc(n * sizeof *table->tenure);
-    table->rows = malloc(n * sizeof *table->rows);
-    table->scores = malloc(3 * n * sizeof *table->scores);
-    table->segment = malloc(n * sizeof *table->segment);
+    table->customer_id = kseg_malloc_huge_pages(n * sizeof *table->customer_id);
+    table->recency = kseg_malloc_huge_pages(n * sizeof *table->recency);
+    table->frequency = kseg_malloc_huge_pages(n * sizeof *table->frequency);
+    table->monetary = kseg_malloc_huge_pages(n * sizeof *table->monetary);
+    table->tenure = kseg_malloc_huge_pages(n * sizeof *table->tenure);
+    table->rows = kseg_malloc_huge_pages(n * sizeof *table->rows);
+    table->scores = kseg_malloc_huge_pages(3 * n * sizeof *table->scores);
+    table->segment = kseg_malloc_huge_pages(n * sizeof *table->segment);
     table->cuts = malloc(3 * ((size_t)bins + 1) * sizeof *table->cuts);
-    const size_t column_bytes = n * sizeof(double); /* every 8-byte column */
-    kseg_advise_huge_pages(table->customer_id, column_bytes);
-    kseg_advise_huge_pages(table->recency, column_bytes);
-    kseg_advise_huge_pages(table->frequency, column_bytes);
-    kseg_advise_huge_pages(table->monetary, column_bytes);
-    kseg_advise_huge_pages(table->tenure, column_bytes);
-    kseg_advise_huge_pages(table->rows, column_bytes);
-    kseg_advise_huge_pages(table->scores, 3 * n * sizeof *table->scores);
-    kseg_advise_huge_pages(table->segment, n * sizeof *table->segment);
     return !table->customer_id || !table->recency || !table->frequency || !table->monetary ||
            !table->tenure || !table->rows || !table->scores || !table->segment || !table->cuts;
 }
@@ -1173,37 +1160,26 @@ int kseg_rfm_aggregator_finish(kseg_rfm_aggregator *aggregator, kseg_rfm_table *
     /* The dense table is read straight into the result columns; the partitions go through
        per-customer columns that are then put in id order. */
     if (!dense) {
-        included_id = malloc(n * sizeof *included_id);
-        included_first = malloc(n * sizeof *included_first);
-        included_last = malloc(n * sizeof *included_last);
-        included_rows = malloc(n * sizeof *included_rows);
-        included_amount = malloc(n * sizeof *included_amount);
-        included_count = malloc(n * sizeof *included_count);
+        included_id = kseg_malloc_huge_pages(n * sizeof *included_id);
+        included_first = kseg_malloc_huge_pages(n * sizeof *included_first);
+        included_last = kseg_malloc_huge_pages(n * sizeof *included_last);
+        included_rows = kseg_malloc_huge_pages(n * sizeof *included_rows);
+        included_amount = kseg_malloc_huge_pages(n * sizeof *included_amount);
+        included_count = kseg_malloc_huge_pages(n * sizeof *included_count);
         if (!included_id || !included_first || !included_last || !included_rows ||
             !included_amount || !included_count)
             goto out_of_memory;
-        kseg_advise_huge_pages(included_id, n * sizeof *included_id);
-        kseg_advise_huge_pages(included_first, n * sizeof *included_first);
-        kseg_advise_huge_pages(included_last, n * sizeof *included_last);
-        kseg_advise_huge_pages(included_rows, n * sizeof *included_rows);
-        kseg_advise_huge_pages(included_amount, n * sizeof *included_amount);
-        kseg_advise_huge_pages(included_count, n * sizeof *included_count);
     }
-    keys = malloc(n * sizeof *keys);
-    scratch_keys = malloc(n * sizeof *scratch_keys);
-    order = malloc(n * sizeof *order);
-    scratch_order = malloc(n * sizeof *scratch_order);
+    keys = kseg_malloc_huge_pages(n * sizeof *keys);
+    scratch_keys = kseg_malloc_huge_pages(n * sizeof *scratch_keys);
+    order = kseg_malloc_huge_pages(n * sizeof *order);
+    scratch_order = kseg_malloc_huge_pages(n * sizeof *scratch_order);
     histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
-    ascending = malloc(3 * n * sizeof *ascending);
+    ascending = kseg_malloc_huge_pages(3 * n * sizeof *ascending);
     int columns_missing = allocate_table_columns(table, n, bins);
     if (!keys || !scratch_keys || !order || !scratch_order || !histograms || !ascending ||
         columns_missing)
         goto out_of_memory;
-    kseg_advise_huge_pages(keys, n * sizeof *keys);
-    kseg_advise_huge_pages(scratch_keys, n * sizeof *scratch_keys);
-    kseg_advise_huge_pages(order, n * sizeof *order);
-    kseg_advise_huge_pages(scratch_order, n * sizeof *scratch_order);
-    kseg_advise_huge_pages(ascending, 3 * n * sizeof *ascending);
     if (copy_map(&table->map, &aggregator->map))
         goto out_of_memory;
 
@@ -1436,12 +1412,12 @@ int kseg_rfm_table_from_records(const kseg_rfm_aggregator *aggregator,
         return kseg_error_set(error, KSEG_ETOOBIG, "%zu customers exceed the limit of %zu", n,
                               MAX_SCORED);
     int status = 0;
-    uint64_t *keys = malloc(n * sizeof *keys);
-    uint64_t *scratch_keys = malloc(n * sizeof *scratch_keys);
-    uint32_t *order = malloc(n * sizeof *order);
-    uint32_t *scratch_order = malloc(n * sizeof *scratch_order);
+    uint64_t *keys = kseg_malloc_huge_pages(n * sizeof *keys);
+    uint64_t *scratch_keys = kseg_malloc_huge_pages(n * sizeof *scratch_keys);
+    uint32_t *order = kseg_malloc_huge_pages(n * sizeof *order);
+    uint32_t *scratch_order = kseg_malloc_huge_pages(n * sizeof *scratch_order);
     size_t *histograms = malloc((size_t)threads * KSEG_RADIX_BUCKETS * sizeof *histograms);
-    int32_t *ascending = malloc(3 * n * sizeof *ascending);
+    int32_t *ascending = kseg_malloc_huge_pages(3 * n * sizeof *ascending);
     table->bins = bins;
     table->reference_time = options->reference_time;
     int columns_missing = allocate_table_columns(table, n, bins);
